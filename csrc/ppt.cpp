@@ -1,0 +1,44 @@
+// The single op registry of ppt: every schema is defined here once; kernels register their
+// implementations per dispatch key in csrc/<family>/<op>_{cpu,cuda}.cpp.
+#include <Python.h>
+#include <torch/library.h>
+
+TORCH_LIBRARY(ppt, m) {
+  // ---- point ops ---------------------------------------------------------------------------
+  m.def("voxelize(Tensor coord, float voxel_size, Tensor? batch=None) -> (Tensor, Tensor, Tensor)");
+  m.def("farthest_point_sample(Tensor xyz, int num_samples, int start_index=0) -> Tensor");
+  m.def("knn(Tensor query, Tensor points, int k) -> (Tensor, Tensor)");
+  m.def("knn_backward(Tensor grad_dist2, Tensor query, Tensor points, Tensor index) -> (Tensor, Tensor)");
+}
+
+namespace {
+
+PyObject* build_info(PyObject*, PyObject*) {
+#ifdef PPT_WITH_CUDA
+  PyObject* cuda = Py_True;
+#else
+  PyObject* cuda = Py_False;
+#endif
+#ifdef _OPENMP
+  PyObject* openmp = Py_True;
+#else
+  PyObject* openmp = Py_False;
+#endif
+  return Py_BuildValue("{s:s,s:s,s:O,s:s,s:O}", "version", PPT_VERSION, "torch", PPT_TORCH_VERSION,
+                       "cuda", cuda, "cuda_archs", PPT_CUDA_ARCHS, "openmp", openmp);
+}
+
+PyMethodDef module_methods[] = {
+    {"build_info", build_info, METH_NOARGS,
+     "Compile-time facts about this build of ppt._C (version, torch, cuda, cuda_archs, openmp)."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C",
+                          "Compiled kernels of ppt; ops are registered as torch.ops.ppt.*", -1,
+                          module_methods};
+
+}  // namespace
+
+// Importing the module runs the static TORCH_LIBRARY registrations above and in every kernel file.
+PyMODINIT_FUNC PyInit__C(void) { return PyModule_Create(&module_def); }

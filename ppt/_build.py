@@ -1,0 +1,31 @@
+"""What the compiled extension was built with, and which ops it registered."""
+
+from __future__ import annotations
+
+import torch
+
+from ppt import _C
+
+
+def registered_ops() -> list[str]:
+    """Names of the ``torch.ops.ppt`` operators, sorted."""
+    prefix = "ppt::"
+    return sorted(
+        name[len(prefix) :] for name in torch._C._dispatch_get_all_op_names() if name.startswith(prefix)
+    )
+
+
+def build_info() -> dict:
+    """Describe this build of ``ppt._C``.
+
+    Returns a dict with ``version``, ``torch`` (the torch version it was compiled against),
+    ``torch_runtime`` (the torch imported now), ``cuda`` (whether CUDA kernels were built),
+    ``cuda_archs`` (list such as ``["80-real", "90-real"]``), ``cuda_available`` (whether a GPU is
+    usable now), ``openmp`` and ``ops`` (the registered operator names).
+    """
+    info = dict(_C.build_info())
+    info["cuda_archs"] = [arch for arch in info["cuda_archs"].split(",") if arch]
+    info["torch_runtime"] = torch.__version__
+    info["cuda_available"] = bool(info["cuda"] and torch.cuda.is_available())
+    info["ops"] = registered_ops()
+    return info
