@@ -7,6 +7,9 @@
 #include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <limits>
+#include <utility>
 #include <vector>
 
 #include "point/point_checks.h"
@@ -16,21 +19,50 @@ namespace ppt {
 namespace {
 
 constexpr int64_t kBlock = 512;
+constexpr int64_t kGroup = 32;  // bits of the hit mask
 
-// best_dist/best_index hold `count` entries sorted by (distance, index). Candidates arrive in
-// increasing index order, so an equal distance never displaces an earlier entry.
+// Bounded top-k by (distance, index). Candidates that beat the current k-th best are buffered and
+// merged in batches (sort the buffer, merge two sorted lists), which costs far less than an
+// insertion per candidate when many arrive early in the scan.
 template <typename acc_t>
-void offer(acc_t d, int64_t j, int64_t k, int64_t& count, acc_t* best_dist, int64_t* best_index) {
-  if (count == k && !(d < best_dist[k - 1])) return;
-  int64_t p = count < k ? count++ : k - 1;
-  while (p > 0 && best_dist[p - 1] > d) {
-    best_dist[p] = best_dist[p - 1];
-    best_index[p] = best_index[p - 1];
-    --p;
+class TopK {
+ public:
+  using Entry = std::pair<acc_t, int64_t>;  // lexicographic order = (distance, index)
+
+  explicit TopK(int64_t k) : k_(k), capacity_(std::max<int64_t>(k, 16)) {
+    best_.reserve(k);
+    merged_.reserve(k);
+    pending_.reserve(capacity_);
   }
-  best_dist[p] = d;
-  best_index[p] = j;
-}
+  void reset() {
+    best_.clear();
+    pending_.clear();
+    worst_ = std::numeric_limits<acc_t>::infinity();
+  }
+  acc_t worst() const { return worst_; }
+  void push(acc_t d, int64_t j) {
+    if (!(d < worst_)) return;  // an equal distance has a higher index than the k-th entry
+    pending_.emplace_back(d, j);
+    if (static_cast<int64_t>(pending_.size()) == capacity_) flush();
+  }
+  void flush() {
+    std::sort(pending_.begin(), pending_.end());
+    merged_.clear();
+    auto a = best_.begin(), b = pending_.begin();
+    while (static_cast<int64_t>(merged_.size()) < k_ && (a != best_.end() || b != pending_.end())) {
+      merged_.push_back((b == pending_.end() || (a != best_.end() && *a < *b)) ? *a++ : *b++);
+    }
+    best_.swap(merged_);
+    pending_.clear();
+    if (static_cast<int64_t>(best_.size()) == k_) worst_ = best_.back().first;
+  }
+  const std::vector<Entry>& sorted() const { return best_; }  // valid after flush()
+
+ private:
+  int64_t k_, capacity_;
+  acc_t worst_ = std::numeric_limits<acc_t>::infinity();
+  std::vector<Entry> best_, merged_, pending_;
+};
 
 template <typename scalar_t>
 void knn_kernel(const scalar_t* query, const scalar_t* points, int64_t batches, int64_t m,
@@ -47,7 +79,8 @@ void knn_kernel(const scalar_t* query, const scalar_t* points, int64_t batches, 
     }
   });
   at::parallel_for(0, batches * m, 16, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> block(kBlock), best_dist(k);
+    std::vector<acc_t> block(kBlock);
+    TopK<acc_t> top(k);
     for (int64_t row = begin; row < end; ++row) {
       const int64_t b = row / m;
       const acc_t* px = soa.data() + b * 3 * n;
@@ -56,18 +89,32 @@ void knn_kernel(const scalar_t* query, const scalar_t* points, int64_t batches, 
       const acc_t qx = static_cast<acc_t>(query[row * 3]);
       const acc_t qy = static_cast<acc_t>(query[row * 3 + 1]);
       const acc_t qz = static_cast<acc_t>(query[row * 3 + 2]);
-      int64_t* best_index = index_out + row * k;
-      int64_t count = 0;
+      top.reset();
       for (int64_t start = 0; start < n; start += kBlock) {
         const int64_t len = std::min(kBlock, n - start);
         for (int64_t j = 0; j < len; ++j) {
           block[j] = squared_distance3(px[start + j], py[start + j], pz[start + j], qx, qy, qz);
         }
-        for (int64_t j = 0; j < len; ++j) {
-          offer(block[j], start + j, k, count, best_dist.data(), best_index);
+        // Compare a group of kGroup distances against the k-th best at once (vectorizable) into a
+        // bit mask; only the hits, few once the list has filled, reach the top-k.
+        for (int64_t g = 0; g < len; g += kGroup) {
+          const int64_t glen = std::min(kGroup, len - g);
+          const acc_t worst = top.worst();
+          uint32_t hits = 0;
+          for (int64_t j = 0; j < glen; ++j) hits |= static_cast<uint32_t>(block[g + j] < worst) << j;
+          while (hits != 0) {
+            const int64_t j = g + __builtin_ctz(hits);
+            hits &= hits - 1;
+            top.push(block[j], start + j);
+          }
         }
       }
-      for (int64_t i = 0; i < k; ++i) dist_out[row * k + i] = static_cast<scalar_t>(best_dist[i]);
+      top.flush();
+      const auto& best = top.sorted();
+      for (int64_t i = 0; i < k; ++i) {
+        dist_out[row * k + i] = static_cast<scalar_t>(best[i].first);
+        index_out[row * k + i] = best[i].second;
+      }
     }
   });
 }

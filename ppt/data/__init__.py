@@ -1,0 +1,1 @@
+"""Datasets, synthetic scene generators and transforms."""
