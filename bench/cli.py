@@ -20,8 +20,8 @@ QUICK_RESULTS_DIR = Path(__file__).resolve().parent.parent / "build" / "bench-re
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("suites", nargs="*", choices=[[], *SUITES], default=[],
-                        help=f"suites to run (default: all of {', '.join(SUITES)})")
+    parser.add_argument("suites", nargs="*", metavar="suite",
+                        help=f"suites to run, any of {', '.join(SUITES)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (a smoke run)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--out", type=Path, default=None,
@@ -35,6 +35,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     out_dir = args.out or (QUICK_RESULTS_DIR if args.quick else RESULTS_DIR)
+    unknown = sorted(set(args.suites) - set(SUITES))
+    if unknown:
+        raise SystemExit(f"unknown benchmark suite(s) {', '.join(unknown)}; choose from {', '.join(SUITES)}")
     missed = 0
     for name in args.suites or list(SUITES):
         suite = importlib.import_module(SUITES[name])

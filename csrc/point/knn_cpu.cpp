@@ -1,5 +1,6 @@
-// CPU brute-force kNN: distances to a block of points are computed in a vectorizable loop over a
-// structure-of-arrays copy, then merged into a bounded sorted list of the k best.
+// CPU brute-force kNN over a structure-of-arrays copy of the points. Distances are computed
+// kLanes at a time with GCC/Clang vector extensions (portable SIMD) and compared against the
+// current k-th best; only lanes that beat it reach the bounded sorted list.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -7,9 +8,8 @@
 #include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
-#include <algorithm>
+#include <cstring>
 #include <limits>
-#include <utility>
 #include <vector>
 
 #include "point/point_checks.h"
@@ -18,51 +18,52 @@
 namespace ppt {
 namespace {
 
-constexpr int64_t kBlock = 512;
-constexpr int64_t kGroup = 32;  // bits of the hit mask
-
-// Bounded top-k by (distance, index). Candidates that beat the current k-th best are buffered and
-// merged in batches (sort the buffer, merge two sorted lists), which costs far less than an
-// insertion per candidate when many arrive early in the scan.
+// `count` entries sorted by (distance, index). Candidates arrive in increasing index order, so an
+// equal distance never displaces an earlier entry.
 template <typename acc_t>
-class TopK {
- public:
-  using Entry = std::pair<acc_t, int64_t>;  // lexicographic order = (distance, index)
+struct SortedTopK {
+  int64_t k;
+  int64_t count = 0;
+  acc_t* dist;
+  int64_t* index;
 
-  explicit TopK(int64_t k) : k_(k), capacity_(std::max<int64_t>(k, 16)) {
-    best_.reserve(k);
-    merged_.reserve(k);
-    pending_.reserve(capacity_);
-  }
-  void reset() {
-    best_.clear();
-    pending_.clear();
-    worst_ = std::numeric_limits<acc_t>::infinity();
-  }
-  acc_t worst() const { return worst_; }
-  void push(acc_t d, int64_t j) {
-    if (!(d < worst_)) return;  // an equal distance has a higher index than the k-th entry
-    pending_.emplace_back(d, j);
-    if (static_cast<int64_t>(pending_.size()) == capacity_) flush();
-  }
-  void flush() {
-    std::sort(pending_.begin(), pending_.end());
-    merged_.clear();
-    auto a = best_.begin(), b = pending_.begin();
-    while (static_cast<int64_t>(merged_.size()) < k_ && (a != best_.end() || b != pending_.end())) {
-      merged_.push_back((b == pending_.end() || (a != best_.end() && *a < *b)) ? *a++ : *b++);
+  acc_t worst() const { return count == k ? dist[k - 1] : std::numeric_limits<acc_t>::infinity(); }
+
+  void offer(acc_t d, int64_t j) {
+    if (!(d < worst())) return;
+    int64_t p = count < k ? count++ : k - 1;
+    while (p > 0 && dist[p - 1] > d) {
+      dist[p] = dist[p - 1];
+      index[p] = index[p - 1];
+      --p;
     }
-    best_.swap(merged_);
-    pending_.clear();
-    if (static_cast<int64_t>(best_.size()) == k_) worst_ = best_.back().first;
+    dist[p] = d;
+    index[p] = j;
   }
-  const std::vector<Entry>& sorted() const { return best_; }  // valid after flush()
-
- private:
-  int64_t k_, capacity_;
-  acc_t worst_ = std::numeric_limits<acc_t>::infinity();
-  std::vector<Entry> best_, merged_, pending_;
 };
+
+template <typename acc_t>
+void scan_points(const acc_t* px, const acc_t* py, const acc_t* pz, int64_t n, acc_t qx, acc_t qy,
+                 acc_t qz, SortedTopK<acc_t>& top) {
+  constexpr int kLanes = 32 / sizeof(acc_t);
+  typedef acc_t Vec __attribute__((vector_size(32)));
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    Vec x, y, z;
+    std::memcpy(&x, px + j, sizeof(Vec));
+    std::memcpy(&y, py + j, sizeof(Vec));
+    std::memcpy(&z, pz + j, sizeof(Vec));
+    // Same unfused evaluation order as squared_distance3 (the build disables contraction).
+    const Vec dx = x - qx, dy = y - qy, dz = z - qz;
+    const Vec d = (dx * dx + dy * dy) + dz * dz;
+    const auto below = d < top.worst();
+    uint64_t words[4];
+    std::memcpy(words, &below, sizeof(words));
+    if ((words[0] | words[1] | words[2] | words[3]) == 0) continue;
+    for (int lane = 0; lane < kLanes; ++lane) top.offer(d[lane], j + lane);
+  }
+  for (; j < n; ++j) top.offer(squared_distance3(px[j], py[j], pz[j], qx, qy, qz), j);
+}
 
 template <typename scalar_t>
 void knn_kernel(const scalar_t* query, const scalar_t* points, int64_t batches, int64_t m,
@@ -79,46 +80,16 @@ void knn_kernel(const scalar_t* query, const scalar_t* points, int64_t batches, 
     }
   });
   at::parallel_for(0, batches * m, 16, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> block(kBlock);
-    TopK<acc_t> top(k);
+    std::vector<acc_t> best_dist(k);
     for (int64_t row = begin; row < end; ++row) {
-      const int64_t b = row / m;
-      const acc_t* px = soa.data() + b * 3 * n;
-      const acc_t* py = px + n;
-      const acc_t* pz = py + n;
-      const acc_t qx = static_cast<acc_t>(query[row * 3]);
-      const acc_t qy = static_cast<acc_t>(query[row * 3 + 1]);
-      const acc_t qz = static_cast<acc_t>(query[row * 3 + 2]);
-      top.reset();
-      for (int64_t start = 0; start < n; start += kBlock) {
-        const int64_t len = std::min(kBlock, n - start);
-        for (int64_t j = 0; j < len; ++j) {
-          block[j] = squared_distance3(px[start + j], py[start + j], pz[start + j], qx, qy, qz);
-        }
-        // Compare a group of kGroup distances against the k-th best at once (vectorizable) into a
-        // bit mask; only the hits, few once the list has filled, reach the top-k.
-        for (int64_t g = 0; g < len; g += kGroup) {
-          const int64_t glen = std::min(kGroup, len - g);
-          const acc_t worst = top.worst();
-          uint32_t hits = 0;
-          for (int64_t j = 0; j < glen; ++j) hits |= static_cast<uint32_t>(block[g + j] < worst) << j;
-          while (hits != 0) {
-            const int64_t j = g + __builtin_ctz(hits);
-            hits &= hits - 1;
-            top.push(block[j], start + j);
-          }
-        }
-      }
-      top.flush();
-      const auto& best = top.sorted();
-      for (int64_t i = 0; i < k; ++i) {
-        dist_out[row * k + i] = static_cast<scalar_t>(best[i].first);
-        index_out[row * k + i] = best[i].second;
-      }
+      const acc_t* px = soa.data() + (row / m) * 3 * n;
+      SortedTopK<acc_t> top{k, 0, best_dist.data(), index_out + row * k};
+      scan_points(px, px + n, px + 2 * n, n, static_cast<acc_t>(query[row * 3]),
+                  static_cast<acc_t>(query[row * 3 + 1]), static_cast<acc_t>(query[row * 3 + 2]), top);
+      for (int64_t i = 0; i < k; ++i) dist_out[row * k + i] = static_cast<scalar_t>(best_dist[i]);
     }
   });
 }
-
 std::tuple<at::Tensor, at::Tensor> knn_cpu(const at::Tensor& query_in, const at::Tensor& points_in,
                                            int64_t k) {
   check_knn_args(query_in, points_in, k);

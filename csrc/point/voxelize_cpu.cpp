@@ -107,18 +107,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> voxelize_cpu(const at::Tensor& co
       upper[3 * b + a] = std::max(upper[3 * b + a], grid[3 * i + a]);
     }
   }
-  int64_t extent[3] = {1, 1, 1};
-  for (int64_t b = 0; b < num_batches; ++b) {
-    if (upper[3 * b] < lower[3 * b]) continue;  // scene without points
-    for (int a = 0; a < 3; ++a) {
-      // Unsigned difference: the span of two int64 grid indices can exceed INT64_MAX.
-      const uint64_t span = static_cast<uint64_t>(upper[3 * b + a]) - static_cast<uint64_t>(lower[3 * b + a]);
-      extent[a] = std::max<int64_t>(extent[a], span >= static_cast<uint64_t>(kMaxGridExtent)
-                                                   ? kMaxGridExtent + 1
-                                                   : static_cast<int64_t>(span) + 1);
-    }
-  }
-  const VoxelizePlan plan = plan_voxelize(num_batches, extent[0], extent[1], extent[2], voxel_size);
+  const VoxelizePlan plan = plan_voxelize(num_batches, lower.data(), upper.data(), voxel_size);
 
   // Insert every point's key; remember its slot so the inverse needs no second probe.
   int64_t capacity = 16;

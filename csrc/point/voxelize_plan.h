@@ -21,8 +21,10 @@ struct VoxelizePlan {
   int key_bits;  // keys lie in [0, 2^key_bits): lets radix sorts skip the high bits
 };
 
-// extent_*: largest per-scene grid extent along each axis (max - min + 1 over all scenes).
-VoxelizePlan plan_voxelize(int64_t num_batches, int64_t extent_x, int64_t extent_y,
-                           int64_t extent_z, double voxel_size);
+// lower/upper: per-scene minimum and maximum grid index, (num_batches, 3) row-major on the host;
+// scenes without points have lower > upper. Checks that local coordinates fit int32 and that the
+// packed keys fit 63 bits.
+VoxelizePlan plan_voxelize(int64_t num_batches, const int64_t* lower, const int64_t* upper,
+                           double voxel_size);
 
 }  // namespace ppt

@@ -87,7 +87,7 @@ def test_voxelize_grid_is_world_aligned():
         (dict(coord=torch.zeros(2, 3), voxel_size=0.1, batch=torch.tensor([0, -1])), "batch ids must be >= 0"),
         (dict(coord=torch.tensor([[0.0, float("nan"), 0.0]]), voxel_size=0.1), r"coord\[0\] .* is not finite"),
         (dict(coord=torch.tensor([[0.0, 0.0, 0.0], [0.0, float("inf"), 0.0]]), voxel_size=0.1), r"coord\[1\]"),
-        (dict(coord=torch.tensor([[0.0, 0.0, 0.0], [3e9, 0.0, 0.0]]), voxel_size=1.0), "int32 voxel_coords"),
+        (dict(coord=torch.tensor([[0.0, 0.0, 0.0], [3e9, 0.0, 0.0]]), voxel_size=1.0), "more than the int32 voxel_coords can hold"),
         (dict(coord=torch.tensor([[0.0, 0.0, 0.0], [2e9, 2e9, 2e9]]), voxel_size=1.0), "63-bit voxel key packing"),
     ],
 )

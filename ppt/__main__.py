@@ -1,0 +1,3 @@
+from ppt.cli import main
+
+main()
