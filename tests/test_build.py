@@ -70,7 +70,7 @@ def test_bench_harness_refuses_wrong_results():
     def strict(got, expected):
         torch.testing.assert_close(got, expected)
 
-    with pytest.raises(AssertionError, match="not equal"):
+    with pytest.raises(AssertionError, match="not close"):
         compare(suite="unit", case="wrong", device=torch.device("cpu"), params={},
                 candidate=lambda: torch.zeros(3), baseline=lambda: torch.ones(3), baseline_name="ones",
                 check=strict)
