@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="benchmark ppt kernels against their alternatives")
     bench_cli = _bench_cli()
     if bench_cli is None:
+        bench.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
         bench.set_defaults(handler=_bench_unavailable)
     else:
         bench_cli.add_arguments(bench)
