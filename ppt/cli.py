@@ -66,7 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="benchmark ppt kernels against their alternatives")
     bench_cli = _bench_cli()
     if bench_cli is None:
-        bench.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
         bench.set_defaults(handler=_bench_unavailable)
     else:
         bench_cli.add_arguments(bench)
@@ -75,5 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.handler is not _bench_unavailable:  # that one explains itself instead
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     raise SystemExit(args.handler(args))
