@@ -18,8 +18,7 @@
 namespace ppt {
 namespace {
 
-// `count` entries sorted by (distance, index). Candidates arrive in increasing index order, so an
-// equal distance never displaces an earlier entry.
+// The k best so far; an equal distance never displaces an earlier (lower) index.
 template <typename acc_t>
 struct SortedTopK {
   int64_t k;
@@ -30,15 +29,7 @@ struct SortedTopK {
   acc_t worst() const { return count == k ? dist[k - 1] : std::numeric_limits<acc_t>::infinity(); }
 
   void offer(acc_t d, int64_t j) {
-    if (!(d < worst())) return;
-    int64_t p = count < k ? count++ : k - 1;
-    while (p > 0 && dist[p - 1] > d) {
-      dist[p] = dist[p - 1];
-      index[p] = index[p - 1];
-      --p;
-    }
-    dist[p] = d;
-    index[p] = j;
+    if (d < worst()) count = insert_sorted(dist, index, count, k, d, j);
   }
 };
 

@@ -39,14 +39,7 @@ __global__ void __launch_bounds__(kThreads) knn_kernel(const T* query, const T* 
     for (int t = 0; t < len; ++t) {
       const A d = squared_distance3(tile[0][t], tile[1][t], tile[2][t], qx, qy, qz);
       if (!(d < worst)) continue;  // equal distances keep the earlier (lower) index
-      int64_t p = count < k ? count++ : k - 1;
-      while (p > 0 && dist[p - 1] > d) {
-        dist[p] = dist[p - 1];
-        index[p] = index[p - 1];
-        --p;
-      }
-      dist[p] = d;
-      index[p] = start + t;
+      count = insert_sorted(dist, index, count, k, d, start + t);
       if (count == k) worst = dist[k - 1];
     }
   }

@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ppt.ops import _reference as ref
 from ppt.ops import farthest_point_sample, knn, voxelize
@@ -55,6 +57,43 @@ def test_voxelize_matches_reference(case, dtype, device):
     for got, want in zip((voxels, inverse, counts), expected):
         assert got.device == coord.device
         torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(0, 400),
+    scenes=st.integers(1, 4),
+    voxel_size=st.floats(1e-2, 5.0),
+    scale=st.floats(1e-2, 1e2),
+    offset=st.floats(-1e4, 1e4),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_voxelize_random_clouds(n, scenes, voxel_size, scale, offset, seed):
+    generator = torch.Generator().manual_seed(seed)
+    coord = torch.randn(n, 3, generator=generator, dtype=torch.float64) * scale + offset
+    coord = coord.float()
+    batch = torch.randint(0, scenes, (n,), generator=generator)
+    for got, want in zip(voxelize(coord, voxel_size, batch), ref.voxelize(coord, voxel_size, batch)):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batches=st.integers(1, 3),
+    m=st.integers(1, 40),
+    n=st.integers(1, 300),
+    k_fraction=st.floats(0, 1),
+    grid=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_knn_random_clouds(batches, m, n, k_fraction, grid, seed):
+    generator = torch.Generator().manual_seed(seed)
+    points = torch.randn(batches, n, 3, generator=generator)
+    query = torch.randn(batches, m, 3, generator=generator)
+    if grid:  # integer lattice coordinates: many exactly tied distances
+        points, query = (points * 2).round(), (query * 2).round()
+    k = round(k_fraction * n)
+    _assert_knn_close(knn(query, points, k), ref.knn(query, points, k), torch.float32)
 
 
 def test_voxelize_hand_checked():
@@ -261,7 +300,8 @@ def test_opcheck_point_ops(device):
     torch.library.opcheck(torch.ops.ppt.knn_backward.default, (grad, query.detach(), xyz, index))
 
 
-def test_torch_compile_point_pipeline(device):
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_torch_compile_point_pipeline(device, backend):
     """Point-MAE grouping (FPS centres + kNN patches) and voxelization under torch.compile."""
 
     def group(xyz, batch_coord, batch):
@@ -274,7 +314,8 @@ def test_torch_compile_point_pipeline(device):
     xyz = _cloud(3, 256, torch.float32, device).requires_grad_()
     coord = _cloud(1, 500, torch.float32, device)[0]
     batch = torch.randint(0, 3, (500,), device=device)
-    compiled = torch.compile(group, fullgraph=True, backend="aot_eager")
+    torch._dynamo.reset()
+    compiled = torch.compile(group, fullgraph=True, backend=backend)
     got, expected = compiled(xyz, coord, batch), group(xyz, coord, batch)
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b)

@@ -29,11 +29,20 @@ PPT_HOST_DEVICE T squared_distance3(T ax, T ay, T az, T bx, T by, T bz) {
   return exact_add(exact_add(exact_mul(dx, dx), exact_mul(dy, dy)), exact_mul(dz, dz));
 }
 
-// Strict "a comes before b" for (distance, index) pairs: smaller distance first, ties to the
-// lower index. Used by kNN selection and, with the order flipped, by FPS's argmax.
+// Bounded k-best list: `count` entries sorted by (distance, index). Adds (d, j), which must beat
+// the k-th entry when the list is full, and returns the new count. Candidates arrive in
+// increasing index order, so (d, j) goes after every entry of equal distance.
 template <typename T>
-PPT_HOST_DEVICE bool distance_index_less(T da, int64_t ia, T db, int64_t ib) {
-  return da < db || (da == db && ia < ib);
+PPT_HOST_DEVICE int64_t insert_sorted(T* dist, int64_t* index, int64_t count, int64_t k, T d, int64_t j) {
+  int64_t p = count < k ? count++ : k - 1;
+  while (p > 0 && dist[p - 1] > d) {
+    dist[p] = dist[p - 1];
+    index[p] = index[p - 1];
+    --p;
+  }
+  dist[p] = d;
+  index[p] = j;
+  return count;
 }
 
 }  // namespace ppt
