@@ -21,8 +21,8 @@ void voxelize_grid(FloatKind kind, const void* coord, int64_t n, double voxel_si
 // Per-scene min/max of grid (lower preset to INT64_MAX, upper to INT64_MIN). batch may be null.
 void voxelize_bounds(const int64_t* grid, const int64_t* batch, int64_t n, int64_t* lower,
                      int64_t* upper, cudaStream_t stream);
-// Bytes of CUB temporary storage voxelize_unique needs for n points.
-size_t voxelize_temp_bytes(int64_t n);
+// Bytes of CUB temporary storage voxelize_unique needs for n points and keys of key_bits bits.
+size_t voxelize_temp_bytes(int64_t n, int key_bits);
 // Packs keys, radix-sorts (key, point) pairs on the low key_bits bits and segments equal keys:
 // inverse[i] = rank of point i's voxel, unique_keys[r] / counts[r] (counts zeroed by the caller)
 // for the r-th voxel in sorted order, *num_unique = M. Scratch: keys_a/keys_b/order_a/order_b/

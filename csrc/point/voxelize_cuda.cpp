@@ -56,7 +56,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> voxelize_cuda(const at::Tensor& c
   const VoxelizePlan plan = plan_voxelize(num_batches, lower_host.const_data_ptr<int64_t>(),
                                           upper_host.const_data_ptr<int64_t>(), voxel_size);
 
-  const size_t temp_bytes = cuda::voxelize_temp_bytes(n);
+  const size_t temp_bytes = cuda::voxelize_temp_bytes(n, plan.key_bits);
   at::Tensor temp = at::empty({static_cast<int64_t>(temp_bytes)}, coord.options().dtype(at::kByte));
   at::Tensor keys = at::empty({2, n}, long_opts);
   at::Tensor order = at::empty({2, n}, long_opts);

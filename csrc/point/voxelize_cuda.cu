@@ -90,11 +90,11 @@ void voxelize_bounds(const int64_t* grid, const int64_t* batch, int64_t n, int64
   bounds_kernel<<<grid_size(n, kThreads), kThreads, 0, stream>>>(grid, batch, n, lower, upper);
 }
 
-size_t voxelize_temp_bytes(int64_t n) {
+size_t voxelize_temp_bytes(int64_t n, int key_bits) {
   size_t sort_bytes = 0, scan_bytes = 0;
   cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, static_cast<const uint64_t*>(nullptr),
                                   static_cast<uint64_t*>(nullptr), static_cast<const int64_t*>(nullptr),
-                                  static_cast<int64_t*>(nullptr), n);
+                                  static_cast<int64_t*>(nullptr), n, 0, key_bits);
   cub::DeviceScan::InclusiveSum(nullptr, scan_bytes, static_cast<const int64_t*>(nullptr),
                                 static_cast<int64_t*>(nullptr), n);
   return std::max(sort_bytes, scan_bytes);
