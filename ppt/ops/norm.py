@@ -142,6 +142,9 @@ def segment_batch_norm(
     for name, table in (("running_mean", running_mean), ("running_var", running_var),
                         ("weight", weight), ("bias", bias)):
         _check_table(name, table, num_segments, channels)
+    if momentum is None:
+        raise ValueError("segment_batch_norm: momentum must be a float; momentum=None (cumulative averaging) "
+                         "is not supported")
     if (running_mean is None) != (running_var is None):
         raise ValueError("segment_batch_norm: running_mean and running_var must both be given or both be None")
     acc = _acc_dtype(x.dtype)

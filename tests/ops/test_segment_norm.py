@@ -256,6 +256,7 @@ def _bad(device, **overrides):
         (dict(weight=torch.ones(4)), ValueError, r"weight must have shape \(num_segments, C\)"),
         (dict(bias=torch.zeros(2, 4, dtype=torch.long)), TypeError, "bias must be a floating-point tensor"),
         (dict(running_var=None), ValueError, "running_mean and running_var must both be given"),
+        (dict(momentum=None), ValueError, "momentum must be a float; momentum=None"),
         (dict(segment=torch.tensor([0, 0, 0, 0, 0, 1])), ValueError, "Expected more than 1 value per channel when training"),
     ],
 )
