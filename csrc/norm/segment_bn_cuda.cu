@@ -26,7 +26,7 @@ constexpr int kRowsPerWarp = 256;     // rows one warp accumulates before the bl
 constexpr int kFinalizeRows = 32;     // warps splitting the chunks in the finalize kernels
 constexpr size_t kSharedBudget = 48 * 1024;
 constexpr int64_t kMaxPartialSlots = 16384;  // bound on num_chunks * num_segments (workspace size)
-constexpr int kElementThreads = 256;
+constexpr int kRowsPerElementBlock = 8;  // warps (rows in flight) per block of the element-wise kernels
 constexpr int64_t kMaxElementBlocks = int64_t(1) << 20;
 
 template <typename T>
@@ -150,10 +150,11 @@ struct ReduceWorkspace {
 };
 
 template <typename scalar_t, typename acc_t>
-__global__ void stats_chunk_kernel(const scalar_t* __restrict__ x, const int64_t* __restrict__ segment,
-                                   int64_t n, int64_t channels, int64_t num_segments, int64_t rows_per_warp,
-                                   int* __restrict__ partial_count, acc_t* __restrict__ partial_mean,
-                                   acc_t* __restrict__ partial_m2) {
+__global__ void __launch_bounds__(kLanes * kMaxWarps)
+stats_chunk_kernel(const scalar_t* __restrict__ x, const int64_t* __restrict__ segment,
+                   int64_t n, int64_t channels, int64_t num_segments, int64_t rows_per_warp,
+                   int* __restrict__ partial_count, acc_t* __restrict__ partial_mean,
+                   acc_t* __restrict__ partial_m2) {
   extern __shared__ __align__(16) unsigned char shared_raw[];
   const int lane = threadIdx.x, warp = threadIdx.y, warps = blockDim.y;
   const int64_t slots = static_cast<int64_t>(warps) * num_segments * kLanes;
@@ -171,21 +172,51 @@ __global__ void stats_chunk_kernel(const scalar_t* __restrict__ x, const int64_t
   const int64_t chunk = blockIdx.x;
   const int64_t r0 = (chunk * warps + warp) * rows_per_warp;
   const int64_t r1 = min(n, r0 + rows_per_warp);
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t k = slot(warp, segment[r]);
-    ++count[k];
-    if (active) mean[k] += to_acc(x[r * channels + c]);
+  // Rows of one segment usually come in long runs (scenes are concatenated), so each pass sums a
+  // run in registers and touches shared memory only when the segment changes. The segment id is
+  // the same for the whole warp, so the flush branch never diverges.
+  {
+    int64_t run_segment = -1;
+    int run_count = 0;
+    acc_t run_sum = 0;
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t s = segment[r];
+      if (s != run_segment) {
+        if (run_count > 0) {
+          count[slot(warp, run_segment)] += run_count;
+          mean[slot(warp, run_segment)] += run_sum;
+        }
+        run_segment = s;
+        run_count = 0;
+        run_sum = 0;
+      }
+      ++run_count;
+      if (active) run_sum += to_acc(x[r * channels + c]);
+    }
+    if (run_count > 0) {
+      count[slot(warp, run_segment)] += run_count;
+      mean[slot(warp, run_segment)] += run_sum;
+    }
   }
   for (int64_t s = 0; s < num_segments; ++s) {
     const int64_t k = slot(warp, s);
     if (count[k] > 0) mean[k] /= static_cast<acc_t>(count[k]);
   }
   if (active) {
+    int64_t run_segment = -1;
+    acc_t run_mean = 0, run_m2 = 0;
     for (int64_t r = r0; r < r1; ++r) {
-      const int64_t k = slot(warp, segment[r]);
-      const acc_t d = to_acc(x[r * channels + c]) - mean[k];
-      m2[k] += d * d;
+      const int64_t s = segment[r];
+      if (s != run_segment) {
+        if (run_segment >= 0) m2[slot(warp, run_segment)] += run_m2;
+        run_segment = s;
+        run_mean = mean[slot(warp, s)];
+        run_m2 = 0;
+      }
+      const acc_t d = to_acc(x[r * channels + c]) - run_mean;
+      run_m2 += d * d;
     }
+    if (run_segment >= 0) m2[slot(warp, run_segment)] += run_m2;
   }
   __syncthreads();
   if (warp != 0) return;
@@ -207,10 +238,11 @@ __global__ void stats_chunk_kernel(const scalar_t* __restrict__ x, const int64_t
 }
 
 template <typename acc_t>
-__global__ void stats_finalize_kernel(const int* __restrict__ partial_count, const acc_t* __restrict__ partial_mean,
-                                      const acc_t* __restrict__ partial_m2, int64_t num_chunks, int64_t channels,
-                                      int64_t num_segments, int64_t* __restrict__ count, acc_t* __restrict__ mean,
-                                      acc_t* __restrict__ m2) {
+__global__ void __launch_bounds__(kLanes * kFinalizeRows)
+stats_finalize_kernel(const int* __restrict__ partial_count, const acc_t* __restrict__ partial_mean,
+                      const acc_t* __restrict__ partial_m2, int64_t num_chunks, int64_t channels,
+                      int64_t num_segments, int64_t* __restrict__ count, acc_t* __restrict__ mean,
+                      acc_t* __restrict__ m2) {
   __shared__ acc_t shared_count[kFinalizeRows][kLanes];
   __shared__ acc_t shared_mean[kFinalizeRows][kLanes];
   __shared__ acc_t shared_m2[kFinalizeRows][kLanes];
@@ -247,10 +279,11 @@ __global__ void stats_finalize_kernel(const int* __restrict__ partial_count, con
 }
 
 template <typename scalar_t, typename acc_t>
-__global__ void reduce_chunk_kernel(const scalar_t* __restrict__ grad_out, const scalar_t* __restrict__ x,
-                                    const int64_t* __restrict__ segment, int64_t n, int64_t channels,
-                                    int64_t num_segments, int64_t rows_per_warp, const acc_t* __restrict__ mean,
-                                    acc_t* __restrict__ partial_dy, acc_t* __restrict__ partial_dy_xmu) {
+__global__ void __launch_bounds__(kLanes * kMaxWarps)
+reduce_chunk_kernel(const scalar_t* __restrict__ grad_out, const scalar_t* __restrict__ x,
+                    const int64_t* __restrict__ segment, int64_t n, int64_t channels,
+                    int64_t num_segments, int64_t rows_per_warp, const acc_t* __restrict__ mean,
+                    acc_t* __restrict__ partial_dy, acc_t* __restrict__ partial_dy_xmu) {
   extern __shared__ __align__(16) unsigned char shared_raw[];
   const int lane = threadIdx.x, warp = threadIdx.y, warps = blockDim.y;
   const int64_t slots = static_cast<int64_t>(warps) * num_segments * kLanes;
@@ -266,13 +299,28 @@ __global__ void reduce_chunk_kernel(const scalar_t* __restrict__ grad_out, const
   const int64_t chunk = blockIdx.x;
   const int64_t r0 = (chunk * warps + warp) * rows_per_warp;
   const int64_t r1 = min(n, r0 + rows_per_warp);
-  if (active) {
+  if (active) {  // run-length register accumulation, as in stats_chunk_kernel
+    int64_t run_segment = -1;
+    acc_t run_mean = 0, run_dy = 0, run_dy_xmu = 0;
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t s = segment[r];
-      const int64_t k = slot(warp, s);
+      if (s != run_segment) {
+        if (run_segment >= 0) {
+          sum_dy[slot(warp, run_segment)] += run_dy;
+          sum_dy_xmu[slot(warp, run_segment)] += run_dy_xmu;
+        }
+        run_segment = s;
+        run_mean = mean[s * channels + c];
+        run_dy = 0;
+        run_dy_xmu = 0;
+      }
       const acc_t dy = to_acc(grad_out[r * channels + c]);
-      sum_dy[k] += dy;
-      sum_dy_xmu[k] += dy * (to_acc(x[r * channels + c]) - mean[s * channels + c]);
+      run_dy += dy;
+      run_dy_xmu += dy * (to_acc(x[r * channels + c]) - run_mean);
+    }
+    if (run_segment >= 0) {
+      sum_dy[slot(warp, run_segment)] += run_dy;
+      sum_dy_xmu[slot(warp, run_segment)] += run_dy_xmu;
     }
   }
   __syncthreads();
@@ -290,10 +338,11 @@ __global__ void reduce_chunk_kernel(const scalar_t* __restrict__ grad_out, const
 }
 
 template <typename acc_t>
-__global__ void reduce_finalize_kernel(const acc_t* __restrict__ partial_dy, const acc_t* __restrict__ partial_dy_xmu,
-                                       int64_t num_chunks, int64_t channels, int64_t num_segments,
-                                       const acc_t* __restrict__ invstd, acc_t* __restrict__ sum_dy,
-                                       acc_t* __restrict__ sum_dy_xhat) {
+__global__ void __launch_bounds__(kLanes * kFinalizeRows)
+reduce_finalize_kernel(const acc_t* __restrict__ partial_dy, const acc_t* __restrict__ partial_dy_xmu,
+                       int64_t num_chunks, int64_t channels, int64_t num_segments,
+                       const acc_t* __restrict__ invstd, acc_t* __restrict__ sum_dy,
+                       acc_t* __restrict__ sum_dy_xhat) {
   __shared__ acc_t shared_dy[kFinalizeRows][kLanes];
   __shared__ acc_t shared_dy_xmu[kFinalizeRows][kLanes];
   const int lane = threadIdx.x, row = threadIdx.y;
@@ -321,36 +370,43 @@ __global__ void reduce_finalize_kernel(const acc_t* __restrict__ partial_dy, con
   sum_dy_xhat[s * channels + c] = total_dy_xmu * invstd[s * channels + c];
 }
 
+// Element-wise kernels: one warp per row (grid-stride over rows), lanes stride over the channels,
+// so loads are coalesced and no per-element index division is needed.
 template <typename scalar_t, typename acc_t>
-__global__ void apply_kernel(const scalar_t* __restrict__ x, const int64_t* __restrict__ segment, int64_t total,
-                             int64_t channels, const acc_t* __restrict__ mean, const acc_t* __restrict__ invstd,
-                             const acc_t* __restrict__ weight, const acc_t* __restrict__ bias,
-                             scalar_t* __restrict__ y) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
-    const int64_t row = e / channels;
-    const int64_t k = segment[row] * channels + (e - row * channels);
-    y[e] = store_value<scalar_t>(normalize_affine(to_acc(x[e]), mean[k], invstd[k], weight[k], bias[k]));
+__global__ void __launch_bounds__(kLanes * kRowsPerElementBlock)
+apply_kernel(const scalar_t* __restrict__ x, const int64_t* __restrict__ segment, int64_t n, int64_t channels,
+             const acc_t* __restrict__ mean, const acc_t* __restrict__ invstd, const acc_t* __restrict__ weight,
+             const acc_t* __restrict__ bias, scalar_t* __restrict__ y) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.y;
+  for (int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y; r < n; r += stride) {
+    const int64_t table_row = segment[r] * channels;
+    for (int64_t c = threadIdx.x; c < channels; c += kLanes) {
+      const int64_t e = r * channels + c, k = table_row + c;
+      y[e] = store_value<scalar_t>(normalize_affine(to_acc(x[e]), mean[k], invstd[k], weight[k], bias[k]));
+    }
   }
 }
 
 template <typename scalar_t, typename acc_t>
-__global__ void input_grad_kernel(const scalar_t* __restrict__ grad_out, const scalar_t* __restrict__ x,
-                                  const int64_t* __restrict__ segment, int64_t total, int64_t channels,
-                                  const acc_t* __restrict__ mean, const acc_t* __restrict__ invstd,
-                                  const acc_t* __restrict__ weight, const acc_t* __restrict__ mean_dy,
-                                  const acc_t* __restrict__ mean_dy_xhat, scalar_t* __restrict__ grad_x) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
-    const int64_t row = e / channels;
-    const int64_t k = segment[row] * channels + (e - row * channels);
-    grad_x[e] = store_value<scalar_t>(batch_norm_input_grad(to_acc(grad_out[e]), to_acc(x[e]), mean[k], invstd[k],
-                                                            weight[k], mean_dy[k], mean_dy_xhat[k]));
+__global__ void __launch_bounds__(kLanes * kRowsPerElementBlock)
+input_grad_kernel(const scalar_t* __restrict__ grad_out, const scalar_t* __restrict__ x,
+                  const int64_t* __restrict__ segment, int64_t n, int64_t channels, const acc_t* __restrict__ mean,
+                  const acc_t* __restrict__ invstd, const acc_t* __restrict__ weight,
+                  const acc_t* __restrict__ mean_dy, const acc_t* __restrict__ mean_dy_xhat,
+                  scalar_t* __restrict__ grad_x) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.y;
+  for (int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y; r < n; r += stride) {
+    const int64_t table_row = segment[r] * channels;
+    for (int64_t c = threadIdx.x; c < channels; c += kLanes) {
+      const int64_t e = r * channels + c, k = table_row + c;
+      grad_x[e] = store_value<scalar_t>(batch_norm_input_grad(to_acc(grad_out[e]), to_acc(x[e]), mean[k], invstd[k],
+                                                              weight[k], mean_dy[k], mean_dy_xhat[k]));
+    }
   }
 }
 
-unsigned int element_blocks(int64_t total) {
-  return static_cast<unsigned int>(std::min<int64_t>(kMaxElementBlocks, (total + kElementThreads - 1) / kElementThreads));
+dim3 element_grid(int64_t n) {
+  return dim3(static_cast<unsigned int>(std::min<int64_t>(kMaxElementBlocks, (n + kRowsPerElementBlock - 1) / kRowsPerElementBlock)));
 }
 
 }  // namespace
@@ -406,9 +462,8 @@ cudaError_t segment_bn_apply_cuda(FloatKind kind, const void* x, const int64_t* 
   return dispatch_float_kind(kind, [&](auto tag) {
     using scalar_t = typename decltype(tag)::type;
     using acc_t = typename AccType<scalar_t>::type;
-    const int64_t total = n * channels;
-    apply_kernel<scalar_t, acc_t><<<element_blocks(total), kElementThreads, 0, stream>>>(
-        static_cast<const scalar_t*>(x), segment, total, channels, static_cast<const acc_t*>(mean),
+    apply_kernel<scalar_t, acc_t><<<element_grid(n), dim3(kLanes, kRowsPerElementBlock), 0, stream>>>(
+        static_cast<const scalar_t*>(x), segment, n, channels, static_cast<const acc_t*>(mean),
         static_cast<const acc_t*>(invstd), static_cast<const acc_t*>(weight), static_cast<const acc_t*>(bias),
         static_cast<scalar_t*>(y));
     return cudaGetLastError();
@@ -444,9 +499,8 @@ cudaError_t segment_bn_backward_cuda(FloatKind kind, const void* grad_out, const
   return dispatch_float_kind(kind, [&](auto tag) {
     using scalar_t = typename decltype(tag)::type;
     using acc_t = typename AccType<scalar_t>::type;
-    const int64_t total = n * channels;
-    input_grad_kernel<scalar_t, acc_t><<<element_blocks(total), kElementThreads, 0, stream>>>(
-        static_cast<const scalar_t*>(grad_out), static_cast<const scalar_t*>(x), segment, total, channels,
+    input_grad_kernel<scalar_t, acc_t><<<element_grid(n), dim3(kLanes, kRowsPerElementBlock), 0, stream>>>(
+        static_cast<const scalar_t*>(grad_out), static_cast<const scalar_t*>(x), segment, n, channels,
         static_cast<const acc_t*>(mean), static_cast<const acc_t*>(invstd), static_cast<const acc_t*>(weight),
         static_cast<const acc_t*>(mean_dy), static_cast<const acc_t*>(mean_dy_xhat), static_cast<scalar_t*>(grad_x));
     return cudaGetLastError();
