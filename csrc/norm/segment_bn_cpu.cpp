@@ -42,12 +42,14 @@ void stats_kernel(const scalar_t* x, const int64_t* segment, int64_t n, int64_t 
   const int64_t table = num_segments * channels;
   const RowParts split(n);
   std::vector<Moments<acc_t>> part_moments(split.parts * table, Moments<acc_t>{0, 0, 0});
+  std::vector<int64_t> part_counts(split.parts * num_segments, 0);  // exact, unlike the float counts
   at::parallel_for(0, split.parts, 1, [&](int64_t part_begin, int64_t part_end) {
     std::vector<int64_t> block_count(num_segments, 0);
     std::vector<acc_t> block_mean(table, 0), block_m2(table, 0);
     std::vector<int64_t> present;
     for (int64_t part = part_begin; part < part_end; ++part) {
       Moments<acc_t>* moments = part_moments.data() + part * table;
+      int64_t* counts = part_counts.data() + part * num_segments;
       for (int64_t r0 = split.begin(part); r0 < split.end(part); r0 += kBlockRows) {
         const int64_t r1 = std::min(r0 + kBlockRows, split.end(part));
         present.clear();
@@ -80,13 +82,16 @@ void stats_kernel(const scalar_t* x, const int64_t* segment, int64_t n, int64_t 
             block_mean[k] = 0;
             block_m2[k] = 0;
           }
+          counts[s] += block_count[s];
           block_count[s] = 0;
         }
       }
     }
   });
-  std::fill(count_out, count_out + num_segments, int64_t(0));
-  for (int64_t i = 0; i < n; ++i) ++count_out[segment[i]];
+  for (int64_t s = 0; s < num_segments; ++s) {
+    count_out[s] = 0;
+    for (int64_t part = 0; part < split.parts; ++part) count_out[s] += part_counts[part * num_segments + s];
+  }
   at::parallel_for(0, table, 256, [&](int64_t begin, int64_t end) {
     for (int64_t k = begin; k < end; ++k) {
       Moments<acc_t> total{0, 0, 0};

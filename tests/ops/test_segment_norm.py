@@ -27,6 +27,10 @@ def _case(case, dtype, device):
         x, segment, num_segments = torch.empty(0, 6, dtype=torch.float64), torch.empty(0, dtype=torch.long), 2
     elif case == "one_segment":
         x, segment, num_segments = torch.randn(64, 8, generator=gen, dtype=torch.float64), torch.zeros(64, dtype=torch.long), 1
+    elif case == "single_row":  # eval only: training raises (see test_matches_reference)
+        x, segment, num_segments = torch.randn(1, 4, generator=gen, dtype=torch.float64), torch.tensor([1]), 2
+    elif case == "one_channel":
+        x, segment, num_segments = torch.randn(50, 1, generator=gen, dtype=torch.float64), torch.arange(50) % 2, 2
     elif case == "two_rows":  # the smallest segment that has a variance in training
         x, segment, num_segments = torch.randn(2, 3, generator=gen, dtype=torch.float64), torch.tensor([0, 0]), 1
     elif case == "mixed":  # interleaved rows of three datasets
@@ -57,7 +61,7 @@ def _case(case, dtype, device):
     return x.to(dtype=dtype, device=device), segment.to(device), num_segments
 
 
-CASES = ["empty", "one_segment", "two_rows", "mixed", "absent_segment", "runs", "duplicates", "offset",
+CASES = ["empty", "single_row", "one_channel", "one_segment", "two_rows", "mixed", "absent_segment", "runs", "duplicates", "offset",
          "many_blocks", "non_contiguous"]
 
 
@@ -88,6 +92,12 @@ def test_matches_reference(case, dtype, training, affine, device):
     x, segment, num_segments = _case(case, dtype, device)
     tables = _tables(num_segments, x.shape[1], dtype, device)
     grad_out = torch.randn(x.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3)).to(dtype=dtype, device=device)
+    if case == "single_row" and training:
+        with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
+            _run(ref.segment_batch_norm, x, segment, num_segments, tables, training, affine, grad_out)
+        with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
+            _run(segment_batch_norm, x, segment, num_segments, tables, training, affine, grad_out)
+        return
     y, grads, running = _run(segment_batch_norm, x, segment, num_segments, tables, training, affine, grad_out)
     atol, rtol = TOLERANCES[dtype]
     if case == "offset" and dtype == torch.float32 and training:
@@ -289,3 +299,29 @@ def test_kernel_bad_input(op, args, message, device):
     mean, invstd = torch.zeros(2, 4, device=device), torch.ones(2, 4, device=device)
     with pytest.raises(RuntimeError, match=message):
         getattr(torch.ops.ppt, op)(*args(x, segment, mean, invstd))
+
+
+def test_many_segments(device):
+    # CPU tables grow with S; CUDA keeps per-block accumulators in shared memory and caps S.
+    x = torch.randn(2000, 3, device=device)
+    segment = torch.arange(2000, device=device) % 300
+    if device.type == "cuda":
+        with pytest.raises(RuntimeError, match="num_segments must be at most 128 on CUDA for Float inputs"):
+            segment_batch_norm(x, segment, 300)
+        return
+    torch.testing.assert_close(segment_batch_norm(x, segment, 300), ref.segment_batch_norm(x, segment, 300),
+                               atol=2e-5, rtol=2e-5)
+
+
+def test_thread_count_changes_only_rounding():
+    x, segment, num_segments = _case("many_blocks", torch.float32, "cpu")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = torch.ops.ppt.segment_bn_stats(x, segment, num_segments)
+        torch.set_num_threads(max(2, threads))
+        multi = torch.ops.ppt.segment_bn_stats(x, segment, num_segments)
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(single[0], multi[0], rtol=0, atol=0)
+    torch.testing.assert_close(single[1:], multi[1:], atol=1e-5, rtol=1e-5)
