@@ -7,6 +7,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from ppt.nn import PDNorm
 from ppt.ops import _reference as ref
 from ppt.ops import segment_batch_norm
 
@@ -41,6 +42,19 @@ def _step(x, segment, grad_out, tables, sync):
                 running_mean=running_mean, running_var=running_var)
 
 
+def _pdnorm_step(x, segment, grad_out, rows, sync):
+    """PDNorm (adaptive, mixed domains) on `rows` of the batch; parameter grads returned by name."""
+    torch.manual_seed(11)
+    norm = PDNorm(x.shape[1], ("a", "b", "c", "d"), context_channels=3, zero_init=False, sync=sync).double()
+    context = torch.randn(NUM_SEGMENTS, 3, dtype=torch.float64)
+    x = x[rows].clone().requires_grad_(True)
+    y = norm(x, segment[rows], context)
+    y.backward(grad_out[rows])
+    result = dict(y=y.detach(), grad_x=x.grad, running_mean=norm.running_mean, running_var=norm.running_var)
+    result.update({f"grad.{name}": p.grad for name, p in norm.named_parameters()})
+    return result
+
+
 def _worker(rank, world_size, init_file, out_dir):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
@@ -52,6 +66,11 @@ def _worker(rank, world_size, init_file, out_dir):
         for name in ("grad_weight", "grad_bias"):
             dist.all_reduce(result[name])
         torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
+        module_result = _pdnorm_step(x, segment, grad_out, rows, sync=True)
+        for name in module_result:
+            if name.startswith("grad."):
+                dist.all_reduce(module_result[name])
+        torch.save(module_result, os.path.join(out_dir, f"pdnorm_rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
@@ -70,6 +89,16 @@ def test_two_process_sync_equals_single_process(tmp_path):
     for name in ("grad_weight", "grad_bias", "running_mean", "running_var"):
         for rank in ranks:
             torch.testing.assert_close(rank[name], single[name], atol=1e-12, rtol=1e-12)
+
+    module_ranks = [torch.load(tmp_path / f"pdnorm_rank{r}.pt", weights_only=True) for r in range(2)]
+    module_single = _pdnorm_step(x, segment, grad_out, slice(None), sync=False)
+    for name in ("y", "grad_x"):
+        torch.testing.assert_close(torch.cat([module_ranks[0][name], module_ranks[1][name]]), module_single[name],
+                                   atol=1e-12, rtol=1e-12)
+    for name, value in module_single.items():
+        if name not in ("y", "grad_x"):
+            for rank in module_ranks:
+                torch.testing.assert_close(rank[name], value, atol=1e-12, rtol=1e-12)
 
 
 def test_sync_without_process_group_is_local():
