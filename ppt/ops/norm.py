@@ -48,15 +48,18 @@ def _all_reduce_moments(count: Tensor, mean: Tensor, m2: Tensor, group) -> tuple
     return global_count[:, 0].round().to(torch.int64), global_mean, spread
 
 
-def _check_table(name: str, table: Tensor | None, num_segments: int, channels: int) -> None:
+def _check_table(name: str, table: Tensor | None, num_segments: int, x: Tensor) -> None:
     if table is None:
         return
+    channels = x.shape[1]
     if not isinstance(table, Tensor) or not table.is_floating_point():
         raise TypeError(f"segment_batch_norm: {name} must be a floating-point tensor, got {type(table).__name__}"
                         + (f" of dtype {table.dtype}" if isinstance(table, Tensor) else ""))
     if tuple(table.shape) != (num_segments, channels):
         raise ValueError(f"segment_batch_norm: {name} must have shape (num_segments, C) = "
                          f"({num_segments}, {channels}), got {tuple(table.shape)}")
+    if table.device != x.device:
+        raise ValueError(f"segment_batch_norm: {name} must be on x's device {x.device}, got {table.device}")
 
 
 class _SegmentBatchNormFunction(torch.autograd.Function):
@@ -138,10 +141,9 @@ def segment_batch_norm(
         raise ValueError(f"segment_batch_norm: x must be a tensor of shape (N, C), got "
                          f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
     num_segments = int(num_segments)
-    channels = x.shape[1]
     for name, table in (("running_mean", running_mean), ("running_var", running_var),
                         ("weight", weight), ("bias", bias)):
-        _check_table(name, table, num_segments, channels)
+        _check_table(name, table, num_segments, x)
     if momentum is None:
         raise ValueError("segment_batch_norm: momentum must be a float; momentum=None (cumulative averaging) "
                          "is not supported")

@@ -248,7 +248,8 @@ def _bad(device, **overrides):
                 running_mean=torch.zeros(2, 4), running_var=torch.ones(2, 4), weight=torch.ones(2, 4),
                 bias=torch.zeros(2, 4))
     args.update(overrides)
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in args.items()}
+    # meta tensors stay put: they stand for "a table on another device than x"
+    return {k: v.to(device) if isinstance(v, torch.Tensor) and not v.is_meta else v for k, v in args.items()}
 
 
 @pytest.mark.parametrize(
@@ -266,6 +267,7 @@ def _bad(device, **overrides):
         (dict(weight=torch.ones(4)), ValueError, r"weight must have shape \(num_segments, C\)"),
         (dict(bias=torch.zeros(2, 4, dtype=torch.long)), TypeError, "bias must be a floating-point tensor"),
         (dict(running_var=None), ValueError, "running_mean and running_var must both be given"),
+        (dict(running_mean=torch.zeros(2, 4, device="meta")), ValueError, "running_mean must be on x's device"),
         (dict(momentum=None), ValueError, "momentum must be a float; momentum=None"),
         (dict(segment=torch.tensor([0, 0, 0, 0, 0, 1])), ValueError, "Expected more than 1 value per channel when training"),
     ],
