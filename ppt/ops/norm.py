@@ -77,7 +77,7 @@ class _SegmentBatchNormFunction(torch.autograd.Function):
         need_x, need_weight, need_bias = ctx.needs_input_grad[0], ctx.needs_input_grad[5], ctx.needs_input_grad[6]
         training = count is not None
         grad_x = grad_weight = grad_bias = None
-        if training or need_weight or need_bias:
+        if (training and need_x) or need_weight or need_bias:
             sum_dy, sum_dy_xhat = torch.ops.ppt.segment_bn_backward_reduce.default(grad_out, x, segment, mean, invstd)
             # Affine grads are local, like SyncBatchNorm: DDP averages parameter grads itself.
             grad_weight = sum_dy_xhat if need_weight else None

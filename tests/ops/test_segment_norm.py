@@ -327,3 +327,18 @@ def test_thread_count_changes_only_rounding():
         torch.set_num_threads(threads)
     torch.testing.assert_close(single[0], multi[0], rtol=0, atol=0)
     torch.testing.assert_close(single[1:], multi[1:], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_affine_grads_without_input_grad(training, device):
+    x, segment, num_segments = _case("mixed", torch.float32, device)
+    tables = _tables(num_segments, x.shape[1], torch.float32, device)
+    grads = []
+    for fn in (segment_batch_norm, ref.segment_batch_norm):
+        weight = tables["weight"].clone().requires_grad_(True)
+        bias = tables["bias"].clone().requires_grad_(True)
+        y = fn(x, segment, num_segments, tables["running_mean"].clone(), tables["running_var"].clone(), weight, bias,
+               training, 0.1, 1e-5)
+        y.pow(2).sum().backward()
+        grads.append((weight.grad, bias.grad))
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-4, rtol=1e-5)
