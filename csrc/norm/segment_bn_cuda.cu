@@ -2,10 +2,10 @@
 //
 // Reductions (statistics forward, sums backward) run in two deterministic stages:
 //  1. a block owns a chunk of rows and 32 channels (one per lane); each warp walks its share of
-//     the chunk's rows and accumulates every (segment, lane) in shared memory (each lane owns its
-//     column, so no atomics). For the moments the warp makes two passes over its rows (mean, then
-//     M2 about it: exact and stable); the block's warps are then Chan-merged in warp order and the
-//     chunk's partials written to a workspace;
+//     the chunk's rows once and accumulates every (segment, lane) in shared memory (each lane owns
+//     its column, so no atomics). Moments are summed per run of equal segment ids as shifted sums
+//     about the run's first value and Chan-merged; the block's warps are then Chan-merged in warp
+//     order and the chunk's partials written to a workspace;
 //  2. a block per (segment, 32 channels) merges the chunks' partials in a fixed order.
 // Element-wise kernels (apply, input gradient) gather the (segment, channel) tables, which are
 // small enough to stay in L1/L2.
@@ -23,6 +23,7 @@ namespace {
 constexpr int kLanes = 32;            // channels per block
 constexpr int kMaxWarps = 4;          // warps per block of the chunk kernels
 constexpr int kRowsPerWarp = 256;     // rows one warp accumulates before the block merge
+constexpr int kUnroll = 4;            // rows whose loads a warp issues before using them
 constexpr int kFinalizeRows = 32;     // warps splitting the chunks in the finalize kernels
 constexpr size_t kSharedBudget = 48 * 1024;
 constexpr int64_t kMaxPartialSlots = 16384;  // bound on num_chunks * num_segments (workspace size)
@@ -158,7 +159,7 @@ stats_chunk_kernel(const scalar_t* __restrict__ x, const int64_t* __restrict__ s
   extern __shared__ __align__(16) unsigned char shared_raw[];
   const int lane = threadIdx.x, warp = threadIdx.y, warps = blockDim.y;
   const int64_t slots = static_cast<int64_t>(warps) * num_segments * kLanes;
-  acc_t* mean = reinterpret_cast<acc_t*>(shared_raw);  // holds sums until the first pass ends
+  acc_t* mean = reinterpret_cast<acc_t*>(shared_raw);
   acc_t* m2 = mean + slots;
   int* count = reinterpret_cast<int*>(m2 + slots);
   auto slot = [&](int w, int64_t s) { return (w * num_segments + s) * kLanes + lane; };
@@ -172,52 +173,52 @@ stats_chunk_kernel(const scalar_t* __restrict__ x, const int64_t* __restrict__ s
   const int64_t chunk = blockIdx.x;
   const int64_t r0 = (chunk * warps + warp) * rows_per_warp;
   const int64_t r1 = min(n, r0 + rows_per_warp);
-  // Rows of one segment usually come in long runs (scenes are concatenated), so each pass sums a
-  // run in registers and touches shared memory only when the segment changes. The segment id is
-  // the same for the whole warp, so the flush branch never diverges.
-  {
-    int64_t run_segment = -1;
-    int run_count = 0;
-    acc_t run_sum = 0;
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t s = segment[r];
-      if (s != run_segment) {
-        if (run_count > 0) {
-          count[slot(warp, run_segment)] += run_count;
-          mean[slot(warp, run_segment)] += run_sum;
-        }
-        run_segment = s;
+  // Single pass over x (a second pass would re-read it from DRAM): a run of rows of one segment
+  // (scenes are concatenated, so runs are long) is summed in registers as shifted sums about its
+  // first value, which keeps E[d^2] - E[d]^2 well conditioned, and Chan-merged into the warp's
+  // shared-memory moments when the segment changes. The id is the same for the whole warp, so
+  // the run logic never diverges. kUnroll rows are loaded before use to keep loads in flight.
+  int64_t run_segment = -1;
+  int run_count = 0;
+  acc_t shift = 0, sum_d = 0, sum_d2 = 0;
+  auto flush_run = [&]() {
+    if (run_count == 0) return;
+    const int64_t k = slot(warp, run_segment);
+    const acc_t rows = static_cast<acc_t>(run_count);
+    const acc_t mean_d = sum_d / rows;
+    Moments<acc_t> merged{static_cast<acc_t>(count[k]), mean[k], m2[k]};
+    chan_merge(merged, rows, shift + mean_d, max(acc_t(0), sum_d2 - sum_d * mean_d));
+    count[k] += run_count;
+    mean[k] = merged.mean;
+    m2[k] = merged.m2;
+  };
+  for (int64_t r = r0; r < r1; r += kUnroll) {
+    int64_t ids[kUnroll];
+    acc_t values[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t row = r + u;
+      ids[u] = row < r1 ? segment[row] : -1;
+      values[u] = (active && row < r1) ? to_acc(x[row * channels + c]) : acc_t(0);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      if (ids[u] < 0) continue;
+      if (ids[u] != run_segment) {
+        flush_run();
+        run_segment = ids[u];
         run_count = 0;
-        run_sum = 0;
+        shift = values[u];
+        sum_d = 0;
+        sum_d2 = 0;
       }
+      const acc_t d = values[u] - shift;
+      sum_d += d;
+      sum_d2 += d * d;
       ++run_count;
-      if (active) run_sum += to_acc(x[r * channels + c]);
-    }
-    if (run_count > 0) {
-      count[slot(warp, run_segment)] += run_count;
-      mean[slot(warp, run_segment)] += run_sum;
     }
   }
-  for (int64_t s = 0; s < num_segments; ++s) {
-    const int64_t k = slot(warp, s);
-    if (count[k] > 0) mean[k] /= static_cast<acc_t>(count[k]);
-  }
-  if (active) {
-    int64_t run_segment = -1;
-    acc_t run_mean = 0, run_m2 = 0;
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t s = segment[r];
-      if (s != run_segment) {
-        if (run_segment >= 0) m2[slot(warp, run_segment)] += run_m2;
-        run_segment = s;
-        run_mean = mean[slot(warp, s)];
-        run_m2 = 0;
-      }
-      const acc_t d = to_acc(x[r * channels + c]) - run_mean;
-      run_m2 += d * d;
-    }
-    if (run_segment >= 0) m2[slot(warp, run_segment)] += run_m2;
-  }
+  flush_run();
   __syncthreads();
   if (warp != 0) return;
   for (int64_t s = 0; s < num_segments; ++s) {
@@ -299,29 +300,40 @@ reduce_chunk_kernel(const scalar_t* __restrict__ grad_out, const scalar_t* __res
   const int64_t chunk = blockIdx.x;
   const int64_t r0 = (chunk * warps + warp) * rows_per_warp;
   const int64_t r1 = min(n, r0 + rows_per_warp);
-  if (active) {  // run-length register accumulation, as in stats_chunk_kernel
+  if (active) {  // run-length register sums with kUnroll rows in flight, as in stats_chunk_kernel
     int64_t run_segment = -1;
     acc_t run_mean = 0, run_dy = 0, run_dy_xmu = 0;
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t s = segment[r];
-      if (s != run_segment) {
-        if (run_segment >= 0) {
-          sum_dy[slot(warp, run_segment)] += run_dy;
-          sum_dy_xmu[slot(warp, run_segment)] += run_dy_xmu;
-        }
-        run_segment = s;
-        run_mean = mean[s * channels + c];
-        run_dy = 0;
-        run_dy_xmu = 0;
-      }
-      const acc_t dy = to_acc(grad_out[r * channels + c]);
-      run_dy += dy;
-      run_dy_xmu += dy * (to_acc(x[r * channels + c]) - run_mean);
-    }
-    if (run_segment >= 0) {
+    auto flush_run = [&]() {
+      if (run_segment < 0) return;
       sum_dy[slot(warp, run_segment)] += run_dy;
       sum_dy_xmu[slot(warp, run_segment)] += run_dy_xmu;
+    };
+    for (int64_t r = r0; r < r1; r += kUnroll) {
+      int64_t ids[kUnroll];
+      acc_t dys[kUnroll], xs[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t row = r + u;
+        const bool inside = row < r1;
+        ids[u] = inside ? segment[row] : -1;
+        dys[u] = inside ? to_acc(grad_out[row * channels + c]) : acc_t(0);
+        xs[u] = inside ? to_acc(x[row * channels + c]) : acc_t(0);
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (ids[u] < 0) continue;
+        if (ids[u] != run_segment) {
+          flush_run();
+          run_segment = ids[u];
+          run_mean = mean[run_segment * channels + c];
+          run_dy = 0;
+          run_dy_xmu = 0;
+        }
+        run_dy += dys[u];
+        run_dy_xmu += dys[u] * (xs[u] - run_mean);
+      }
     }
+    flush_run();
   }
   __syncthreads();
   if (warp != 0 || !active) return;
@@ -380,6 +392,7 @@ apply_kernel(const scalar_t* __restrict__ x, const int64_t* __restrict__ segment
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.y;
   for (int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y; r < n; r += stride) {
     const int64_t table_row = segment[r] * channels;
+#pragma unroll 4
     for (int64_t c = threadIdx.x; c < channels; c += kLanes) {
       const int64_t e = r * channels + c, k = table_row + c;
       y[e] = store_value<scalar_t>(normalize_affine(to_acc(x[e]), mean[k], invstd[k], weight[k], bias[k]));
@@ -397,6 +410,7 @@ input_grad_kernel(const scalar_t* __restrict__ grad_out, const scalar_t* __restr
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.y;
   for (int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y; r < n; r += stride) {
     const int64_t table_row = segment[r] * channels;
+#pragma unroll 4
     for (int64_t c = threadIdx.x; c < channels; c += kLanes) {
       const int64_t e = r * channels + c, k = table_row + c;
       grad_x[e] = store_value<scalar_t>(batch_norm_input_grad(to_acc(grad_out[e]), to_acc(x[e]), mean[k], invstd[k],
