@@ -124,6 +124,8 @@ class PDNorm(nn.Module):
 
     def _domain_rows(self, domain, x: Tensor) -> tuple[Tensor, int | None]:
         """(per-row condition ids, the single condition when ``domain`` names one)."""
+        if isinstance(domain, Tensor) and domain.dim() == 0:
+            domain = int(domain)  # a scalar tensor names one condition, like an int
         if isinstance(domain, Tensor):
             if domain.dtype != torch.int64 or domain.shape != (x.shape[0],):
                 raise ValueError(f"PDNorm: a domain tensor must be int64 of shape (N,) = ({x.shape[0]},), got "

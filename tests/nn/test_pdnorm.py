@@ -203,3 +203,9 @@ def test_torch_compile(device):
     torch.testing.assert_close(compiled(x, domain, contexts), eager(x, domain, contexts), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(norm.modulation[1].weight.grad, eager.modulation[1].weight.grad, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(norm.running_mean, eager.running_mean)
+
+
+def test_scalar_tensor_domain_names_one_condition():
+    norm = PDNorm(6, CONDITIONS, context_channels=5, zero_init=False).eval()
+    x, contexts = _inputs()
+    torch.testing.assert_close(norm(x, torch.tensor(2), contexts), norm(x, 2, contexts), rtol=0, atol=0)
