@@ -6,7 +6,6 @@
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/empty_like.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
@@ -21,7 +20,9 @@ namespace ppt {
 namespace {
 
 constexpr int64_t kBlockRows = 256;
-constexpr int64_t kRowGrain = 1024;
+constexpr int64_t kElementGrain = 16384;  // elements per task of the element-wise loops
+
+int64_t row_grain(int64_t channels) { return std::max<int64_t>(1, kElementGrain / std::max<int64_t>(channels, 1)); }
 
 // Contiguous row ranges [begin, end) of `parts` near-equal parts, block aligned.
 struct RowParts {
@@ -142,7 +143,7 @@ at::Tensor segment_bn_apply_cpu(const at::Tensor& x_in, const at::Tensor& segmen
     const acc_t *mp = mean.const_data_ptr<acc_t>(), *ip = invstd.const_data_ptr<acc_t>();
     const acc_t *wp = weight.const_data_ptr<acc_t>(), *bp = bias.const_data_ptr<acc_t>();
     scalar_t* yp = y.data_ptr<scalar_t>();
-    at::parallel_for(0, n, std::max<int64_t>(1, kRowGrain * 16 / std::max<int64_t>(channels, 1)),
+    at::parallel_for(0, n, row_grain(channels),
                      [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const int64_t k0 = seg[i] * channels;
@@ -251,7 +252,7 @@ at::Tensor segment_bn_backward_cpu(const at::Tensor& grad_in, const at::Tensor& 
     const acc_t* wp = weight.const_data_ptr<acc_t>();
     const acc_t *pdy = mean_dy.const_data_ptr<acc_t>(), *pdx = mean_dy_xhat.const_data_ptr<acc_t>();
     scalar_t* gxp = grad_x.data_ptr<scalar_t>();
-    at::parallel_for(0, n, std::max<int64_t>(1, kRowGrain * 16 / std::max<int64_t>(channels, 1)),
+    at::parallel_for(0, n, row_grain(channels),
                      [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const int64_t k0 = seg[i] * channels;
