@@ -9,6 +9,14 @@ TORCH_LIBRARY(ppt, m) {
   m.def("farthest_point_sample(Tensor xyz, int num_samples, int start_index=0) -> Tensor");
   m.def("knn(Tensor query, Tensor points, int k) -> (Tensor, Tensor)");
   m.def("knn_backward(Tensor grad_dist2, Tensor query, Tensor points, Tensor index) -> (Tensor, Tensor)");
+
+  // ---- segmented (per-dataset) batch norm -------------------------------------------------
+  // ppt.ops.segment_batch_norm composes these so that a distributed all-reduce can sit between
+  // the statistics and their use, forward (stats -> apply) and backward (reduce -> backward).
+  m.def("segment_bn_stats(Tensor x, Tensor segment, int num_segments) -> (Tensor count, Tensor mean, Tensor m2)");
+  m.def("segment_bn_apply(Tensor x, Tensor segment, Tensor mean, Tensor invstd, Tensor? weight, Tensor? bias) -> Tensor");
+  m.def("segment_bn_backward_reduce(Tensor grad_out, Tensor x, Tensor segment, Tensor mean, Tensor invstd) -> (Tensor sum_dy, Tensor sum_dy_xhat)");
+  m.def("segment_bn_backward(Tensor grad_out, Tensor x, Tensor segment, Tensor mean, Tensor invstd, Tensor? weight, Tensor? count, Tensor? sum_dy, Tensor? sum_dy_xhat) -> Tensor");
 }
 
 namespace {

@@ -14,8 +14,8 @@ except ImportError as error:  # pragma: no cover - exercised only on broken inst
         "upgraded since the build, rebuild: the extension is tied to the torch it was built against."
     ) from error
 
-from ppt import ops  # noqa: E402
+from ppt import nn, ops  # noqa: E402
 from ppt._build import build_info  # noqa: E402
 
 __version__ = build_info()["version"]
-__all__ = ["build_info", "ops", "__version__"]
+__all__ = ["build_info", "nn", "ops", "__version__"]

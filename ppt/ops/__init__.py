@@ -1,6 +1,7 @@
 """Fused operators of ppt. Every op dispatches to ``torch.ops.ppt.<name>`` (CPU or CUDA kernel);
 pure-PyTorch references of each live in :mod:`ppt.ops._reference`."""
 
+from ppt.ops.norm import segment_batch_norm
 from ppt.ops.point import farthest_point_sample, knn, voxelize
 
-__all__ = ["voxelize", "farthest_point_sample", "knn"]
+__all__ = ["voxelize", "farthest_point_sample", "knn", "segment_batch_norm"]

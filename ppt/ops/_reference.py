@@ -60,3 +60,39 @@ def knn(query: Tensor, points: Tensor, k: int) -> tuple[Tensor, Tensor]:
     )
     dist2 = squared_distance(_opmath(query)[:, :, None, :], _opmath(gathered))
     return dist2.to(query.dtype), index
+
+
+def segment_batch_norm(
+    x: Tensor,
+    segment: Tensor,
+    num_segments: int,
+    running_mean: Tensor | None = None,
+    running_var: Tensor | None = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """``F.batch_norm`` on each segment's rows (computed in float32 for half inputs), scattered back.
+
+    Running buffers are updated in place through row views, so they must be contiguous ``(S, C)``.
+    """
+    xs = _opmath(x)
+    out = xs * 0  # every row is overwritten below; multiplying keeps x in the graph when N == 0
+    for s in range(num_segments):
+        rows = torch.nonzero(segment == s).squeeze(1)
+        if rows.numel() == 0:
+            continue
+        y = torch.nn.functional.batch_norm(
+            xs[rows],
+            running_mean[s] if running_mean is not None else None,
+            running_var[s] if running_var is not None else None,
+            weight[s].to(xs.dtype) if weight is not None else None,
+            bias[s].to(xs.dtype) if bias is not None else None,
+            training,
+            momentum,
+            eps,
+        )
+        out = out.index_copy(0, rows, y)
+    return out.to(x.dtype)
