@@ -4,32 +4,21 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
 #include "norm/norm_checks.h"
 #include "norm/norm_cuda.h"
+#include "ppt/cuda_glue.h"
 
 namespace ppt {
 namespace {
-
-FloatKind float_kind_of(const at::Tensor& t) {
-  switch (t.scalar_type()) {
-    case at::kHalf: return FloatKind::kHalf;
-    case at::kBFloat16: return FloatKind::kBFloat16;
-    case at::kFloat: return FloatKind::kFloat;
-    case at::kDouble: return FloatKind::kDouble;
-    default: TORCH_CHECK(false, "segment_bn: unsupported dtype ", t.scalar_type());
-  }
-}
 
 void check_launch(const char* op, cudaError_t err) {
   TORCH_CHECK(err == cudaSuccess, op, ": CUDA kernel launch failed: ", cudaGetErrorString(err));
 }
 
 void check_segments_fit(const char* op, const at::Tensor& x, int64_t num_segments) {
-  const int64_t limit = segment_bn_cuda_max_segments(float_kind_of(x));
+  const int64_t limit = segment_bn_cuda_max_segments(float_kind(x.scalar_type()));
   TORCH_CHECK(num_segments <= limit, op, ": num_segments must be at most ", limit, " on CUDA for ",
               x.scalar_type(), " inputs (per-block shared-memory accumulators), got ", num_segments);
 }
@@ -53,7 +42,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> segment_bn_stats_cuda_op(const at
   if (n == 0) return {count, mean, m2};
   if (channels == 0) return {at::bincount(segment_in, {}, num_segments), mean, m2};
   const at::Tensor x = x_in.contiguous(), segment = segment_in.contiguous();
-  const FloatKind kind = float_kind_of(x);
+  const FloatKind kind = float_kind(x.scalar_type());
   at::Tensor scratch = workspace(x, segment_bn_stats_workspace_bytes(kind, n, channels, num_segments));
   check_launch(op, segment_bn_stats_cuda(kind, x.const_data_ptr(), segment.const_data_ptr<int64_t>(), n, channels,
                                          num_segments, scratch.data_ptr(), count.data_ptr<int64_t>(),
@@ -72,7 +61,7 @@ at::Tensor segment_bn_apply_cuda_op(const at::Tensor& x_in, const at::Tensor& se
   const at::Tensor x = x_in.contiguous(), segment = segment_in.contiguous();
   const at::Tensor mean = mean_in.contiguous(), invstd = invstd_in.contiguous();
   const at::Tensor weight = table_or_fill(weight_in, mean, 1.0), bias = table_or_fill(bias_in, mean, 0.0);
-  check_launch(op, segment_bn_apply_cuda(float_kind_of(x), x.const_data_ptr(), segment.const_data_ptr<int64_t>(),
+  check_launch(op, segment_bn_apply_cuda(float_kind(x.scalar_type()), x.const_data_ptr(), segment.const_data_ptr<int64_t>(),
                                          x.size(0), x.size(1), mean.const_data_ptr(), invstd.const_data_ptr(),
                                          weight.const_data_ptr(), bias.const_data_ptr(), y.data_ptr(),
                                          c10::cuda::getCurrentCUDAStream()));
@@ -94,7 +83,7 @@ std::tuple<at::Tensor, at::Tensor> segment_bn_backward_reduce_cuda_op(const at::
   if (n == 0 || channels == 0) return {sum_dy, sum_dy_xhat};
   const at::Tensor grad = grad_in.contiguous(), x = x_in.contiguous(), segment = segment_in.contiguous();
   const at::Tensor mean = mean_in.contiguous(), invstd = invstd_in.contiguous();
-  const FloatKind kind = float_kind_of(x);
+  const FloatKind kind = float_kind(x.scalar_type());
   at::Tensor scratch = workspace(x, segment_bn_backward_reduce_workspace_bytes(kind, n, channels, num_segments));
   check_launch(op, segment_bn_backward_reduce_cuda(kind, grad.const_data_ptr(), x.const_data_ptr(),
                                                    segment.const_data_ptr<int64_t>(), n, channels, num_segments,
@@ -120,7 +109,7 @@ at::Tensor segment_bn_backward_cuda_op(const at::Tensor& grad_in, const at::Tens
   const at::Tensor mean = mean_in.contiguous(), invstd = invstd_in.contiguous();
   const at::Tensor weight = table_or_fill(weight_in, mean, 1.0);
   const auto [mean_dy, mean_dy_xhat] = segment_bn_grad_projections(mean, count, sum_dy, sum_dy_xhat);
-  check_launch(op, segment_bn_backward_cuda(float_kind_of(x), grad.const_data_ptr(), x.const_data_ptr(),
+  check_launch(op, segment_bn_backward_cuda(float_kind(x.scalar_type()), grad.const_data_ptr(), x.const_data_ptr(),
                                             segment.const_data_ptr<int64_t>(), x.size(0), x.size(1),
                                             mean.const_data_ptr(), invstd.const_data_ptr(), weight.const_data_ptr(),
                                             mean_dy.const_data_ptr(), mean_dy_xhat.const_data_ptr(),

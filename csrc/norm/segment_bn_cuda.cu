@@ -15,6 +15,7 @@
 #include <algorithm>
 
 #include "norm/norm_cuda.h"
+#include "ppt/cuda_float.cuh"
 #include "ppt/segment_norm.h"
 
 namespace ppt {
@@ -29,37 +30,6 @@ constexpr size_t kSharedBudget = 48 * 1024;
 constexpr int64_t kMaxPartialSlots = 16384;  // bound on num_chunks * num_segments (workspace size)
 constexpr int kRowsPerElementBlock = 8;  // warps (rows in flight) per block of the element-wise kernels
 constexpr int64_t kMaxElementBlocks = int64_t(1) << 20;
-
-template <typename T>
-struct TypeTag {
-  using type = T;
-};
-
-// Calls f(TypeTag<scalar_t>{}) for the element type named by kind.
-template <typename F>
-cudaError_t dispatch_float_kind(FloatKind kind, F&& f) {
-  switch (kind) {
-    case FloatKind::kHalf: return f(TypeTag<__half>{});
-    case FloatKind::kBFloat16: return f(TypeTag<__nv_bfloat16>{});
-    case FloatKind::kFloat: return f(TypeTag<float>{});
-    case FloatKind::kDouble: return f(TypeTag<double>{});
-  }
-  return cudaErrorInvalidValue;
-}
-
-template <typename scalar_t>
-struct AccType {
-  using type = float;
-};
-template <>
-struct AccType<double> {
-  using type = double;
-};
-
-__device__ __forceinline__ float to_acc(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_acc(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float to_acc(float v) { return v; }
-__device__ __forceinline__ double to_acc(double v) { return v; }
 
 template <typename scalar_t>
 __device__ __forceinline__ scalar_t from_acc(float v);
@@ -199,7 +169,7 @@ stats_chunk_kernel(const scalar_t* __restrict__ x, const int64_t* __restrict__ s
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t row = r + u;
       ids[u] = row < r1 ? segment[row] : -1;
-      values[u] = (active && row < r1) ? to_acc(x[row * channels + c]) : acc_t(0);
+      values[u] = (active && row < r1) ? cuda::to_acc(x[row * channels + c]) : acc_t(0);
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -316,8 +286,8 @@ reduce_chunk_kernel(const scalar_t* __restrict__ grad_out, const scalar_t* __res
         const int64_t row = r + u;
         const bool inside = row < r1;
         ids[u] = inside ? segment[row] : -1;
-        dys[u] = inside ? to_acc(grad_out[row * channels + c]) : acc_t(0);
-        xs[u] = inside ? to_acc(x[row * channels + c]) : acc_t(0);
+        dys[u] = inside ? cuda::to_acc(grad_out[row * channels + c]) : acc_t(0);
+        xs[u] = inside ? cuda::to_acc(x[row * channels + c]) : acc_t(0);
       }
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
@@ -395,7 +365,7 @@ apply_kernel(const scalar_t* __restrict__ x, const int64_t* __restrict__ segment
 #pragma unroll 4
     for (int64_t c = threadIdx.x; c < channels; c += kLanes) {
       const int64_t e = r * channels + c, k = table_row + c;
-      y[e] = store_value<scalar_t>(normalize_affine(to_acc(x[e]), mean[k], invstd[k], weight[k], bias[k]));
+      y[e] = store_value<scalar_t>(normalize_affine(cuda::to_acc(x[e]), mean[k], invstd[k], weight[k], bias[k]));
     }
   }
 }
@@ -413,7 +383,7 @@ input_grad_kernel(const scalar_t* __restrict__ grad_out, const scalar_t* __restr
 #pragma unroll 4
     for (int64_t c = threadIdx.x; c < channels; c += kLanes) {
       const int64_t e = r * channels + c, k = table_row + c;
-      grad_x[e] = store_value<scalar_t>(batch_norm_input_grad(to_acc(grad_out[e]), to_acc(x[e]), mean[k], invstd[k],
+      grad_x[e] = store_value<scalar_t>(batch_norm_input_grad(cuda::to_acc(grad_out[e]), cuda::to_acc(x[e]), mean[k], invstd[k],
                                                               weight[k], mean_dy[k], mean_dy_xhat[k]));
     }
   }
@@ -452,9 +422,9 @@ size_t segment_bn_backward_reduce_workspace_bytes(FloatKind kind, int64_t n, int
 cudaError_t segment_bn_stats_cuda(FloatKind kind, const void* x, const int64_t* segment, int64_t n, int64_t channels,
                                   int64_t num_segments, void* workspace, int64_t* count, void* mean, void* m2,
                                   cudaStream_t stream) {
-  return dispatch_float_kind(kind, [&](auto tag) {
+  return cuda::dispatch_float(kind, [&](auto tag) {
     using scalar_t = typename decltype(tag)::type;
-    using acc_t = typename AccType<scalar_t>::type;
+    using acc_t = cuda::acc_t<scalar_t>;
     const ChunkPlan plan = make_plan(n, channels, num_segments, stats_bytes_per_warp_and_segment<acc_t>());
     StatsWorkspace<acc_t> ws(workspace, plan, channels, num_segments);
     stats_chunk_kernel<scalar_t, acc_t>
@@ -473,9 +443,9 @@ cudaError_t segment_bn_stats_cuda(FloatKind kind, const void* x, const int64_t* 
 cudaError_t segment_bn_apply_cuda(FloatKind kind, const void* x, const int64_t* segment, int64_t n, int64_t channels,
                                   const void* mean, const void* invstd, const void* weight, const void* bias, void* y,
                                   cudaStream_t stream) {
-  return dispatch_float_kind(kind, [&](auto tag) {
+  return cuda::dispatch_float(kind, [&](auto tag) {
     using scalar_t = typename decltype(tag)::type;
-    using acc_t = typename AccType<scalar_t>::type;
+    using acc_t = cuda::acc_t<scalar_t>;
     apply_kernel<scalar_t, acc_t><<<element_grid(n), dim3(kLanes, kRowsPerElementBlock), 0, stream>>>(
         static_cast<const scalar_t*>(x), segment, n, channels, static_cast<const acc_t*>(mean),
         static_cast<const acc_t*>(invstd), static_cast<const acc_t*>(weight), static_cast<const acc_t*>(bias),
@@ -488,9 +458,9 @@ cudaError_t segment_bn_backward_reduce_cuda(FloatKind kind, const void* grad_out
                                             int64_t n, int64_t channels, int64_t num_segments, const void* mean,
                                             const void* invstd, void* workspace, void* sum_dy, void* sum_dy_xhat,
                                             cudaStream_t stream) {
-  return dispatch_float_kind(kind, [&](auto tag) {
+  return cuda::dispatch_float(kind, [&](auto tag) {
     using scalar_t = typename decltype(tag)::type;
-    using acc_t = typename AccType<scalar_t>::type;
+    using acc_t = cuda::acc_t<scalar_t>;
     const ChunkPlan plan = make_plan(n, channels, num_segments, reduce_bytes_per_warp_and_segment<acc_t>());
     ReduceWorkspace<acc_t> ws(workspace, plan, channels, num_segments);
     reduce_chunk_kernel<scalar_t, acc_t>
@@ -510,9 +480,9 @@ cudaError_t segment_bn_backward_cuda(FloatKind kind, const void* grad_out, const
                                      int64_t n, int64_t channels, const void* mean, const void* invstd,
                                      const void* weight, const void* mean_dy, const void* mean_dy_xhat, void* grad_x,
                                      cudaStream_t stream) {
-  return dispatch_float_kind(kind, [&](auto tag) {
+  return cuda::dispatch_float(kind, [&](auto tag) {
     using scalar_t = typename decltype(tag)::type;
-    using acc_t = typename AccType<scalar_t>::type;
+    using acc_t = cuda::acc_t<scalar_t>;
     input_grad_kernel<scalar_t, acc_t><<<element_grid(n), dim3(kLanes, kRowsPerElementBlock), 0, stream>>>(
         static_cast<const scalar_t*>(grad_out), static_cast<const scalar_t*>(x), segment, n, channels,
         static_cast<const acc_t*>(mean), static_cast<const acc_t*>(invstd), static_cast<const acc_t*>(weight),

@@ -2,7 +2,7 @@
 // distances of the block's share of points and reduces (distance, index) to the first argmax.
 #include <cfloat>
 
-#include "point/cuda_float.cuh"
+#include "ppt/cuda_float.cuh"
 #include "point/point_cuda.h"
 #include "ppt/geometry.h"
 
@@ -70,7 +70,7 @@ void farthest_point_sample(FloatKind kind, const void* xyz, int64_t batches, int
                            int64_t num_samples, int64_t start_index, void* min_dist, int64_t* out,
                            cudaStream_t stream) {
   dispatch_float(kind, [&](auto tag) {
-    using T = decltype(tag);
+    using T = typename decltype(tag)::type;
     fps_kernel<T><<<static_cast<unsigned>(batches), kThreads, 0, stream>>>(
         static_cast<const T*>(xyz), n, num_samples, start_index, static_cast<acc_t<T>*>(min_dist), out);
   });

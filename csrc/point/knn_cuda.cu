@@ -1,6 +1,6 @@
 // CUDA brute-force kNN: one thread per query; the cloud's points stream through shared memory in
 // tiles and each thread keeps its k best (distance, index) sorted in its output row.
-#include "point/cuda_float.cuh"
+#include "ppt/cuda_float.cuh"
 #include "point/point_cuda.h"
 #include "ppt/geometry.h"
 
@@ -71,7 +71,7 @@ __global__ void knn_backward_kernel(const T* grad, const T* query, const T* poin
 void knn(FloatKind kind, const void* query, const void* points, int64_t batches, int64_t m,
          int64_t n, int64_t k, void* dist_acc, int64_t* index, cudaStream_t stream) {
   dispatch_float(kind, [&](auto tag) {
-    using T = decltype(tag);
+    using T = typename decltype(tag)::type;
     const dim3 blocks(static_cast<unsigned>((m + kThreads - 1) / kThreads), static_cast<unsigned>(batches));
     knn_kernel<T><<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(query), static_cast<const T*>(points),
                                                    m, n, k, static_cast<acc_t<T>*>(dist_acc), index);
@@ -82,7 +82,7 @@ void knn_backward(FloatKind kind, const void* grad_dist2, const void* query, con
                   const int64_t* index, int64_t batches, int64_t m, int64_t n, int64_t k,
                   void* grad_query, void* grad_points_acc, cudaStream_t stream) {
   dispatch_float(kind, [&](auto tag) {
-    using T = decltype(tag);
+    using T = typename decltype(tag)::type;
     const int64_t rows = batches * m;
     knn_backward_kernel<T><<<grid_size(rows, 256), 256, 0, stream>>>(
         static_cast<const T*>(grad_dist2), static_cast<const T*>(query), static_cast<const T*>(points), index,

@@ -6,7 +6,7 @@
 
 #include <algorithm>
 
-#include "point/cuda_float.cuh"
+#include "ppt/cuda_float.cuh"
 #include "point/point_cuda.h"
 
 namespace ppt::cuda {
@@ -79,7 +79,7 @@ __global__ void decode_kernel(const int64_t* unique_keys, int64_t m, VoxelPackin
 void voxelize_grid(FloatKind kind, const void* coord, int64_t n, double voxel_size, int64_t* grid,
                    unsigned long long* first_invalid, cudaStream_t stream) {
   dispatch_float(kind, [&](auto tag) {
-    using T = decltype(tag);
+    using T = typename decltype(tag)::type;
     grid_kernel<T><<<grid_size(n, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(coord), n,
                                                                    voxel_size, grid, first_invalid);
   });
