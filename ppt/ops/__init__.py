@@ -2,5 +2,6 @@
 pure-PyTorch references of each live in :mod:`ppt.ops._reference`."""
 
 from ppt.ops.point import farthest_point_sample, knn, voxelize
+from ppt.ops.raster import rasterize_gaussians
 
-__all__ = ["voxelize", "farthest_point_sample", "knn"]
+__all__ = ["voxelize", "farthest_point_sample", "knn", "rasterize_gaussians"]
