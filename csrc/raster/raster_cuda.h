@@ -13,6 +13,20 @@
 namespace ppt {
 namespace raster_cuda {
 
+// Calls f(T{}) with T the C++ type of kind (float32 or float64; the glue rejects other kinds).
+template <typename F>
+void dispatch_float_kind(FloatKind kind, F&& f) {
+  if (kind == FloatKind::kDouble) {
+    f(double{});
+  } else {
+    f(float{});
+  }
+}
+
+inline unsigned int blocks_for(int64_t count, int threads) {
+  return static_cast<unsigned int>((count + threads - 1) / threads);
+}
+
 // ---- projection (project_cuda.cu) ------------------------------------------------------------
 struct ProjectArgs {
   int64_t batches, cams, n, width, height;

@@ -376,3 +376,22 @@ def test_torch_compile_render_step(device):
     torch.testing.assert_close(loss, eager_loss)
     for a, b in zip(grads, eager_grads):
         torch.testing.assert_close(a, b)
+
+
+# ---------------------------------------------------------------------------------------------
+# module
+
+
+def test_gaussian_renderer_module(device):
+    from ppt.nn import GaussianRenderer
+
+    args = make_scene(n=12, device=device, sh_coeffs=4)
+    renderer = GaussianRenderer(args[7], args[8], sh_degree=1, background=(1.0, 1.0, 1.0), render_mode="RGB+D").to(device)
+    colors, alphas, meta = renderer(*args[:7])
+    expected, expected_alphas = ref.rasterize_gaussians(
+        *args, sh_degree=1, render_mode="RGB+D", backgrounds=torch.ones(2, 3, 3, dtype=torch.float64, device=device))
+    torch.testing.assert_close(colors, expected, **TOL[torch.float64])
+    torch.testing.assert_close(alphas, expected_alphas, **TOL[torch.float64])
+    assert "radii" in meta and "GaussianRenderer(24x20" in repr(renderer)
+    with pytest.raises(ValueError, match="render_mode must be one of"):
+        GaussianRenderer(8, 8, render_mode="rgb")
