@@ -9,6 +9,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "ppt/gaussian.h"
@@ -30,6 +31,42 @@ struct TileGrid {
   }
 };
 
+// The Gaussians of one tile copied into contiguous arrays (the tile's pixels read them 256 times).
+// skip_above[j] bounds the exponent beyond which alpha < 1/255 for sure, so most far pixels skip
+// the exp; pairs under the bound still take the exact test of splat_alpha.
+template <typename scalar_t>
+struct TileSplats {
+  std::vector<int64_t> id;
+  std::vector<scalar_t> xy, conic, opacity, skip_above, color;
+
+  void gather(int64_t first, int64_t last, const int64_t* ids, const scalar_t* means2d, const scalar_t* conics,
+              const scalar_t* opacities, const scalar_t* colors, int64_t channels) {
+    const int64_t count = last - first;
+    id.resize(count);
+    xy.resize(2 * count);
+    conic.resize(3 * count);
+    opacity.resize(count);
+    skip_above.resize(count);
+    color.resize(channels * count);
+    for (int64_t j = 0; j < count; ++j) {
+      const int64_t g = ids[first + j];
+      id[j] = g;
+      xy[2 * j] = means2d[2 * g];
+      xy[2 * j + 1] = means2d[2 * g + 1];
+      for (int i = 0; i < 3; ++i) conic[3 * j + i] = conics[3 * g + i];
+      opacity[j] = opacities[g];
+      // alpha >= 1/255 needs exponent <= log(255 opacity); the margin absorbs rounding.
+      skip_above[j] = std::log(static_cast<scalar_t>(1.0 / kMinAlpha) * opacities[g]) + scalar_t(1e-3);
+      for (int64_t c = 0; c < channels; ++c) color[j * channels + c] = colors[g * channels + c];
+    }
+  }
+  // splat_alpha with the cheap rejection first.
+  bool alpha_at(int64_t j, scalar_t dx, scalar_t dy, scalar_t alpha_cap, scalar_t* alpha, scalar_t* falloff) const {
+    if (gaussian_exponent(&conic[3 * j], dx, dy) > skip_above[j]) return false;
+    return splat_alpha(&conic[3 * j], opacity[j], dx, dy, alpha_cap, alpha, falloff);
+  }
+};
+
 template <typename scalar_t>
 void rasterize_forward_kernel(const TileGrid& grid, int64_t images, int64_t n, int64_t channels,
                               const scalar_t* means2d, const scalar_t* conics, const scalar_t* colors,
@@ -38,10 +75,12 @@ void rasterize_forward_kernel(const TileGrid& grid, int64_t images, int64_t n, i
   const int64_t num_image_tiles = images * grid.tiles;
   at::parallel_for(0, num_image_tiles, 1, [&](int64_t begin_tile, int64_t end_tile) {
     std::vector<scalar_t> acc(channels);
+    TileSplats<scalar_t> splats;
     for (int64_t t = begin_tile; t < end_tile; ++t) {
       const int64_t image = t / grid.tiles, tile = t % grid.tiles;
       const int64_t px0 = (tile % grid.tiles_x) * grid.tile_size, py0 = (tile / grid.tiles_x) * grid.tile_size;
-      const int64_t first = grid.begin(t), last = grid.end(t, num_image_tiles);
+      const int64_t first = grid.begin(t), count = grid.end(t, num_image_tiles) - first;
+      splats.gather(first, first + count, ids, means2d, conics, opacities, colors, channels);
       for (int64_t py = py0; py < std::min(py0 + grid.tile_size, grid.height); ++py) {
         for (int64_t px = px0; px < std::min(px0 + grid.tile_size, grid.width); ++px) {
           const scalar_t cx = static_cast<scalar_t>(px) + scalar_t(0.5);
@@ -49,19 +88,18 @@ void rasterize_forward_kernel(const TileGrid& grid, int64_t images, int64_t n, i
           std::fill(acc.begin(), acc.end(), scalar_t(0));
           scalar_t transmittance = 1;
           int32_t processed = 0;
-          for (int64_t k = first; k < last; ++k) {
-            const int64_t g = ids[k];
+          for (int64_t j = 0; j < count; ++j) {
             scalar_t alpha, falloff;
-            if (!splat_alpha(conics + g * 3, opacities[g], means2d[g * 2] - cx, means2d[g * 2 + 1] - cy,
-                             alpha_cap, &alpha, &falloff)) {
+            if (!splats.alpha_at(j, splats.xy[2 * j] - cx, splats.xy[2 * j + 1] - cy, alpha_cap, &alpha, &falloff)) {
               continue;
             }
             const scalar_t next = transmittance * (1 - alpha);
             if (next < static_cast<scalar_t>(kMinTransmittance)) break;
             const scalar_t weight = alpha * transmittance;
-            for (int64_t c = 0; c < channels; ++c) acc[c] += weight * colors[g * channels + c];
+            const scalar_t* color = &splats.color[j * channels];
+            for (int64_t c = 0; c < channels; ++c) acc[c] += weight * color[c];
             transmittance = next;
-            processed = static_cast<int32_t>(k - first + 1);
+            processed = static_cast<int32_t>(j + 1);
           }
           const int64_t pix = (image * grid.height + py) * grid.width + px;
           for (int64_t c = 0; c < channels; ++c) out_colors[pix * channels + c] = acc[c];
@@ -84,11 +122,13 @@ void rasterize_backward_kernel(const TileGrid& grid, int64_t images, int64_t n, 
   const int64_t num_image_tiles = images * grid.tiles;
   at::parallel_for(0, images, 1, [&](int64_t begin_image, int64_t end_image) {
     std::vector<scalar_t> behind(channels);  // colour accumulated behind the current Gaussian
+    TileSplats<scalar_t> splats;
     for (int64_t image = begin_image; image < end_image; ++image) {
       for (int64_t tile = 0; tile < grid.tiles; ++tile) {
         const int64_t t = image * grid.tiles + tile;
         const int64_t px0 = (tile % grid.tiles_x) * grid.tile_size, py0 = (tile / grid.tiles_x) * grid.tile_size;
         const int64_t first = grid.begin(t);
+        splats.gather(first, grid.end(t, num_image_tiles), ids, means2d, conics, opacities, colors, channels);
         for (int64_t py = py0; py < std::min(py0 + grid.tile_size, grid.height); ++py) {
           for (int64_t px = px0; px < std::min(px0 + grid.tile_size, grid.width); ++px) {
             const int64_t pix = (image * grid.height + py) * grid.width + px;
@@ -99,22 +139,22 @@ void rasterize_backward_kernel(const TileGrid& grid, int64_t images, int64_t n, 
             const scalar_t v_alpha_out = grad_alphas[pix];
             std::fill(behind.begin(), behind.end(), scalar_t(0));
             scalar_t transmittance = final_t;
-            for (int64_t k = first + last_ids[pix] - 1; k >= first; --k) {
-              const int64_t g = ids[k];
-              const scalar_t dx = means2d[g * 2] - cx, dy = means2d[g * 2 + 1] - cy;
+            for (int64_t j = last_ids[pix] - 1; j >= 0; --j) {
+              const scalar_t dx = splats.xy[2 * j] - cx, dy = splats.xy[2 * j + 1] - cy;
               scalar_t alpha, falloff;
-              if (!splat_alpha(conics + g * 3, opacities[g], dx, dy, alpha_cap, &alpha, &falloff)) continue;
+              if (!splats.alpha_at(j, dx, dy, alpha_cap, &alpha, &falloff)) continue;
+              const int64_t g = splats.id[j];
               const scalar_t one_minus = 1 - alpha;
               transmittance /= one_minus;  // transmittance in front of this Gaussian
               const scalar_t weight = alpha * transmittance;
               scalar_t v_alpha = v_alpha_out * final_t / one_minus;
+              const scalar_t* color = &splats.color[j * channels];
               for (int64_t c = 0; c < channels; ++c) {
-                const scalar_t color = colors[g * channels + c];
                 v_colors[g * channels + c] += weight * v_out[c];
-                v_alpha += v_out[c] * (color * transmittance - behind[c] / one_minus);
-                behind[c] += color * weight;
+                v_alpha += v_out[c] * (color[c] * transmittance - behind[c] / one_minus);
+                behind[c] += color[c] * weight;
               }
-              splat_alpha_backward(conics + g * 3, opacities[g], dx, dy, falloff, alpha_cap, v_alpha,
+              splat_alpha_backward(&splats.conic[3 * j], splats.opacity[j], dx, dy, falloff, alpha_cap, v_alpha,
                                    v_conics + g * 3, v_means2d + g * 2, v_opacities + g);
             }
           }
