@@ -58,8 +58,10 @@ struct SharedSplats {
   }
 };
 
-template <typename T, int CH>
-__global__ void rasterize_forward_kernel(RasterArgs a, int ch0, int nch, const T* means2d, const T* conics,
+// MaxThreads (launch bound) caps registers so that a block of tile_size^2 threads always fits an SM:
+// 256 for tiles up to 16x16, 1024 for larger tiles.
+template <typename T, int CH, int MaxThreads>
+__global__ void __launch_bounds__(MaxThreads) rasterize_forward_kernel(RasterArgs a, int ch0, int nch, const T* means2d, const T* conics,
                                          const T* colors, const T* opacities, const int32_t* offsets,
                                          const int64_t* ids, T* out_colors, T* out_alphas, int32_t* last_ids) {
   __shared__ SharedSplats<T> s;
@@ -122,8 +124,8 @@ __device__ T warp_sum(T v, unsigned mask, int lanes) {
   return v;
 }
 
-template <typename T, int CH>
-__global__ void rasterize_backward_kernel(RasterArgs a, int ch0, int nch, const T* means2d, const T* conics,
+template <typename T, int CH, int MaxThreads>
+__global__ void __launch_bounds__(MaxThreads) rasterize_backward_kernel(RasterArgs a, int ch0, int nch, const T* means2d, const T* conics,
                                           const T* colors, const T* opacities, const int32_t* offsets,
                                           const int64_t* ids, const T* render_alphas, const int32_t* last_ids,
                                           const T* grad_colors, const T* grad_alphas, T* g_means2d, T* g_conics,
@@ -255,6 +257,9 @@ struct Chunk {
   static constexpr int value = CH;
 };
 
+constexpr int kSmallBlock = 256;
+constexpr int kLargeBlock = 1024;
+
 template <typename F>
 void for_each_channel_chunk(int64_t channels, F&& launch) {
   for (int64_t ch0 = 0; ch0 < channels; ch0 += kMaxChunk) {
@@ -281,7 +286,10 @@ void rasterize_forward(FloatKind kind, const RasterArgs& a, const void* means2d,
   dispatch_float_kind(kind, [&](auto zero) {
     using T = decltype(zero);
     for_each_channel_chunk(a.channels, [&](int ch0, int nch, auto chunk) {
-      rasterize_forward_kernel<T, decltype(chunk)::value><<<static_cast<unsigned int>(blocks), threads, 0, stream>>>(
+      constexpr int CH = decltype(chunk)::value;
+      auto kernel = threads <= kSmallBlock ? rasterize_forward_kernel<T, CH, kSmallBlock>
+                                           : rasterize_forward_kernel<T, CH, kLargeBlock>;
+      kernel<<<static_cast<unsigned int>(blocks), threads, 0, stream>>>(
           a, ch0, nch, static_cast<const T*>(means2d), static_cast<const T*>(conics), static_cast<const T*>(colors),
           static_cast<const T*>(opacities), tile_offsets, flatten_ids, static_cast<T*>(out_colors),
           static_cast<T*>(out_alphas), last_ids);
@@ -301,7 +309,10 @@ void rasterize_backward(FloatKind kind, const RasterArgs& a, const void* means2d
   dispatch_float_kind(kind, [&](auto zero) {
     using T = decltype(zero);
     for_each_channel_chunk(a.channels, [&](int ch0, int nch, auto chunk) {
-      rasterize_backward_kernel<T, decltype(chunk)::value><<<static_cast<unsigned int>(blocks), threads, 0, stream>>>(
+      constexpr int CH = decltype(chunk)::value;
+      auto kernel = threads <= kSmallBlock ? rasterize_backward_kernel<T, CH, kSmallBlock>
+                                           : rasterize_backward_kernel<T, CH, kLargeBlock>;
+      kernel<<<static_cast<unsigned int>(blocks), threads, 0, stream>>>(
           a, ch0, nch, static_cast<const T*>(means2d), static_cast<const T*>(conics), static_cast<const T*>(colors),
           static_cast<const T*>(opacities), tile_offsets, flatten_ids, static_cast<const T*>(render_alphas),
           last_ids, static_cast<const T*>(grad_colors), static_cast<const T*>(grad_alphas),

@@ -50,11 +50,11 @@ def scene_case(case, dtype, device):
         return make_scene(batch=(1,), n=1, cams=1, dtype=dtype, device=device), {}
     if case == "scene":
         return make_scene(dtype=dtype, device=device), {}
-    if case == "duplicates":  # identical Gaussians: equal depths keep index order
+    if case == "duplicates":  # identical Gaussians (equal depths keep index order), distinct colours
         args = list(make_scene(n=6, dtype=dtype, device=device))
-        for i in range(4):
-            args[i] = args[i][..., :1, :].expand_as(args[i]).contiguous() if args[i].dim() > 2 else args[i][..., :1].expand_as(args[i]).contiguous()
-        args[4] = torch.rand_like(args[4])
+        for i in (0, 1, 2):
+            args[i] = args[i][..., :1, :].expand_as(args[i]).contiguous()
+        args[3] = args[3][..., :1].expand_as(args[3]).contiguous()
         return tuple(args), {}
     if case == "culled":  # behind the camera, beyond far, far outside the image, near-degenerate
         args = list(make_scene(n=12, dtype=dtype, device=device))
@@ -66,14 +66,12 @@ def scene_case(case, dtype, device):
         args[2][..., 3, :] = 0.0  # zero scales: only eps2d keeps the 2D covariance invertible
         args[2][..., 4, :2] = 0.0  # a flat splat
         return tuple(args), dict(far_plane=20.0)
-    if case == "non_contiguous":
+    if case == "non_contiguous":  # transposed storage and a strided batch dim
         args = list(make_scene(batch=(4,), dtype=dtype, device=device))
-        args[0] = args[0].transpose(-1, -2).contiguous().transpose(-1, -2)
-        args[1] = args[1][::2].repeat_interleave(2, 0)[::1]
-        args[1] = args[1].transpose(-1, -2).contiguous().transpose(-1, -2)
-        args[4] = args[4][..., [2, 1, 0]]
+        for i in (0, 1, 2, 4):
+            args[i] = args[i].transpose(-1, -2).contiguous().transpose(-1, -2)
         args = [a[::2] if torch.is_tensor(a) else a for a in args]
-        assert not args[0].is_contiguous()
+        assert not args[0].is_contiguous() and not args[3].is_contiguous()
         return tuple(args), {}
     if case == "batch_2d":
         return make_scene(batch=(2, 2), n=10, cams=2, dtype=dtype, device=device), {}
