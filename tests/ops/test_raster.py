@@ -152,6 +152,24 @@ def test_render_modes_and_sh_degrees(render_mode, sh_degree, device):
         torch.testing.assert_close(a, b, **GRAD_TOL[torch.float64])
 
 
+@pytest.mark.parametrize("tile_size", [1, 5, 16, 32])
+@pytest.mark.parametrize("channels", [1, 4, 37])
+def test_tile_sizes_and_feature_channels(tile_size, channels, device):
+    # Odd tile sizes give partial warps on CUDA; more than 32 channels are rendered in chunks.
+    args = list(make_scene(n=15, width=37, height=21, device=device))
+    args[4] = torch.rand(2, 15, channels, dtype=torch.float64, device=device)
+    kwargs = dict(tile_size=tile_size)
+    colors, alphas, meta = rasterize_gaussians(*args, **kwargs)
+    ref_colors, ref_alphas = ref.rasterize_gaussians(*args, **kwargs)
+    assert meta["tile_offsets"].shape == (6, -(-21 // tile_size), -(-37 // tile_size))
+    torch.testing.assert_close(colors, ref_colors, **TOL[torch.float64])
+    torch.testing.assert_close(alphas, ref_alphas, **TOL[torch.float64])
+    got = _gradients(rasterize_gaussians, args, kwargs)
+    expected = _gradients(ref.rasterize_gaussians, args, kwargs)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, **GRAD_TOL[torch.float64])
+
+
 def test_sh_uses_only_the_coefficients_of_the_degree(device):
     # K = 16 coefficients rendered at degree 1 ignore coefficients 4..15 (progressive SH training).
     args = list(make_scene(n=10, device=device, sh_coeffs=16))
@@ -235,14 +253,29 @@ def test_culled_gaussians_have_zero_radius(device):
     assert (meta["radii"][..., 3] > 0).any()  # zero scales survive thanks to eps2d
 
 
-def test_deterministic_backward_is_reproducible(device):
-    args = make_scene(n=40, dtype=torch.float32, device=device)
-    first = _gradients(lambda *a, **k: rasterize_gaussians(*a, **k, deterministic=True), args, {})
-    second = _gradients(lambda *a, **k: rasterize_gaussians(*a, **k, deterministic=True), args, {})
-    default = _gradients(rasterize_gaussians, args, {})
-    for a, b, c in zip(first, second, default):
+@pytest.mark.parametrize("tile_size, channels", [(16, 3), (5, 37)])
+def test_deterministic_backward_is_reproducible(tile_size, channels, device):
+    args = list(make_scene(n=40, dtype=torch.float32, device=device))
+    args[4] = torch.rand(2, 40, channels, device=device)
+    deterministic = lambda *a, **k: rasterize_gaussians(*a, **k, tile_size=tile_size, deterministic=True)  # noqa: E731
+    first = _gradients(deterministic, args, {})
+    second = _gradients(deterministic, args, {})
+    expected = _gradients(ref.rasterize_gaussians, args, dict(tile_size=tile_size))
+    for a, b, c in zip(first, second, expected):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-        torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a, c, **GRAD_TOL[torch.float32])
+
+
+def test_per_camera_colors(device):
+    args = list(make_scene(n=12, device=device))
+    args[4] = torch.rand(2, 3, 12, 5, dtype=torch.float64, device=device)  # (..., C, N, D)
+    colors, alphas, _ = rasterize_gaussians(*args)
+    ref_colors, ref_alphas = ref.rasterize_gaussians(*args)
+    torch.testing.assert_close(colors, ref_colors, **TOL[torch.float64])
+    got = _gradients(rasterize_gaussians, args, {})
+    expected = _gradients(ref.rasterize_gaussians, args, {})
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, **GRAD_TOL[torch.float64])
 
 
 def test_pixel_centres_and_alpha_cap(device):
