@@ -46,6 +46,10 @@ def scene_case(case, dtype, device):
     """(positional args, keyword args) of rasterize_gaussians for a named case."""
     if case == "empty":
         return make_scene(n=0, dtype=dtype, device=device), {}
+    if case == "no_scenes":
+        return make_scene(batch=(0,), n=5, dtype=dtype, device=device), {}
+    if case == "no_cameras":
+        return make_scene(cams=0, n=5, dtype=dtype, device=device), {}
     if case == "single":
         return make_scene(batch=(1,), n=1, cams=1, dtype=dtype, device=device), {}
     if case == "scene":
@@ -85,7 +89,7 @@ def scene_case(case, dtype, device):
     raise ValueError(case)
 
 
-CASES = ["empty", "single", "scene", "duplicates", "culled", "non_contiguous", "batch_2d", "no_batch", "big_splats"]
+CASES = ["empty", "no_scenes", "no_cameras", "single", "scene", "duplicates", "culled", "non_contiguous", "batch_2d", "no_batch", "big_splats"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -123,7 +127,7 @@ def _gradients(fn, args, kwargs, grad_args=(0, 1, 2, 3, 4)):
     return [torch.zeros_like(x) if g is None else g for g, x in zip(grads, leaves)]
 
 
-@pytest.mark.parametrize("case", ["single", "scene", "duplicates", "culled", "non_contiguous", "batch_2d", "big_splats"])
+@pytest.mark.parametrize("case", ["empty", "single", "scene", "duplicates", "culled", "non_contiguous", "batch_2d", "big_splats"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gradients_match_reference(case, dtype, device):
     args, kwargs = scene_case(case, dtype, device)
