@@ -89,6 +89,8 @@ def rasterize_gaussians(
     """
     if render_mode not in RENDER_MODES:
         raise ValueError(f"rasterize_gaussians: render_mode must be one of {RENDER_MODES}, got {render_mode!r}")
+    if backgrounds is not None and render_mode in ("D", "ED"):
+        raise ValueError(f"rasterize_gaussians: backgrounds apply to colour channels; render_mode {render_mode!r} has none")
     if means.dim() < 2 or means.shape[-1] != 3:
         raise ValueError(f"rasterize_gaussians: means must have shape (..., N, 3), got {tuple(means.shape)}")
     batch = tuple(means.shape[:-2])
@@ -134,9 +136,6 @@ def rasterize_gaussians(
     if render_mode in ("ED", "RGB+ED"):
         render = torch.cat([render[..., :-1], render[..., -1:] / alphas.clamp_min(1e-10)], dim=-1)
     if backgrounds is not None:
-        if render_mode in ("D", "ED"):
-            raise ValueError("rasterize_gaussians: backgrounds apply to colour channels; render_mode "
-                             f"{render_mode!r} has none")
         color_channels = channels - (render_mode != "RGB")
         _expect_shape("backgrounds", backgrounds, (*batch, cams, color_channels), "(..., C, D)")
         bg = backgrounds.reshape(images, 1, 1, color_channels)
