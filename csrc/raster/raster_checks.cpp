@@ -55,21 +55,21 @@ void check_project_args(const at::Tensor& means, const at::Tensor& quats, const 
               ": near_plane must be positive and finite and far_plane > near_plane, got near_plane=",
               near_plane, ", far_plane=", far_plane);
   TORCH_CHECK(std::isfinite(eps2d) && eps2d >= 0, op, ": eps2d must be a finite number >= 0, got ", eps2d);
-  TORCH_CHECK(means.numel() == 0 || at::isfinite(means).all().item<bool>(), op,
-              ": means contains NaN or Inf; Gaussian centres must be finite");
-  TORCH_CHECK(scales.numel() == 0 || at::isfinite(scales).all().item<bool>(), op,
-              ": scales contains NaN or Inf; scales must be finite");
-  TORCH_CHECK(quats.numel() == 0 || at::isfinite(quats).all().item<bool>(), op,
-              ": quats contains NaN or Inf");
-  TORCH_CHECK(quats.numel() == 0 || (quats != 0).any(-1).all().item<bool>(), op,
-              ": quats contains an all-zero quaternion; rotations need a non-zero (w, x, y, z)");
-  TORCH_CHECK(viewmats.numel() == 0 || at::isfinite(viewmats).all().item<bool>(), op,
-              ": viewmats contains NaN or Inf");
-  if (Ks.numel() > 0) {
-    const at::Tensor focal = at::stack({Ks.select(-2, 0).select(-1, 0), Ks.select(-2, 1).select(-1, 1)});
-    TORCH_CHECK(at::isfinite(Ks).all().item<bool>() && (focal > 0).all().item<bool>(), op,
-                ": Ks must be finite with positive focal lengths fx = K[0, 0] and fy = K[1, 1]");
-  }
+  // All value checks are gathered into one small tensor so a CUDA input costs a single sync.
+  const auto all_finite = [](const at::Tensor& t) { return at::isfinite(t).all(); };
+  at::Tensor flags = at::stack({all_finite(means), all_finite(scales), all_finite(quats),
+                                (quats != 0).any(-1).all(), all_finite(viewmats), all_finite(Ks),
+                                (Ks.select(-2, 0).select(-1, 0) > 0).all(),
+                                (Ks.select(-2, 1).select(-1, 1) > 0).all()})
+                          .cpu();
+  const bool* ok = flags.const_data_ptr<bool>();
+  TORCH_CHECK(ok[0], op, ": means contains NaN or Inf; Gaussian centres must be finite");
+  TORCH_CHECK(ok[1], op, ": scales contains NaN or Inf; scales must be finite");
+  TORCH_CHECK(ok[2], op, ": quats contains NaN or Inf");
+  TORCH_CHECK(ok[3], op, ": quats contains an all-zero quaternion; rotations need a non-zero (w, x, y, z)");
+  TORCH_CHECK(ok[4], op, ": viewmats contains NaN or Inf");
+  TORCH_CHECK(ok[5] && ok[6] && ok[7], op,
+              ": Ks must be finite with positive focal lengths fx = K[0, 0] and fy = K[1, 1]");
 }
 
 void check_project_backward_args(const at::Tensor& grad_means2d, const at::Tensor& grad_depths,
