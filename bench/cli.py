@@ -14,6 +14,7 @@ from bench.harness import format_row, write_results
 SUITES = {
     "point_ops": "bench.point_ops",
     "segment_norm": "bench.segment_norm",
+    "raster": "bench.raster",
 }
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

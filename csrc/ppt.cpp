@@ -17,6 +17,28 @@ TORCH_LIBRARY(ppt, m) {
   m.def("segment_bn_apply(Tensor x, Tensor segment, Tensor mean, Tensor invstd, Tensor? weight, Tensor? bias) -> Tensor");
   m.def("segment_bn_backward_reduce(Tensor grad_out, Tensor x, Tensor segment, Tensor mean, Tensor invstd) -> (Tensor sum_dy, Tensor sum_dy_xhat)");
   m.def("segment_bn_backward(Tensor grad_out, Tensor x, Tensor segment, Tensor mean, Tensor invstd, Tensor? weight, Tensor? count, Tensor? sum_dy, Tensor? sum_dy_xhat) -> Tensor");
+
+  // ---- Gaussian rasterization (csrc/raster) --------------------------------------------------
+  // B scenes of N Gaussians seen by C cameras each; I = B * C images.
+  m.def("project_gaussians(Tensor means, Tensor quats, Tensor scales, Tensor viewmats, Tensor Ks, "
+        "int width, int height, float near_plane, float far_plane, float eps2d) "
+        "-> (Tensor means2d, Tensor depths, Tensor conics, Tensor radii)");
+  m.def("project_gaussians_backward(Tensor grad_means2d, Tensor grad_depths, Tensor grad_conics, "
+        "Tensor means, Tensor quats, Tensor scales, Tensor viewmats, Tensor Ks, Tensor radii, "
+        "int width, int height, float near_plane, float far_plane, float eps2d) -> (Tensor, Tensor, Tensor)");
+  m.def("spherical_harmonics(Tensor sh, Tensor means, Tensor viewmats, int degree) -> Tensor");
+  m.def("spherical_harmonics_backward(Tensor grad_colors, Tensor sh, Tensor means, Tensor viewmats, "
+        "int degree) -> (Tensor, Tensor)");
+  m.def("bin_gaussians(Tensor means2d, Tensor radii, Tensor depths, int width, int height, int tile_size) "
+        "-> (Tensor tiles_per_gaussian, Tensor tile_offsets, Tensor flatten_ids)");
+  // deterministic is consumed by the backward only (saved by the autograd formula).
+  m.def("rasterize_tiles(Tensor means2d, Tensor conics, Tensor colors, Tensor opacities, int width, "
+        "int height, int tile_size, float alpha_cap, Tensor tile_offsets, Tensor flatten_ids, "
+        "bool deterministic=False) -> (Tensor colors, Tensor alphas, Tensor last_ids)");
+  m.def("rasterize_tiles_backward(Tensor grad_colors, Tensor grad_alphas, Tensor means2d, Tensor conics, "
+        "Tensor colors, Tensor opacities, int width, int height, int tile_size, float alpha_cap, "
+        "Tensor tile_offsets, Tensor flatten_ids, Tensor render_alphas, Tensor last_ids, "
+        "bool deterministic) -> (Tensor, Tensor, Tensor, Tensor)");
 }
 
 namespace {

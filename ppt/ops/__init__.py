@@ -3,5 +3,6 @@ pure-PyTorch references of each live in :mod:`ppt.ops._reference`."""
 
 from ppt.ops.norm import segment_batch_norm
 from ppt.ops.point import farthest_point_sample, knn, voxelize
+from ppt.ops.raster import rasterize_gaussians
 
-__all__ = ["voxelize", "farthest_point_sample", "knn", "segment_batch_norm"]
+__all__ = ["voxelize", "farthest_point_sample", "knn", "segment_batch_norm", "rasterize_gaussians"]

@@ -6,6 +6,8 @@ and sum a separate (unfused) operation in float32 for half inputs, so ties break
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -96,3 +98,168 @@ def segment_batch_norm(
         )
         out = out.index_copy(0, rows, y)
     return out.to(x.dtype)
+
+
+# ---- Gaussian rasterization ------------------------------------------------------------------
+# Dense twin of ppt.ops.rasterize_gaussians: every Gaussian is evaluated at every pixel of every
+# image, with the kernels' culling, radius, tile membership (a Gaussian reaches the pixels of the
+# tiles its 3-sigma box overlaps), thresholds and (float32 depth, index) order. Small images only.
+
+SH_C0 = 0.28209479177387814
+SH_C1 = 0.4886025119029199
+SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
+SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,
+         -0.4570457994644658, 1.445305721320277, -0.5900435899266435)
+
+
+def quat_to_rotmat(quats: Tensor) -> Tensor:
+    """(..., 4) quaternions (w, x, y, z), normalized here -> (..., 3, 3) rotation matrices."""
+    w, x, y, z = (quats / quats.norm(dim=-1, keepdim=True)).unbind(-1)
+    rows = [
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ]
+    return torch.stack(rows, dim=-1).reshape(*quats.shape[:-1], 3, 3)
+
+
+def project_gaussians(means, quats, scales, viewmat, K, width, height, near_plane, far_plane, eps2d):
+    """One camera: (N, 3), (N, 4), (N, 3), (4, 4), (3, 3) -> radii (N,) int32, means2d (N, 2),
+    depths (N,), conics (N, 3); means2d and conics are zero where radii == 0."""
+    R, t = viewmat[:3, :3], viewmat[:3, 3]
+    pc = means @ R.T + t
+    x, y, z = pc.unbind(-1)
+    M = quat_to_rotmat(quats) * scales[:, None, :]
+    cov_cam = R @ (M @ M.transpose(-1, -2)) @ R.T
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    lim_x, lim_y = 1.3 * (0.5 * width / fx), 1.3 * (0.5 * height / fy)
+    in_depth = (z >= near_plane) & (z <= far_plane)
+    z_safe = torch.where(in_depth, z, torch.ones_like(z))
+    rx = torch.minimum(torch.maximum(x / z_safe, -lim_x), lim_x)
+    ry = torch.minimum(torch.maximum(y / z_safe, -lim_y), lim_y)
+    zeros = torch.zeros_like(z)
+    J = torch.stack([fx / z_safe, zeros, -fx * rx / z_safe, zeros, fy / z_safe, -fy * ry / z_safe], -1).reshape(-1, 2, 3)
+    cov2d = J @ cov_cam @ J.transpose(-1, -2)
+    a, b, c = cov2d[:, 0, 0] + eps2d, cov2d[:, 0, 1], cov2d[:, 1, 1] + eps2d
+    det = a * c - b * b
+    u, v = fx * (x / z_safe) + cx, fy * (y / z_safe) + cy
+    with torch.no_grad():
+        mid = 0.5 * (a + c)
+        radius = torch.ceil(3 * torch.sqrt(mid + torch.sqrt((mid * mid - det).clamp_min(0))))
+        visible = in_depth & (det > 0)
+        visible &= ~((u + radius <= 0) | (u - radius >= width) | (v + radius <= 0) | (v - radius >= height))
+        radii = torch.where(visible, radius, torch.zeros_like(radius)).to(torch.int32)
+    det_safe = torch.where(visible, det, torch.ones_like(det))
+    conics = torch.stack([c / det_safe, -b / det_safe, a / det_safe], -1) * visible[:, None]
+    means2d = torch.stack([u, v], -1) * visible[:, None]
+    return radii, means2d, z, conics
+
+
+def sh_basis(dirs: Tensor, degree: int) -> Tensor:
+    """(..., 3) unit directions -> (..., (degree+1)^2) real SH basis (Inria constants)."""
+    x, y, z = dirs.unbind(-1)
+    out = [torch.full_like(x, SH_C0)]
+    if degree >= 1:
+        out += [-SH_C1 * y, SH_C1 * z, -SH_C1 * x]
+    if degree >= 2:
+        xx, yy, zz = x * x, y * y, z * z
+        out += [SH_C2[0] * x * y, SH_C2[1] * y * z, SH_C2[2] * (2 * zz - xx - yy), SH_C2[3] * x * z,
+                SH_C2[4] * (xx - yy)]
+    if degree >= 3:
+        out += [SH_C3[0] * y * (3 * xx - yy), SH_C3[1] * x * y * z, SH_C3[2] * y * (4 * zz - xx - yy),
+                SH_C3[3] * z * (2 * zz - 3 * xx - 3 * yy), SH_C3[4] * x * (4 * zz - xx - yy),
+                SH_C3[5] * z * (xx - yy), SH_C3[6] * x * (xx - 3 * yy)]
+    return torch.stack(out, -1)
+
+
+def spherical_harmonics(sh: Tensor, means: Tensor, viewmat: Tensor, degree: int) -> Tensor:
+    """One camera: (N, K, 3) coefficients, (N, 3) means -> (N, 3) colours, SH + 0.5 clamped at 0."""
+    centre = -viewmat[:3, :3].T @ viewmat[:3, 3]
+    d = means - centre
+    norm = d.norm(dim=-1, keepdim=True)
+    dirs = d / torch.where(norm > 0, norm, torch.ones_like(norm))
+    basis = sh_basis(dirs, degree)
+    used = (degree + 1) ** 2
+    return ((basis[..., None] * sh[:, :used, :]).sum(-2) + 0.5).clamp_min(0)
+
+
+def composite_image(means2d, conics, features, opacities, radii, depths, width, height, tile_size, alpha_cap):
+    """Dense front-to-back compositing of one image -> colours (H, W, D), alpha (H, W, 1)."""
+    n, channels = features.shape
+    dtype, device = features.dtype, features.device
+    px = torch.arange(width, device=device, dtype=dtype) + 0.5
+    py = torch.arange(height, device=device, dtype=dtype) + 0.5
+    pix_y, pix_x = torch.meshgrid(py, px, indexing="ij")
+    pix_x, pix_y = pix_x.reshape(-1), pix_y.reshape(-1)
+    tiles_x, tiles_y = -(-width // tile_size), -(-height // tile_size)
+    with torch.no_grad():
+        pix_tx = torch.div(pix_x - 0.5, tile_size, rounding_mode="floor")
+        pix_ty = torch.div(pix_y - 0.5, tile_size, rounding_mode="floor")
+        r = radii.to(dtype)
+        u, v = means2d[:, 0], means2d[:, 1]
+        x0 = torch.floor((u - r) / tile_size).clamp(0, tiles_x)
+        x1 = torch.ceil((u + r) / tile_size).clamp(0, tiles_x)
+        y0 = torch.floor((v - r) / tile_size).clamp(0, tiles_y)
+        y1 = torch.ceil((v + r) / tile_size).clamp(0, tiles_y)
+        in_rect = ((pix_tx >= x0[:, None]) & (pix_tx < x1[:, None]) & (pix_ty >= y0[:, None])
+                   & (pix_ty < y1[:, None]) & (radii > 0)[:, None])
+        order = torch.sort(depths.float(), stable=True).indices  # ties: lower index first
+    dx = means2d[:, 0:1] - pix_x
+    dy = means2d[:, 1:2] - pix_y
+    sigma = 0.5 * (conics[:, 0:1] * dx * dx + conics[:, 2:3] * dy * dy) + conics[:, 1:2] * dx * dy
+    alpha = torch.minimum(opacities[:, None] * torch.exp(-sigma), torch.full_like(sigma, alpha_cap))
+    valid = in_rect & (sigma >= 0) & (alpha >= 1.0 / 255.0)
+    alpha = torch.where(valid, alpha, torch.zeros_like(alpha))[order]
+    with torch.no_grad():
+        keep = torch.cumprod(1 - alpha, dim=0) >= 1e-4  # stops before transmittance drops below 1e-4
+    alpha = torch.where(keep, alpha, torch.zeros_like(alpha))
+    survive = torch.cumprod(1 - alpha, dim=0)
+    transmittance = torch.cat([torch.ones_like(survive[:1]), survive[:-1]], dim=0)
+    weights = alpha * transmittance  # (N sorted, P)
+    colors = weights.T @ features[order]
+    alphas = 1 - (survive[-1] if n > 0 else torch.ones(width * height, dtype=dtype, device=device))
+    return colors.reshape(height, width, channels), alphas.reshape(height, width, 1)
+
+
+def rasterize_gaussians(means, quats, scales, opacities, colors, viewmats, Ks, width, height, *, sh_degree=None,
+                        near_plane=0.01, far_plane=1e10, eps2d=0.3, alpha_cap=0.99, backgrounds=None,
+                        render_mode="RGB", tile_size=16):
+    """Same arguments and outputs (colours, alphas) as ppt.ops.rasterize_gaussians, minus meta."""
+    batch, n, cams = means.shape[:-2], means.shape[-2], viewmats.shape[-3]
+    scenes = math.prod(batch)
+    means_f, quats_f = means.reshape(scenes, n, 3), quats.reshape(scenes, n, 4)
+    scales_f, opac_f = scales.reshape(scenes, n, 3), opacities.reshape(scenes, n)
+    view_f, K_f = viewmats.reshape(scenes, cams, 4, 4), Ks.reshape(scenes, cams, 3, 3)
+    renders, alphas = [], []
+    for s in range(scenes):
+        for c in range(cams):
+            radii, means2d, depths, conics = project_gaussians(
+                means_f[s], quats_f[s], scales_f[s], view_f[s, c], K_f[s, c], width, height, near_plane,
+                far_plane, eps2d)
+            features = []
+            if render_mode in ("RGB", "RGB+D", "RGB+ED"):
+                if sh_degree is not None:
+                    sh = colors.reshape(scenes, n, colors.shape[-2], 3)[s]
+                    features.append(spherical_harmonics(sh, means_f[s], view_f[s, c], sh_degree))
+                elif colors.dim() == len(batch) + 3:
+                    features.append(colors.reshape(scenes, cams, n, colors.shape[-1])[s, c])
+                else:
+                    features.append(colors.reshape(scenes, n, colors.shape[-1])[s])
+            if render_mode != "RGB":
+                features.append(depths[:, None])
+            image, alpha = composite_image(means2d, conics, torch.cat(features, -1), opac_f[s], radii, depths,
+                                           width, height, tile_size, alpha_cap)
+            if render_mode in ("ED", "RGB+ED"):
+                image = torch.cat([image[..., :-1], image[..., -1:] / alpha.clamp_min(1e-10)], -1)
+            if backgrounds is not None:
+                bg = backgrounds.reshape(scenes, cams, -1)[s, c]
+                if render_mode != "RGB":
+                    bg = torch.cat([bg, bg.new_zeros(1)])
+                image = image + (1 - alpha) * bg
+            renders.append(image)
+            alphas.append(alpha)
+    out_shape = (*batch, cams, height, width)
+    if not renders:
+        channels = 1 if render_mode in ("D", "ED") else colors.shape[-1] + (render_mode != "RGB")
+        return means.new_zeros(*out_shape, channels), means.new_zeros(*out_shape, 1)
+    return torch.stack(renders).reshape(*out_shape, -1), torch.stack(alphas).reshape(*out_shape, 1)

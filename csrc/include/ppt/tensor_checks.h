@@ -48,10 +48,10 @@ inline void check_same_dtype(const char* op, const char* name_a, const at::Tenso
               " must have the same dtype, got ", a.scalar_type(), " and ", b.scalar_type());
 }
 
-// Rejects NaN/Inf up front: distance-based selection on non-finite values is meaningless.
+// Rejects NaN/Inf up front (e.g. distance-based selection on non-finite values is meaningless).
 inline void check_all_finite(const char* op, const char* name, const at::Tensor& t) {
   TORCH_CHECK(t.numel() == 0 || at::isfinite(t).all().item<bool>(), op, ": ", name,
-              " contains NaN or Inf; coordinates must be finite");
+              " contains NaN or Inf; it must be finite");
 }
 
 }  // namespace ppt
