@@ -31,7 +31,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bin_gaussians_cuda(const at::Tens
   const int tiles_x = static_cast<int>((width + tile_size - 1) / tile_size);
   const int tiles_y = static_cast<int>((height + tile_size - 1) / tile_size);
   const at::Tensor means2d = means2d_in.contiguous(), radii = radii_in.contiguous(), depths = depths_in.contiguous();
-  const FloatKind kind = float_kind_of(means2d);
+  const FloatKind kind = float_kind(means2d.scalar_type());
   const raster_cuda::TileGridArgs grid{images, n, static_cast<int>(tile_size), tiles_x, tiles_y};
 
   at::Tensor tiles_per_gaussian = at::zeros({images, n}, radii.options());

@@ -27,7 +27,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> project_gaussians_cud
   at::Tensor conics = at::zeros({batches, cams, n, 3}, means.options());
   at::Tensor radii = at::zeros({batches, cams, n}, means.options().dtype(at::kInt));
   const raster_cuda::ProjectArgs args{batches, cams, n, width, height, near_plane, far_plane, eps2d};
-  raster_cuda::project_forward(float_kind_of(means), args, means.const_data_ptr(), quats.const_data_ptr(),
+  raster_cuda::project_forward(float_kind(means.scalar_type()), args, means.const_data_ptr(), quats.const_data_ptr(),
                                scales.const_data_ptr(), viewmats.const_data_ptr(), Ks.const_data_ptr(),
                                means2d.data_ptr(), depths.data_ptr(), conics.data_ptr(),
                                radii.data_ptr<int32_t>(), c10::cuda::getCurrentCUDAStream());
@@ -50,7 +50,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> project_gaussians_backward_cuda(
   at::Tensor grad_means = at::zeros_like(means), grad_quats = at::zeros_like(quats);
   at::Tensor grad_scales = at::zeros_like(scales);
   const raster_cuda::ProjectArgs args{batches, cams, n, width, height, near_plane, far_plane, eps2d};
-  raster_cuda::project_backward(float_kind_of(means), args, means.const_data_ptr(), quats.const_data_ptr(),
+  raster_cuda::project_backward(float_kind(means.scalar_type()), args, means.const_data_ptr(), quats.const_data_ptr(),
                                 scales.const_data_ptr(), viewmats.const_data_ptr(), Ks.const_data_ptr(),
                                 radii.const_data_ptr<int32_t>(), g_m2.const_data_ptr(), g_d.const_data_ptr(),
                                 g_c.const_data_ptr(), grad_means.data_ptr(), grad_quats.data_ptr(),

@@ -4,17 +4,12 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "ppt/common.h"
+#include "ppt/tensor_checks.h"
 
 namespace ppt {
 
 // Largest image side: tile and pixel indices are 32-bit in the kernels and sort keys.
 constexpr int64_t kMaxImageSide = 1 << 15;
-
-// Element kind handed to the torch-free CUDA launchers (the checks admit float32/float64 only).
-inline FloatKind float_kind_of(const at::Tensor& t) {
-  return t.scalar_type() == at::kDouble ? FloatKind::kDouble : FloatKind::kFloat;
-}
 
 void check_project_args(const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales,
                         const at::Tensor& viewmats, const at::Tensor& Ks, int64_t width, int64_t height,

@@ -37,7 +37,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rasterize_tiles_cuda(
   at::Tensor out_colors = at::empty({args.images, height, width, args.channels}, colors.options());
   at::Tensor out_alphas = at::empty({args.images, height, width, 1}, colors.options());
   at::Tensor last_ids = at::empty({args.images, height, width}, tile_offsets.options());
-  raster_cuda::rasterize_forward(float_kind_of(colors), args, means2d.const_data_ptr(), conics.const_data_ptr(),
+  raster_cuda::rasterize_forward(float_kind(colors.scalar_type()), args, means2d.const_data_ptr(), conics.const_data_ptr(),
                                  colors.const_data_ptr(), opacities.const_data_ptr(),
                                  tile_offsets.const_data_ptr<int32_t>(), flatten_ids.const_data_ptr<int64_t>(),
                                  out_colors.data_ptr(), out_alphas.data_ptr(), last_ids.data_ptr<int32_t>(),
@@ -64,7 +64,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_tiles_backw
   const at::Tensor render_alphas = render_alphas_in.contiguous(), last_ids = last_ids_in.contiguous();
   const at::Tensor grad_colors = grad_colors_in.contiguous(), grad_alphas = grad_alphas_in.contiguous();
   const auto args = raster_args(means2d, colors, width, height, tile_size, alpha_cap, flatten_ids);
-  const FloatKind kind = float_kind_of(colors);
+  const FloatKind kind = float_kind(colors.scalar_type());
   at::Tensor v_means2d = at::zeros_like(means2d), v_conics = at::zeros_like(conics);
   at::Tensor v_colors = at::zeros_like(colors), v_opacities = at::zeros_like(opacities);
   at::Tensor entry_grads;

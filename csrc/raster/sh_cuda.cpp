@@ -19,7 +19,7 @@ at::Tensor spherical_harmonics_cuda(const at::Tensor& sh_in, const at::Tensor& m
   const int64_t batches = sh_in.size(0), n = sh_in.size(1), k = sh_in.size(2), cams = viewmats_in.size(1);
   const at::Tensor sh = sh_in.contiguous(), means = means_in.contiguous(), viewmats = viewmats_in.contiguous();
   at::Tensor colors = at::empty({batches, cams, n, 3}, sh.options());
-  raster_cuda::sh_forward(float_kind_of(sh), static_cast<int>(degree), batches, cams, n, k, sh.const_data_ptr(),
+  raster_cuda::sh_forward(float_kind(sh.scalar_type()), static_cast<int>(degree), batches, cams, n, k, sh.const_data_ptr(),
                           means.const_data_ptr(), viewmats.const_data_ptr(), colors.data_ptr(),
                           c10::cuda::getCurrentCUDAStream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -38,7 +38,7 @@ std::tuple<at::Tensor, at::Tensor> spherical_harmonics_backward_cuda(const at::T
   const at::Tensor sh = sh_in.contiguous(), means = means_in.contiguous(), viewmats = viewmats_in.contiguous();
   const at::Tensor grad = grad_in.contiguous();
   at::Tensor grad_sh = at::zeros_like(sh), grad_means = at::zeros_like(means);
-  raster_cuda::sh_backward(float_kind_of(sh), static_cast<int>(degree), batches, cams, n, k, sh.const_data_ptr(),
+  raster_cuda::sh_backward(float_kind(sh.scalar_type()), static_cast<int>(degree), batches, cams, n, k, sh.const_data_ptr(),
                            means.const_data_ptr(), viewmats.const_data_ptr(), grad.const_data_ptr(),
                            grad_sh.data_ptr(), grad_means.data_ptr(), c10::cuda::getCurrentCUDAStream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();

@@ -9,7 +9,20 @@
 
 #include <string>
 
+#include "ppt/common.h"
+
 namespace ppt {
+
+// The FloatKind handed to torch-free CUDA launchers for a tensor of this dtype.
+inline FloatKind float_kind(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kHalf: return FloatKind::kHalf;
+    case at::kBFloat16: return FloatKind::kBFloat16;
+    case at::kFloat: return FloatKind::kFloat;
+    case at::kDouble: return FloatKind::kDouble;
+    default: TORCH_CHECK(false, "expected a float16, bfloat16, float32 or float64 tensor, got ", dtype);
+  }
+}
 
 inline std::string shape_string(const at::Tensor& t) { return c10::str(t.sizes()); }
 
