@@ -9,6 +9,16 @@ TORCH_LIBRARY(ppt, m) {
   m.def("farthest_point_sample(Tensor xyz, int num_samples, int start_index=0) -> Tensor");
   m.def("knn(Tensor query, Tensor points, int k) -> (Tensor, Tensor)");
   m.def("knn_backward(Tensor grad_dist2, Tensor query, Tensor points, Tensor index) -> (Tensor, Tensor)");
+
+  // ---- sparse convolution ------------------------------------------------------------------
+  // Kernel map: (out_indices (M, 4) int32, pairs (2, P) int32 [input rows; output rows],
+  // pair_offsets (K + 1,) int64 grouping the pairs by kernel offset).
+  m.def("sparse_kernel_map(Tensor indices, int batch_size, int[] spatial_shape, int[] kernel_size, "
+        "int[] stride, int[] padding, int[] dilation, bool submanifold) -> (Tensor, Tensor, Tensor)");
+  // Gather-GEMM-scatter convolution with weight (Cout, K, Cin) over a kernel map.
+  m.def("sparse_conv(Tensor features, Tensor weight, Tensor pairs, Tensor pair_offsets, SymInt num_out) -> Tensor");
+  m.def("sparse_conv_backward(Tensor grad_out, Tensor features, Tensor weight, Tensor pairs, "
+        "Tensor pair_offsets, SymInt num_out) -> (Tensor, Tensor)");
 }
 
 namespace {

@@ -2,5 +2,6 @@
 pure-PyTorch references of each live in :mod:`ppt.ops._reference`."""
 
 from ppt.ops.point import farthest_point_sample, knn, voxelize
+from ppt.ops.sparse import conv_output_shape, sparse_conv, sparse_kernel_map
 
-__all__ = ["voxelize", "farthest_point_sample", "knn"]
+__all__ = ["voxelize", "farthest_point_sample", "knn", "sparse_kernel_map", "sparse_conv", "conv_output_shape"]
