@@ -37,16 +37,22 @@ inline int64_t hash_capacity_for(int64_t entries) {
   return capacity;
 }
 
-// Row stored for `key`, or -1 when absent.
-PPT_HOST_DEVICE int32_t hash_lookup(const int64_t* keys, const int32_t* values, int64_t capacity,
-                                    int64_t key) {
+// Slot holding `key`, or -1 when absent.
+PPT_HOST_DEVICE int64_t hash_find_slot(const int64_t* keys, int64_t capacity, int64_t key) {
   int64_t slot = hash_slot(key, capacity);
   while (true) {
     const int64_t stored = keys[slot];
-    if (stored == key) return values[slot];
+    if (stored == key) return slot;
     if (stored == kEmptyHashKey) return -1;
     slot = (slot + 1) & (capacity - 1);
   }
+}
+
+// Row stored for `key`, or -1 when absent.
+PPT_HOST_DEVICE int32_t hash_lookup(const int64_t* keys, const int32_t* values, int64_t capacity,
+                                    int64_t key) {
+  const int64_t slot = hash_find_slot(keys, capacity, key);
+  return slot < 0 ? -1 : values[slot];
 }
 
 // Host insert; returns false when `key` is already present (the table is left unchanged).
