@@ -13,6 +13,7 @@ from bench.harness import format_row, write_results
 # suite name -> module exposing run(device, quick) -> list[Comparison]
 SUITES = {
     "point_ops": "bench.point_ops",
+    "sparse_conv": "bench.sparse_conv",
 }
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
