@@ -117,12 +117,11 @@ def sparse_kernel_map(indices: Tensor, batch_size: int, spatial_shape, kernel_si
         hit = valid & (sorted_keys[position] == keys) if len(sorted_keys) else valid & False
         rows = torch.nonzero(hit).squeeze(1)
         partner = order[position[rows]] if len(sorted_keys) else rows
-        if submanifold:
-            pair_in.append(partner), pair_out.append(rows)
-        else:
-            pair_in.append(rows), pair_out.append(partner)
+        # rows index the map's own sites (outputs for SubM, inputs for strided), partner the others.
+        pair_in.append(partner if submanifold else rows)
+        pair_out.append(rows if submanifold else partner)
         counts.append(len(rows))
-    pairs = torch.stack([torch.cat(pair_in), torch.cat(pair_out)]).int() if counts else torch.empty(2, 0, dtype=torch.int32, device=device)
+    pairs = torch.stack([torch.cat(pair_in), torch.cat(pair_out)]).int()
     pair_offsets = torch.tensor([0] + counts, device=device).cumsum(0)
     return out_sites.int(), pairs, pair_offsets
 
