@@ -256,3 +256,19 @@ def test_inverse_conv_equals_spconv_cpu():
         torch.testing.assert_close(y_ours.features, y_theirs.features, rtol=1e-5, atol=1e-5)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_cache_keys_on_geometry_without_indice_key_and_rebuilds_for_new_sites(device):
+    x = _scene(device)
+    cache = x.cache
+    args = (x.indices, x.spatial_shape, x.batch_size)
+    plain = cache.get_or_build(None, *args, (3, 3, 3), (1, 1, 1), (0, 0, 0), (1, 1, 1), True)
+    assert cache.get_or_build(None, *args, (3, 3, 3), (1, 1, 1), (0, 0, 0), (1, 1, 1), True) is plain
+    dilated = cache.get_or_build(None, *args, (3, 3, 3), (1, 1, 1), (0, 0, 0), (2, 2, 2), True)
+    assert dilated is not plain and dilated.dilation == (2, 2, 2) and plain.dilation == (1, 1, 1)
+    # Same indice_key on different sites: the stale map must not be reused.
+    keyed = cache.get_or_build("k", *args, (3, 3, 3), (1, 1, 1), (0, 0, 0), (1, 1, 1), True)
+    fewer = x.indices[: len(x.indices) // 2].clone()
+    rebuilt = cache.get_or_build("k", fewer, x.spatial_shape, x.batch_size, (3, 3, 3), (1, 1, 1), (0, 0, 0), (1, 1, 1), True)
+    assert rebuilt is not keyed and rebuilt.in_indices is fewer
+    assert int(rebuilt.pairs.max()) < len(fewer)
