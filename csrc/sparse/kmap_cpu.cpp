@@ -1,8 +1,13 @@
 // CPU steps of the kernel-map construction: packed keys, a sequential open-addressing insert
-// (duplicates detected in row order) and parallel neighbour searches over sites.
+// (duplicates detected in row order), a merge-join neighbour search for submanifold maps and
+// parallel hash lookups for strided maps.
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
+
+#include <algorithm>
+#include <numeric>
+#include <vector>
 
 #include "ppt/hash.h"
 #include "sparse/kmap_plan.h"
@@ -37,25 +42,50 @@ int64_t build_table_cpu(const at::Tensor& keys, at::Tensor& table_keys, at::Tens
   return -1;
 }
 
+// Neighbour search by merge join instead of hashing: with the sites in key order, the neighbour
+// keys key + delta_k of one offset are in key order too (packing is linear and only in-grid
+// neighbours are searched), so one forward scan per offset and block of sites finds them all with
+// sequential memory access. The hash table stays the structure of the CUDA path and of the
+// strided map.
 at::Tensor submanifold_map_cpu(const at::Tensor& indices, const ConvGeometry& geometry,
-                               const VoxelPacking& packing, const at::Tensor& table_keys,
-                               const at::Tensor& table_values) {
+                               const VoxelPacking& packing, const at::Tensor& /*table_keys*/,
+                               const at::Tensor& /*table_values*/) {
   const int64_t n = indices.size(0), volume = geometry.volume();
   at::Tensor map = at::empty({volume, n}, indices.options());
+  if (n == 0) return map;
   const int32_t* site = indices.const_data_ptr<int32_t>();
-  const int64_t* slots = table_keys.const_data_ptr<int64_t>();
-  const int32_t* values = table_values.const_data_ptr<int32_t>();
-  const int64_t capacity = table_keys.size(0);
+  std::vector<int64_t> key(n);
+  for (int64_t i = 0; i < n; ++i) key[i] = packing.pack(site[4 * i], site[4 * i + 1], site[4 * i + 2], site[4 * i + 3]);
+  std::vector<int32_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  if (!std::is_sorted(key.begin(), key.end())) {  // voxelize's output is already sorted
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return key[a] < key[b]; });
+  }
+  std::vector<int64_t> sorted_key(n);
+  for (int64_t p = 0; p < n; ++p) sorted_key[p] = key[order[p]];
+
   int32_t* out = map.data_ptr<int32_t>();
-  at::parallel_for(0, n, kGrain / 8, [&](int64_t begin, int64_t end) {
-    for (int64_t o = begin; o < end; ++o) {
-      const int32_t* s = site + 4 * o;
-      for (int64_t k = 0; k < volume; ++k) {
+  const int64_t blocks = (n + kGrain - 1) / kGrain;
+  at::parallel_for(0, volume * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t k = task / blocks, first = (task % blocks) * kGrain, last = std::min(n, first + kGrain);
+      int64_t ijl[3];
+      geometry.offset_of(k, ijl);
+      int64_t step[3];
+      for (int a = 0; a < 3; ++a) step[a] = (ijl[a] - geometry.kernel[a] / 2) * geometry.dilation[a];
+      const int64_t delta = (step[0] * packing.extent_y + step[1]) * packing.extent_z + step[2];
+      const int64_t* cursor = std::lower_bound(sorted_key.data(), sorted_key.data() + n, sorted_key[first] + delta);
+      const int64_t* stop = sorted_key.data() + n;
+      for (int64_t p = first; p < last; ++p) {
+        const int32_t o = order[p];
         int64_t neighbour[3];
-        out[k * n + o] = geometry.submanifold_neighbour(s + 1, k, neighbour)
-                             ? hash_lookup(slots, values, capacity,
-                                           packing.pack(s[0], neighbour[0], neighbour[1], neighbour[2]))
-                             : -1;
+        int32_t found = -1;
+        if (geometry.submanifold_neighbour(site + 4 * o + 1, k, neighbour)) {
+          const int64_t target = sorted_key[p] + delta;
+          while (cursor != stop && *cursor < target) ++cursor;
+          if (cursor != stop && *cursor == target) found = order[cursor - sorted_key.data()];
+        }
+        out[k * n + o] = found;
       }
     }
   });
@@ -68,10 +98,10 @@ at::Tensor strided_candidates_cpu(const at::Tensor& indices, const ConvGeometry&
   at::Tensor candidates = at::empty({volume, n}, indices.options().dtype(at::kLong));
   const int32_t* site = indices.const_data_ptr<int32_t>();
   int64_t* out = candidates.data_ptr<int64_t>();
-  at::parallel_for(0, n, kGrain / 8, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int32_t* s = site + 4 * i;
-      for (int64_t k = 0; k < volume; ++k) {
+  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t k = 0; k < volume; ++k) {
+      for (int64_t i = begin; i < end; ++i) {
+        const int32_t* s = site + 4 * i;
         int64_t o[3];
         out[k * n + i] = geometry.strided_output(s + 1, k, o) ? out_packing.pack(s[0], o[0], o[1], o[2]) : -1;
       }
