@@ -15,6 +15,7 @@ SUITES = {
     "point_ops": "bench.point_ops",
     "segment_norm": "bench.segment_norm",
     "raster": "bench.raster",
+    "sparse_conv": "bench.sparse_conv",
 }
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

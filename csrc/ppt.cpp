@@ -39,6 +39,16 @@ TORCH_LIBRARY(ppt, m) {
         "Tensor colors, Tensor opacities, int width, int height, int tile_size, float alpha_cap, "
         "Tensor tile_offsets, Tensor flatten_ids, Tensor render_alphas, Tensor last_ids, "
         "bool deterministic) -> (Tensor, Tensor, Tensor, Tensor)");
+
+  // ---- sparse convolution ------------------------------------------------------------------
+  // Kernel map: (out_indices (M, 4) int32, pairs (2, P) int32 [input rows; output rows],
+  // pair_offsets (K + 1,) int64 grouping the pairs by kernel offset).
+  m.def("sparse_kernel_map(Tensor indices, int batch_size, int[] spatial_shape, int[] kernel_size, "
+        "int[] stride, int[] padding, int[] dilation, bool submanifold) -> (Tensor, Tensor, Tensor)");
+  // Gather-GEMM-scatter convolution with weight (Cout, K, Cin) over a kernel map.
+  m.def("sparse_conv(Tensor features, Tensor weight, Tensor pairs, Tensor pair_offsets, SymInt num_out) -> Tensor");
+  m.def("sparse_conv_backward(Tensor grad_out, Tensor features, Tensor weight, Tensor pairs, "
+        "Tensor pair_offsets, SymInt num_out) -> (Tensor, Tensor)");
 }
 
 namespace {

@@ -2,5 +2,6 @@
 
 from ppt.nn.pdnorm import PDNorm
 from ppt.nn.renderer import GaussianRenderer
+from ppt.nn.sparse_conv import SparseConv3d, SparseInverseConv3d, SubMConv3d
 
-__all__ = ["PDNorm", "GaussianRenderer"]
+__all__ = ["SubMConv3d", "SparseConv3d", "SparseInverseConv3d", "PDNorm", "GaussianRenderer"]

@@ -4,5 +4,15 @@ pure-PyTorch references of each live in :mod:`ppt.ops._reference`."""
 from ppt.ops.norm import segment_batch_norm
 from ppt.ops.point import farthest_point_sample, knn, voxelize
 from ppt.ops.raster import rasterize_gaussians
+from ppt.ops.sparse import conv_output_shape, sparse_conv, sparse_kernel_map
 
-__all__ = ["voxelize", "farthest_point_sample", "knn", "segment_batch_norm", "rasterize_gaussians"]
+__all__ = [
+    "voxelize",
+    "farthest_point_sample",
+    "knn",
+    "sparse_kernel_map",
+    "sparse_conv",
+    "conv_output_shape",
+    "segment_batch_norm",
+    "rasterize_gaussians",
+]

@@ -1,0 +1,129 @@
+"""Sparse 3-D convolution ops: kernel maps and gather-GEMM-scatter convolution (spconv 2.x semantics).
+
+Thin typed wrappers over ``torch.ops.ppt.*``; kernels live in ``csrc/sparse``. The layers of
+:mod:`ppt.nn` and :class:`ppt.sparse.SparseTensor` build on these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["sparse_kernel_map", "sparse_conv", "conv_output_shape"]
+
+
+def _triple(value: int | Sequence[int], name: str) -> list[int]:
+    values = [int(value)] * 3 if isinstance(value, int) else [int(v) for v in value]
+    if len(values) != 3:
+        raise ValueError(f"{name} must be an int or 3 ints (x, y, z), got {value!r}")
+    return values
+
+
+def conv_output_shape(spatial_shape: Sequence[int], kernel_size, stride=1, padding=0, dilation=1) -> list[int]:
+    """spconv's output spatial shape ``floor((in + 2 p - d (k - 1) - 1) / s) + 1`` per axis."""
+    k, s, p, d = (_triple(v, n) for v, n in ((kernel_size, "kernel_size"), (stride, "stride"),
+                                              (padding, "padding"), (dilation, "dilation")))
+    return [(int(n) + 2 * p[a] - d[a] * (k[a] - 1) - 1) // s[a] + 1 for a, n in enumerate(spatial_shape)]
+
+
+def sparse_kernel_map(
+    indices: Tensor,
+    batch_size: int,
+    spatial_shape: Sequence[int],
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    submanifold: bool = False,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Input/output site pairs of a sparse convolution, grouped by kernel offset.
+
+    Kernel offset ``k`` enumerates ``(i, j, l)`` of a ``kx x ky x kz`` kernel with ``l`` fastest
+    (the flattening of spconv's weight ``(out, kx, ky, kz, in)``). Output site ``o`` reads input
+    site ``o * stride - padding + (i, j, l) * dilation`` (cross-correlation, like ``conv3d``).
+    Submanifold maps keep the input sites as outputs and centre the kernel (padding
+    ``kernel_size // 2 * dilation``, the layer padding is ignored as in spconv); strided maps
+    output every in-range site reached from an input site, sorted by ``(b, x, y, z)``.
+
+    Args:
+        indices: ``(N, 4)`` int32 rows ``[b, x, y, z]``, distinct, with ``0 <= b < batch_size``
+            and ``0 <= x < spatial_shape[0]`` etc.
+        batch_size: number of samples ``B >= 1``.
+        spatial_shape: input grid ``(X, Y, Z)``.
+        kernel_size, stride, padding, dilation: ints or 3-sequences (``>= 1``, ``>= 1``,
+            ``>= 0``, ``>= 1``); the output grid is :func:`conv_output_shape`.
+        submanifold: submanifold (SubM) map; requires stride 1 and odd kernel sizes.
+
+    Returns:
+        ``out_indices`` ``(M, 4)`` int32 (a copy of ``indices`` for submanifold maps),
+        ``pairs`` ``(2, P)`` int32 rows ``[input row; output row]`` grouped by offset and
+        ``pair_offsets`` ``(K + 1,)`` int64 with offset ``k``'s pairs at
+        ``pairs[:, pair_offsets[k]:pair_offsets[k + 1]]``. ``M`` and ``P`` depend on the data.
+    """
+    return torch.ops.ppt.sparse_kernel_map.default(
+        indices, int(batch_size), [int(v) for v in spatial_shape], _triple(kernel_size, "kernel_size"),
+        _triple(stride, "stride"), _triple(padding, "padding"), _triple(dilation, "dilation"), bool(submanifold),
+    )
+
+
+def sparse_conv(features: Tensor, weight: Tensor, pairs: Tensor, pair_offsets: Tensor, num_out: int) -> Tensor:
+    """``out[o] = sum over pairs (i, o) of offset k of weight[:, k, :] @ features[i]``.
+
+    Args:
+        features: ``(N, Cin)`` float16/bfloat16/float32/float64.
+        weight: ``(Cout, K, Cin)``, same dtype and device (spconv's ``(Cout, kx, ky, kz, Cin)``
+            reshaped).
+        pairs: ``(2, P)`` int32 ``[input rows; output rows]``; the output rows of one offset must
+            be distinct (true of every map from :func:`sparse_kernel_map` and of its
+            ``pairs.flip(0)``, the map of the inverse convolution).
+        pair_offsets: ``(K + 1,)`` int64 grouping of ``pairs`` by offset.
+        num_out: number of output rows ``M``.
+
+    Returns:
+        ``(M, Cout)`` in the dtype of ``features``, accumulated in float32 for half inputs (float64
+        for float64). Differentiable in ``features`` and ``weight``; forward and backward are
+        deterministic (no atomics; offsets are summed in a fixed order).
+    """
+    return torch.ops.ppt.sparse_conv.default(features, weight, pairs, pair_offsets, num_out)
+
+
+@torch.library.register_fake("ppt::sparse_kernel_map")
+def _sparse_kernel_map_fake(indices, batch_size, spatial_shape, kernel_size, stride, padding, dilation, submanifold):
+    ctx = torch.library.get_ctx()
+    num_out = indices.shape[0] if submanifold else ctx.new_dynamic_size()
+    num_pairs = ctx.new_dynamic_size()
+    volume = kernel_size[0] * kernel_size[1] * kernel_size[2]
+    return (
+        indices.new_empty((num_out, 4)),
+        indices.new_empty((2, num_pairs)),
+        indices.new_empty((volume + 1,), dtype=torch.int64),
+    )
+
+
+@torch.library.register_fake("ppt::sparse_conv")
+def _sparse_conv_fake(features, weight, pairs, pair_offsets, num_out):
+    return features.new_empty((num_out, weight.shape[0]))
+
+
+@torch.library.register_fake("ppt::sparse_conv_backward")
+def _sparse_conv_backward_fake(grad_out, features, weight, pairs, pair_offsets, num_out):
+    return torch.empty_like(features), torch.empty_like(weight)
+
+
+def _sparse_conv_setup_context(ctx, inputs, output):
+    features, weight, pairs, pair_offsets, num_out = inputs
+    ctx.save_for_backward(features, weight, pairs, pair_offsets)
+    ctx.num_out = num_out
+
+
+def _sparse_conv_backward(ctx, grad_out: Tensor):
+    features, weight, pairs, pair_offsets = ctx.saved_tensors
+    grad_features, grad_weight = torch.ops.ppt.sparse_conv_backward.default(
+        grad_out.contiguous(), features, weight, pairs, pair_offsets, ctx.num_out
+    )
+    return grad_features, grad_weight, None, None, None
+
+
+torch.library.register_autograd("ppt::sparse_conv", _sparse_conv_backward, setup_context=_sparse_conv_setup_context)

@@ -1,0 +1,123 @@
+"""``SparseTensor``: features on integer sites of a batched 3-D grid, plus a kernel-map cache.
+
+The cache (:class:`KernelMapCache`) is shared by every tensor derived from one input (through
+``replace_feature`` and the convolution layers), so a kernel map is built once per
+``indice_key`` and reused by later layers with the same key and by the inverse convolution,
+like spconv's ``indice_dict``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ppt.ops import _reference
+from ppt.ops.sparse import sparse_kernel_map
+
+__all__ = ["SparseTensor", "KernelMap", "KernelMapCache"]
+
+
+@dataclass(frozen=True)
+class KernelMap:
+    """A kernel map together with what it maps from and to."""
+
+    in_indices: Tensor
+    in_spatial_shape: tuple[int, int, int]
+    out_indices: Tensor
+    out_spatial_shape: tuple[int, int, int]
+    pairs: Tensor  # (2, P) int32 [input rows; output rows]
+    pair_offsets: Tensor  # (K + 1,) int64
+    kernel_size: tuple[int, int, int]
+    stride: tuple[int, int, int]
+    padding: tuple[int, int, int]
+    dilation: tuple[int, int, int]
+    submanifold: bool
+
+    def geometry(self) -> tuple:
+        return (self.kernel_size, self.stride, self.padding, self.dilation, self.submanifold)
+
+
+class KernelMapCache:
+    """Kernel maps of one network pass, keyed by ``(indice_key, submanifold)``.
+
+    Layers without an ``indice_key`` use a key made of their geometry, so consecutive SubM layers
+    of the same shape share a map too. An entry is reused only for the very input it was built
+    from (same ``indices`` tensor object and spatial shape) and the same geometry.
+    """
+
+    def __init__(self) -> None:
+        self._maps: dict[tuple, KernelMap] = {}
+
+    def get_or_build(self, key: str | None, indices: Tensor, spatial_shape: tuple[int, int, int], batch_size: int,
+                     kernel_size, stride, padding, dilation, submanifold: bool) -> KernelMap:
+        geometry = (tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), bool(submanifold))
+        cache_key = (key, submanifold) if key is not None else ("geometry", *geometry)
+        cached = self._maps.get(cache_key)
+        if (cached is not None and cached.in_indices is indices and cached.in_spatial_shape == spatial_shape
+                and cached.geometry() == geometry):
+            return cached
+        out_indices, pairs, pair_offsets = sparse_kernel_map(
+            indices, batch_size, spatial_shape, kernel_size, stride, padding, dilation, submanifold)
+        out_shape = spatial_shape if submanifold else tuple(
+            (n + 2 * p - d * (k - 1) - 1) // s + 1
+            for n, k, s, p, d in zip(spatial_shape, kernel_size, stride, padding, dilation))
+        if submanifold:
+            out_indices = indices  # the same object, so later layers recognise their input
+        built = KernelMap(indices, spatial_shape, out_indices, out_shape, pairs, pair_offsets, *geometry)
+        self._maps[cache_key] = built
+        return built
+
+    def find(self, key: str) -> KernelMap | None:
+        """The strided (non-submanifold) map stored under ``key``, if any."""
+        return self._maps.get((key, False))
+
+
+def _as_shape(value: Sequence[int]) -> tuple[int, int, int]:
+    shape = tuple(int(v) for v in value)
+    if len(shape) != 3:
+        raise ValueError(f"spatial_shape must have 3 entries (X, Y, Z), got {value!r}")
+    return shape
+
+
+class SparseTensor:
+    """Features ``(N, C)`` at sites ``indices`` ``(N, 4)`` int32 ``[b, x, y, z]``.
+
+    Args:
+        features: ``(N, C)`` floating point.
+        indices: ``(N, 4)`` int32, distinct rows (checked when a kernel map is built).
+        spatial_shape: grid ``(X, Y, Z)``; default ``indices[:, 1:].max(0) + 1``.
+        batch_size: ``B``; default ``indices[:, 0].max() + 1``. Both defaults read the data, so
+            pass them explicitly under ``torch.compile``.
+    """
+
+    def __init__(self, features: Tensor, indices: Tensor, spatial_shape: Sequence[int] | None = None,
+                 batch_size: int | None = None, *, cache: KernelMapCache | None = None) -> None:
+        if features.dim() != 2 or indices.dim() != 2 or indices.shape[1] != 4 or features.shape[0] != indices.shape[0]:
+            raise ValueError("SparseTensor: features must be (N, C) and indices (N, 4) with the same N, got "
+                             f"{tuple(features.shape)} and {tuple(indices.shape)}")
+        if indices.dtype != torch.int32:
+            raise TypeError(f"SparseTensor: indices must have dtype torch.int32, got {indices.dtype}")
+        if spatial_shape is None:
+            spatial_shape = (indices[:, 1:].amax(0) + 1).tolist() if len(indices) else [1, 1, 1]
+        if batch_size is None:
+            batch_size = int(indices[:, 0].max()) + 1 if len(indices) else 1
+        self.features = features
+        self.indices = indices
+        self.spatial_shape = _as_shape(spatial_shape)
+        self.batch_size = int(batch_size)
+        self.cache = cache if cache is not None else KernelMapCache()
+
+    def replace_feature(self, features: Tensor) -> SparseTensor:
+        """Same sites, spatial shape, batch size and cache with new ``features`` ``(N, C')``."""
+        return SparseTensor(features, self.indices, self.spatial_shape, self.batch_size, cache=self.cache)
+
+    def dense(self) -> Tensor:
+        """``(B, C, X, Y, Z)`` grid with zeros at inactive sites (differentiable)."""
+        return _reference.sparse_to_dense(self.features, self.indices, self.batch_size, self.spatial_shape)
+
+    def __repr__(self) -> str:
+        return (f"SparseTensor(features={tuple(self.features.shape)}, spatial_shape={self.spatial_shape}, "
+                f"batch_size={self.batch_size}, dtype={self.features.dtype}, device={self.features.device})")
