@@ -1,6 +1,5 @@
-// CPU brute-force kNN over a structure-of-arrays copy of the points. Distances are computed
-// kLanes at a time with GCC/Clang vector extensions (portable SIMD) and compared against the
-// current k-th best; only lanes that beat it reach the bounded sorted list.
+// CPU brute-force kNN over a structure-of-arrays copy of the points: blocks of distances are
+// filtered against the current k-th best and only the survivors reach a bounded sorted list.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -8,7 +7,7 @@
 #include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
-#include <cstring>
+#include <algorithm>
 #include <limits>
 #include <vector>
 
@@ -33,27 +32,31 @@ struct SortedTopK {
   }
 };
 
+// Distances to a block of points are computed in a vectorizable loop; a block with no distance
+// below the current k-th best is skipped, otherwise its candidates are compacted without branches
+// (an unpredictable branch per point costs more than the distance itself) and offered in order.
 template <typename acc_t>
 void scan_points(const acc_t* px, const acc_t* py, const acc_t* pz, int64_t n, acc_t qx, acc_t qy,
                  acc_t qz, SortedTopK<acc_t>& top) {
-  constexpr int kLanes = 32 / sizeof(acc_t);
-  typedef acc_t Vec __attribute__((vector_size(32)));
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes) {
-    Vec x, y, z;
-    std::memcpy(&x, px + j, sizeof(Vec));
-    std::memcpy(&y, py + j, sizeof(Vec));
-    std::memcpy(&z, pz + j, sizeof(Vec));
-    // Same unfused evaluation order as squared_distance3 (the build disables contraction).
-    const Vec dx = x - qx, dy = y - qy, dz = z - qz;
-    const Vec d = (dx * dx + dy * dy) + dz * dz;
-    const auto below = d < top.worst();
-    uint64_t words[4];
-    std::memcpy(words, &below, sizeof(words));
-    if ((words[0] | words[1] | words[2] | words[3]) == 0) continue;
-    for (int lane = 0; lane < kLanes; ++lane) top.offer(d[lane], j + lane);
+  constexpr int64_t kBlock = 64;
+  acc_t block[kBlock];
+  int32_t candidates[kBlock];
+  for (int64_t start = 0; start < n; start += kBlock) {
+    const int64_t len = std::min(kBlock, n - start);
+    for (int64_t j = 0; j < len; ++j) {
+      block[j] = squared_distance3(px[start + j], py[start + j], pz[start + j], qx, qy, qz);
+    }
+    const acc_t worst = top.worst();
+    int any_below = 0;
+    for (int64_t j = 0; j < len; ++j) any_below |= block[j] < worst;
+    if (!any_below) continue;
+    int64_t count = 0;
+    for (int64_t j = 0; j < len; ++j) {
+      candidates[count] = static_cast<int32_t>(j);
+      count += block[j] < worst;
+    }
+    for (int64_t c = 0; c < count; ++c) top.offer(block[candidates[c]], start + candidates[c]);
   }
-  for (; j < n; ++j) top.offer(squared_distance3(px[j], py[j], pz[j], qx, qy, qz), j);
 }
 
 template <typename scalar_t>
