@@ -6,29 +6,15 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include "ppt/tensor_checks.h"
 #include "sparse/conv_plan.h"
 #include "sparse/sparse_cuda.h"
 
 namespace ppt {
 namespace {
 
-FloatKind float_kind(const at::Tensor& t) {
-  switch (t.scalar_type()) {
-    case at::kHalf:
-      return FloatKind::kHalf;
-    case at::kBFloat16:
-      return FloatKind::kBFloat16;
-    case at::kFloat:
-      return FloatKind::kFloat;
-    case at::kDouble:
-      return FloatKind::kDouble;
-    default:
-      TORCH_CHECK(false, "sparse_conv: unsupported dtype ", t.scalar_type());
-  }
-}
-
 void gather_rows_cuda(const at::Tensor& src, const at::Tensor& rows, at::Tensor& dst) {
-  launch_gather_rows(src.const_data_ptr(), float_kind(src), rows.const_data_ptr<int32_t>(), rows.size(0),
+  launch_gather_rows(src.const_data_ptr(), float_kind(src.scalar_type()), rows.const_data_ptr<int32_t>(), rows.size(0),
                      src.size(1), dst.data_ptr(), c10::cuda::getCurrentCUDAStream().stream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
@@ -36,7 +22,7 @@ void gather_rows_cuda(const at::Tensor& src, const at::Tensor& rows, at::Tensor&
 void scatter_add_rows_cuda(const at::Tensor& src, const at::Tensor& rows, at::Tensor& dst) {
   TORCH_INTERNAL_ASSERT(src.is_contiguous() && dst.is_contiguous() &&
                         dst.scalar_type() == (src.scalar_type() == at::kDouble ? at::kDouble : at::kFloat));
-  launch_scatter_add_rows(src.const_data_ptr(), float_kind(src), rows.const_data_ptr<int32_t>(), rows.size(0),
+  launch_scatter_add_rows(src.const_data_ptr(), float_kind(src.scalar_type()), rows.const_data_ptr<int32_t>(), rows.size(0),
                           src.size(1), dst.data_ptr(), c10::cuda::getCurrentCUDAStream().stream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }

@@ -5,6 +5,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "ppt/cuda_float.cuh"
 #include "sparse/sparse_cuda.h"
 
 namespace ppt {
@@ -91,20 +92,10 @@ void launch_gather_rows(const void* src, FloatKind kind, const int32_t* rows, in
 void launch_scatter_add_rows(const void* src, FloatKind src_kind, const int32_t* rows, int64_t count,
                              int64_t channels, void* dst, cudaStream_t stream) {
   if (count == 0 || channels == 0) return;
-  switch (src_kind) {
-    case FloatKind::kHalf:
-      scatter_as<__half, float>(src, rows, count, channels, dst, stream);
-      break;
-    case FloatKind::kBFloat16:
-      scatter_as<__nv_bfloat16, float>(src, rows, count, channels, dst, stream);
-      break;
-    case FloatKind::kFloat:
-      scatter_as<float, float>(src, rows, count, channels, dst, stream);
-      break;
-    case FloatKind::kDouble:
-      scatter_as<double, double>(src, rows, count, channels, dst, stream);
-      break;
-  }
+  cuda::dispatch_float(src_kind, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    scatter_as<T, cuda::acc_t<T>>(src, rows, count, channels, dst, stream);
+  });
 }
 
 }  // namespace ppt

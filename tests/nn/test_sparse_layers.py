@@ -10,7 +10,7 @@ from ppt.ops import _reference as ref
 from ppt.sparse import SparseTensor
 
 HAS_SPCONV = importlib.util.find_spec("spconv") is not None
-needs_spconv = pytest.mark.skipif(not HAS_SPCONV, reason="spconv (optional extra `bench`: spconv + cumm CPU wheels) is not installed")
+needs_spconv = pytest.mark.skipif(not HAS_SPCONV, reason="spconv (CPU wheel, in the `test` and `bench` extras) is not installed")
 
 
 def _scene(device, n=800, batch_size=2, shape=(14, 12, 10), channels=5, dtype=torch.float32):
