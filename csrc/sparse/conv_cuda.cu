@@ -13,11 +13,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-unsigned int blocks_for(int64_t work) {
-  const int64_t blocks = (work + kThreads - 1) / kThreads;
-  return static_cast<unsigned int>(blocks < 1 ? 1 : (blocks > 65535LL * 64 ? 65535LL * 64 : blocks));
-}
-
 int element_bytes(FloatKind kind) {
   switch (kind) {
     case FloatKind::kHalf:
@@ -46,7 +41,7 @@ template <typename Word>
 void gather_as(const void* src, const int32_t* rows, int64_t count, int64_t row_bytes, void* dst,
                cudaStream_t stream) {
   const int64_t words = row_bytes / static_cast<int64_t>(sizeof(Word));
-  gather_rows_kernel<Word><<<blocks_for(count * words), kThreads, 0, stream>>>(
+  gather_rows_kernel<Word><<<cuda::grid_size(count * words, kThreads), kThreads, 0, stream>>>(
       static_cast<const Word*>(src), rows, count, words, static_cast<Word*>(dst));
 }
 
@@ -69,7 +64,7 @@ __global__ void scatter_add_rows_kernel(const Source* __restrict__ src, const in
 template <typename Source, typename Accumulator>
 void scatter_as(const void* src, const int32_t* rows, int64_t count, int64_t channels, void* dst,
                 cudaStream_t stream) {
-  scatter_add_rows_kernel<Source, Accumulator><<<blocks_for(count * channels), kThreads, 0, stream>>>(
+  scatter_add_rows_kernel<Source, Accumulator><<<cuda::grid_size(count * channels, kThreads), kThreads, 0, stream>>>(
       static_cast<const Source*>(src), rows, count, channels, static_cast<Accumulator*>(dst));
 }
 
