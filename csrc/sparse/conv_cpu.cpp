@@ -1,58 +1,257 @@
-// CPU gather / scatter-add of feature rows for the gather-GEMM-scatter convolution; the GEMMs are
-// ATen's (MKL/oneDNN/OpenBLAS) in float32 for half inputs.
-#include <ATen/Dispatch.h>
+// CPU sparse convolution as indirect GEMMs (ppt/indirect_gemm.h): for each kernel offset the
+// micro-kernels read the input rows of the offset's pairs in place and add the products straight
+// into the output rows, so no gathered copy or product buffer ever leaves the caches. Each kernel
+// is compiled for AVX-512, AVX2 + FMA and the baseline, chosen at run time (simd::cpu_isa()).
+//
+// Determinism without atomics: offsets run in order and one offset's output rows are distinct, so
+// threads split an offset's pairs without racing and every output row sums its offsets in the
+// same order. The weight gradient sums each offset's pairs in fixed slabs, reduced in slab order.
+// Results are therefore bitwise identical run to run and for any thread count.
+// Half inputs run in float32; float64 runs in float64.
 #include <ATen/Parallel.h>
+#include <ATen/ops/constant_pad_nd.h>
+#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
-#include <cstring>
+#include <algorithm>
+#include <type_traits>
+#include <vector>
 
-#include "sparse/conv_plan.h"
+#include "ppt/indirect_gemm.h"
+#include "sparse/sparse_checks.h"
 
 namespace ppt {
 namespace {
 
-// Rows per task: enough work to amortize scheduling for narrow rows.
-int64_t row_grain(int64_t channels) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(channels, 1)); }
+// Pairs per block of the forward kernel: their input rows (<= 96 x Cin) stay in L2 while every
+// column block of the weight passes over them.
+constexpr int64_t kPairBlock = 96;
+// Pairs per block of the weight gradient, copied to contiguous L2 buffers first.
+constexpr int64_t kOuterBlock = 256;
+// Pairs per weight-gradient slab: the unit of parallel work and of the fixed-order reduction.
+constexpr int64_t kSlabPairs = 8192;
 
-void gather_rows_cpu(const at::Tensor& src, const at::Tensor& rows, at::Tensor& dst) {
-  const int64_t count = rows.size(0), channels = src.size(1);
-  const int64_t row_bytes = channels * src.element_size();
-  const char* source = static_cast<const char*>(src.const_data_ptr());
-  char* target = static_cast<char*>(dst.data_ptr());
-  const int32_t* row = rows.const_data_ptr<int32_t>();
-  at::parallel_for(0, count, row_grain(channels), [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) std::memcpy(target + p * row_bytes, source + row[p] * row_bytes, row_bytes);
-  });
+// dst[dst_rows[p]] += src[src_rows[p]] @ weight for p < count; weight (src_channels, dst_channels).
+template <typename S>
+struct ConvPairs {
+  const S* src;
+  int64_t src_channels;
+  const int32_t* src_rows;
+  const int32_t* dst_rows;
+  int64_t count;
+  const S* weight;
+  int64_t dst_channels;
+  S* dst;
+};
+
+template <typename S, typename Isa>
+PPT_ALWAYS_INLINE void conv_pairs(const ConvPairs<S>& job) {
+  const S* a_rows[kPairBlock];
+  S* c_rows[kPairBlock];
+  for (int64_t start = 0; start < job.count; start += kPairBlock) {
+    const int64_t block = std::min(kPairBlock, job.count - start);
+    for (int64_t i = 0; i < block; ++i) {
+      a_rows[i] = job.src + static_cast<int64_t>(job.src_rows[start + i]) * job.src_channels;
+      c_rows[i] = job.dst + static_cast<int64_t>(job.dst_rows[start + i]) * job.dst_channels;
+    }
+    simd::gemm_rows<S, Isa>(block, job.dst_channels, job.src_channels, a_rows, 1, job.weight, job.dst_channels,
+                            c_rows);
+  }
 }
 
-void scatter_add_rows_cpu(const at::Tensor& src, const at::Tensor& rows, at::Tensor& dst) {
-  TORCH_INTERNAL_ASSERT(src.scalar_type() == dst.scalar_type() && src.is_contiguous() && dst.is_contiguous());
-  const int64_t count = rows.size(0), channels = src.size(1);
-  const int32_t* row = rows.const_data_ptr<int32_t>();
-  AT_DISPATCH_FLOATING_TYPES(dst.scalar_type(), "sparse_conv_scatter_add_cpu", [&] {
-    const scalar_t* source = src.const_data_ptr<scalar_t>();
-    scalar_t* target = dst.data_ptr<scalar_t>();
-    at::parallel_for(0, count, row_grain(channels), [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        scalar_t* out = target + static_cast<int64_t>(row[p]) * channels;
-        const scalar_t* in = source + p * channels;
-        for (int64_t c = 0; c < channels; ++c) out[c] += in[c];
-      }
+// product (in_channels, out_channels) += sum_p input[in_rows[p]]^T grad[out_rows[p]] for p < count.
+template <typename S>
+struct OuterPairs {
+  const S* input;
+  int64_t in_channels;
+  const S* grad;
+  int64_t out_channels;
+  const int32_t* in_rows;
+  const int32_t* out_rows;
+  int64_t count;
+  S* product;
+};
+
+// Scratch of one weight-gradient task: contiguous copies of a block of input and gradient rows
+// and the row pointers of the micro-kernels.
+template <typename S>
+struct OuterScratch {
+  std::vector<S> input_block, grad_block;
+  std::vector<const S*> a_rows;
+  std::vector<S*> c_rows;
+};
+
+template <typename S, typename Isa>
+PPT_ALWAYS_INLINE void outer_pairs(const OuterPairs<S>& job, OuterScratch<S>& scratch) {
+  const int64_t in_channels = job.in_channels, out_channels = job.out_channels;
+  S* input_block = scratch.input_block.data();
+  S* grad_block = scratch.grad_block.data();
+  for (int64_t c = 0; c < in_channels; ++c) {
+    scratch.a_rows[c] = input_block + c;  // A(c, p) = input_block[p * in_channels + c]
+    scratch.c_rows[c] = job.product + c * out_channels;
+  }
+  for (int64_t start = 0; start < job.count; start += kOuterBlock) {
+    const int64_t block = std::min(kOuterBlock, job.count - start);
+    for (int64_t i = 0; i < block; ++i) {
+      const S* input_row = job.input + static_cast<int64_t>(job.in_rows[start + i]) * in_channels;
+      const S* grad_row = job.grad + static_cast<int64_t>(job.out_rows[start + i]) * out_channels;
+      for (int64_t c = 0; c < in_channels; ++c) input_block[i * in_channels + c] = input_row[c];
+      for (int64_t c = 0; c < out_channels; ++c) grad_block[i * out_channels + c] = grad_row[c];
+    }
+    simd::gemm_rows<S, Isa>(in_channels, out_channels, block, scratch.a_rows.data(), in_channels, grad_block,
+                            out_channels, scratch.c_rows.data());
+  }
+}
+
+// One compiled copy of both kernels per instruction set.
+#define PPT_CONV_KERNELS(SUFFIX, TARGET, ISA)                                                      \
+  template <typename S>                                                                            \
+  TARGET void conv_pairs_##SUFFIX(const ConvPairs<S>& job) {                                       \
+    conv_pairs<S, ISA>(job);                                                                       \
+  }                                                                                                \
+  template <typename S>                                                                            \
+  TARGET void outer_pairs_##SUFFIX(const OuterPairs<S>& job, OuterScratch<S>& scratch) {           \
+    outer_pairs<S, ISA>(job, scratch);                                                             \
+  }
+PPT_CONV_KERNELS(baseline, , simd::Baseline)
+#if PPT_X86_DISPATCH
+PPT_CONV_KERNELS(avx2, PPT_TARGET("arch=x86-64-v3"), simd::Avx2)
+PPT_CONV_KERNELS(avx512, PPT_TARGET("arch=x86-64-v4"), simd::Avx512)
+#endif
+#undef PPT_CONV_KERNELS
+
+template <typename S>
+struct ConvKernels {
+  void (*conv)(const ConvPairs<S>&);
+  void (*outer)(const OuterPairs<S>&, OuterScratch<S>&);
+};
+
+template <typename S>
+ConvKernels<S> conv_kernels() {
+#if PPT_X86_DISPATCH
+  switch (simd::cpu_isa()) {
+    case simd::CpuIsa::kAvx512: return {&conv_pairs_avx512<S>, &outer_pairs_avx512<S>};
+    case simd::CpuIsa::kAvx2: return {&conv_pairs_avx2<S>, &outer_pairs_avx2<S>};
+    case simd::CpuIsa::kBaseline: break;
+  }
+#endif
+  return {&conv_pairs_baseline<S>, &outer_pairs_baseline<S>};
+}
+
+at::ScalarType compute_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
+
+// The micro-kernels take whole vectors of columns: zero-pad the last dimension to a multiple of
+// simd::kColumnBytes (a 6-channel output costs 16 float columns instead of a scalar loop).
+at::Tensor pad_to_vector_width(const at::Tensor& t) {
+  const int64_t width = simd::kColumnBytes / static_cast<int64_t>(t.element_size());
+  const int64_t extra = (width - t.size(-1) % width) % width;
+  return extra == 0 ? t : at::constant_pad_nd(t, {0, extra});
+}
+
+// dst (num_dst, Cb) = sum_k scatter(src[src_rows_k] @ weight[k], dst_rows_k) for weight (K, Ca, Cb)
+// in the compute type, offset k's pairs lying in [offsets[k], offsets[k + 1]).
+template <typename S>
+void conv_all_offsets(const at::Tensor& src, const at::Tensor& weight, const int32_t* src_rows,
+                      const int32_t* dst_rows, const std::vector<int64_t>& offsets, at::Tensor& dst) {
+  const int64_t src_channels = weight.size(1), dst_channels = weight.size(2);
+  if (src_channels == 0 || dst_channels == 0) return;
+  const S* source = src.const_data_ptr<S>();
+  const S* kernel = weight.const_data_ptr<S>();
+  S* target = dst.data_ptr<S>();
+  const auto conv = conv_kernels<S>().conv;
+  // Enough multiply-adds per task to amortize the fork.
+  const int64_t grain = std::max<int64_t>(kPairBlock, (int64_t{1} << 16) / (src_channels * dst_channels));
+  for (size_t k = 0; k + 1 < offsets.size(); ++k) {
+    const S* kernel_k = kernel + static_cast<int64_t>(k) * src_channels * dst_channels;
+    at::parallel_for(offsets[k], offsets[k + 1], grain, [&](int64_t begin, int64_t end) {
+      conv({source, src_channels, src_rows + begin, dst_rows + begin, end - begin, kernel_k, dst_channels, target});
     });
-  });
+  }
 }
 
-constexpr ConvBackend kCpuBackend{&gather_rows_cpu, &scatter_add_rows_cpu, /*gemm_in_opmath=*/true};
+at::Tensor conv_all_offsets(const at::Tensor& src, const at::Tensor& weight, const at::Tensor& src_rows,
+                            const at::Tensor& dst_rows, const std::vector<int64_t>& offsets, int64_t num_dst) {
+  const at::ScalarType compute = compute_type(src.scalar_type());
+  const at::Tensor source = src.to(compute).contiguous();
+  const at::Tensor kernel = pad_to_vector_width(weight.to(compute)).contiguous();
+  at::Tensor dst = at::zeros({num_dst, kernel.size(2)}, source.options());
+  const int32_t* from = src_rows.const_data_ptr<int32_t>();
+  const int32_t* to = dst_rows.const_data_ptr<int32_t>();
+  if (compute == at::kDouble)
+    conv_all_offsets<double>(source, kernel, from, to, offsets, dst);
+  else
+    conv_all_offsets<float>(source, kernel, from, to, offsets, dst);
+  return dst.narrow(1, 0, weight.size(2)).contiguous().to(src.scalar_type());
+}
+
+// grad_weight (K, Cin, Cout) = per offset input[in_rows_k]^T grad[out_rows_k], in fixed slabs.
+template <typename S>
+void weight_grad_all_offsets(const at::Tensor& input, const at::Tensor& grad, const int32_t* in_rows,
+                             const int32_t* out_rows, const std::vector<int64_t>& offsets, at::Tensor& grad_weight) {
+  const int64_t in_channels = input.size(1), out_channels = grad.size(1);
+  struct Slab {
+    int64_t offset, start, count;
+  };
+  std::vector<Slab> slabs;
+  for (size_t k = 0; k + 1 < offsets.size(); ++k)
+    for (int64_t start = offsets[k]; start < offsets[k + 1]; start += kSlabPairs)
+      slabs.push_back({static_cast<int64_t>(k), start, std::min(kSlabPairs, offsets[k + 1] - start)});
+  if (slabs.empty() || in_channels == 0 || out_channels == 0) return;
+  const int64_t matrix = in_channels * out_channels;
+  at::Tensor partials = at::zeros({static_cast<int64_t>(slabs.size()), in_channels, out_channels}, input.options());
+  const S* features = input.const_data_ptr<S>();
+  const S* gradient = grad.const_data_ptr<S>();
+  S* partial = partials.data_ptr<S>();
+  const auto outer = conv_kernels<S>().outer;
+  at::parallel_for(0, static_cast<int64_t>(slabs.size()), 1, [&](int64_t begin, int64_t end) {
+    OuterScratch<S> scratch{std::vector<S>(kOuterBlock * in_channels), std::vector<S>(kOuterBlock * out_channels),
+                            std::vector<const S*>(in_channels), std::vector<S*>(in_channels)};
+    for (int64_t s = begin; s < end; ++s)
+      outer({features, in_channels, gradient, out_channels, in_rows + slabs[s].start, out_rows + slabs[s].start,
+             slabs[s].count, partial + s * matrix},
+            scratch);
+  });
+  S* result = grad_weight.data_ptr<S>();
+  for (size_t s = 0; s < slabs.size(); ++s) {
+    S* slot = result + slabs[s].offset * matrix;
+    const S* add = partial + s * matrix;
+    for (int64_t i = 0; i < matrix; ++i) slot[i] += add[i];
+  }
+}
 
 at::Tensor sparse_conv_cpu(const at::Tensor& features, const at::Tensor& weight, const at::Tensor& pairs,
                            const at::Tensor& pair_offsets, int64_t num_out) {
-  return sparse_conv_forward(kCpuBackend, features, weight, pairs, pair_offsets, num_out);
+  const std::vector<int64_t> offsets =
+      check_conv_args("sparse_conv", features, weight, pairs, pair_offsets, num_out);
+  const at::Tensor rows = pairs.contiguous();
+  // weight (Cout, K, Cin) -> (K, Cin, Cout)
+  return conv_all_offsets(features, weight.permute({1, 2, 0}), rows[0], rows[1], offsets, num_out);
 }
 
 std::tuple<at::Tensor, at::Tensor> sparse_conv_backward_cpu(const at::Tensor& grad_out, const at::Tensor& features,
                                                             const at::Tensor& weight, const at::Tensor& pairs,
                                                             const at::Tensor& pair_offsets, int64_t num_out) {
-  return sparse_conv_backward(kCpuBackend, grad_out, features, weight, pairs, pair_offsets, num_out);
+  const std::vector<int64_t> offsets =
+      check_conv_args("sparse_conv_backward", features, weight, pairs, pair_offsets, num_out);
+  check_conv_backward_grad(grad_out, features, weight, num_out);
+  const at::Tensor rows = pairs.contiguous();
+  const at::Tensor in_rows = rows[0], out_rows = rows[1];
+  // The adjoint of the forward: the same pairs read backwards with weight (Cout, K, Cin) -> (K, Cout, Cin).
+  at::Tensor grad_features =
+      conv_all_offsets(grad_out, weight.permute({1, 0, 2}), out_rows, in_rows, offsets, features.size(0));
+
+  const at::ScalarType compute = compute_type(features.scalar_type());
+  const at::Tensor input = features.to(compute).contiguous();
+  const at::Tensor grad = pad_to_vector_width(grad_out.to(compute)).contiguous();
+  at::Tensor grad_weight = at::zeros({weight.size(1), weight.size(2), grad.size(1)}, input.options());
+  const int32_t* from = in_rows.const_data_ptr<int32_t>();
+  const int32_t* to = out_rows.const_data_ptr<int32_t>();
+  if (compute == at::kDouble)
+    weight_grad_all_offsets<double>(input, grad, from, to, offsets, grad_weight);
+  else
+    weight_grad_all_offsets<float>(input, grad, from, to, offsets, grad_weight);
+  // (K, Cin, Cout) -> (Cout, K, Cin)
+  return {grad_features, grad_weight.narrow(2, 0, weight.size(0)).permute({2, 0, 1}).contiguous().to(weight.scalar_type())};
 }
 
 }  // namespace

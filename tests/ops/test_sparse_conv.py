@@ -130,6 +130,86 @@ def test_conv_matches_pairwise_reference_for_inverse_maps(dtype, device):
     torch.testing.assert_close(got.double(), want, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype] * 4)
 
 
+# Channel counts around the CPU micro-kernel's register tile (12 or 6 rows x 2 vectors of 16 or 8
+# floats) and column padding (multiples of 64 bytes): narrow, exact, ragged and multi-block widths.
+CHANNEL_WIDTHS = [(1, 1), (6, 32), (16, 48), (37, 70), (64, 24), (130, 17)]
+
+
+def _wide_problem(device, dtype, in_channels, out_channels):
+    indices, batch_size, shape = _sites("random_batched", device)
+    _, pairs, offsets = sparse_kernel_map(indices, batch_size, shape, 3, submanifold=True)
+    features = _features(len(indices), in_channels, dtype, device).requires_grad_()
+    weight = (torch.randn(out_channels, 27, in_channels, dtype=torch.float64) / in_channels ** 0.5)
+    return features, weight.to(device=device, dtype=dtype).requires_grad_(), pairs, offsets, len(indices)
+
+
+@pytest.mark.parametrize("channels", CHANNEL_WIDTHS, ids=lambda c: f"{c[0]}to{c[1]}")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_conv_channel_widths_match_pairwise_reference(channels, dtype, device):
+    features, weight, pairs, offsets, num_out = _wide_problem(device, dtype, *channels)
+    out = sparse_conv(features, weight, pairs, offsets, num_out)
+    features64 = features.detach().double().requires_grad_()
+    weight64 = weight.detach().double().requires_grad_()
+    expected = ref.sparse_conv(features64, weight64, pairs, offsets, num_out)
+    tol = TOLERANCE[dtype]
+    torch.testing.assert_close(out.double(), expected, rtol=tol, atol=tol)
+    grad = torch.randn(out.shape, dtype=torch.float64).to(device=device, dtype=dtype)
+    out.backward(grad)
+    expected.backward(grad.double())
+    torch.testing.assert_close(features.grad.double(), features64.grad, rtol=tol, atol=tol * 4)
+    torch.testing.assert_close(weight.grad.double(), weight64.grad, rtol=tol, atol=tol * 40)
+
+
+_ISA_CHECK = """
+import torch
+from ppt.ops import _reference as ref, sparse_conv, sparse_kernel_map
+torch.manual_seed(0)
+coords = torch.cat([torch.randint(0, 2, (900, 1)), torch.randint(0, 10, (900, 3))], 1)
+indices = torch.unique(coords, dim=0).int()
+_, pairs, offsets = sparse_kernel_map(indices, 2, [10, 10, 10], 3, submanifold=True)
+for dtype, tol in ((torch.float32, 1e-4), (torch.float64, 1e-10)):
+    for cin, cout in ((6, 32), (37, 70), (64, 24)):
+        f = torch.randn(len(indices), cin, dtype=dtype, requires_grad=True)
+        w = (torch.randn(cout, 27, cin, dtype=dtype) / cin ** 0.5).requires_grad_()
+        out = sparse_conv(f, w, pairs, offsets, len(indices))
+        f64, w64 = f.detach().double().requires_grad_(), w.detach().double().requires_grad_()
+        want = ref.sparse_conv(f64, w64, pairs, offsets, len(indices))
+        torch.testing.assert_close(out.double(), want, rtol=tol, atol=tol)
+        g = torch.randn(out.shape, dtype=dtype)
+        out.backward(g)
+        want.backward(g.double())
+        torch.testing.assert_close(f.grad.double(), f64.grad, rtol=tol, atol=4 * tol)
+        torch.testing.assert_close(w.grad.double(), w64.grad, rtol=tol, atol=40 * tol)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+def test_conv_every_cpu_kernel_variant_matches_reference(isa):
+    # PPT_CPU_ISA caps the micro-kernel variant chosen at load time, so each runs in its own process;
+    # a variant the CPU lacks falls back to the best one it has.
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PPT_CPU_ISA": isa}
+    result = subprocess.run([sys.executable, "-c", _ISA_CHECK], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_conv_rejects_unknown_cpu_isa():
+    import os
+    import subprocess
+    import sys
+
+    script = ("import torch, ppt\n"
+              "torch.ops.ppt.sparse_conv(torch.ones(1, 2), torch.ones(3, 1, 2), torch.zeros(2, 1, dtype=torch.int32),"
+              " torch.tensor([0, 1]), 1)")
+    env = {**os.environ, "PPT_CPU_ISA": "sse9"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "PPT_CPU_ISA must be baseline, avx2 or avx512, got 'sse9'" in result.stderr
+
+
 def test_conv_zero_channels_and_no_pairs(device):
     indices, batch_size, shape = _sites("single", device)
     _, pairs, offsets = sparse_kernel_map(indices, batch_size, shape, 3, submanifold=True)
@@ -173,14 +253,22 @@ def test_kernel_map_opcheck(submanifold, device):
 
 
 def test_conv_is_deterministic(device):
-    indices, batch_size, shape = _sites("surface", device)
-    _, pairs, offsets = sparse_kernel_map(indices, batch_size, shape, 3, submanifold=True)
-    features = torch.randn(len(indices), 64, device=device, requires_grad=True)
-    weight = torch.randn(32, 27, 64, device=device, requires_grad=True)
+    # Bitwise equal run to run, and on CPU for any thread count too (fixed summation order). A
+    # 24^3 block: ~13k pairs per offset, more than one parallel chunk and weight-gradient slab.
+    grid = torch.stack(torch.meshgrid(*[torch.arange(24)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    indices = torch.cat([torch.zeros(len(grid), 1, dtype=torch.long), grid], 1).int().to(device)
+    _, pairs, offsets = sparse_kernel_map(indices, 1, [24, 24, 24], 3, submanifold=True)
+    features = torch.randn(len(indices), 24, device=device, requires_grad=True)
+    weight = torch.randn(40, 27, 24, device=device, requires_grad=True)
+    threads = torch.get_num_threads()
     results = []
-    for _ in range(3):
-        out = sparse_conv(features, weight, pairs, offsets, len(indices))
-        grads = torch.autograd.grad(out, (features, weight), torch.ones_like(out))
+    for run in range(4):
+        torch.set_num_threads(1 if run == 3 and device.type == "cpu" else threads)
+        try:
+            out = sparse_conv(features, weight, pairs, offsets, len(indices))
+            grads = torch.autograd.grad(out, (features, weight), torch.ones_like(out))
+        finally:
+            torch.set_num_threads(threads)
         results.append((out, *grads))
     for other in results[1:]:
         for a, b in zip(results[0], other):
