@@ -3,6 +3,8 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include "ppt/indirect_gemm.h"
+
 TORCH_LIBRARY(ppt, m) {
   // ---- point ops ---------------------------------------------------------------------------
   m.def("voxelize(Tensor coord, float voxel_size, Tensor? batch=None) -> (Tensor, Tensor, Tensor)");
@@ -64,13 +66,22 @@ PyObject* build_info(PyObject*, PyObject*) {
 #else
   PyObject* openmp = Py_False;
 #endif
-  return Py_BuildValue("{s:s,s:s,s:O,s:s,s:O}", "version", PPT_VERSION, "torch", PPT_TORCH_VERSION,
-                       "cuda", cuda, "cuda_archs", PPT_CUDA_ARCHS, "openmp", openmp);
+  ppt::simd::CpuIsa isa;
+  try {
+    isa = ppt::simd::cpu_isa();
+  } catch (const c10::Error& error) {  // a bad PPT_CPU_ISA
+    PyErr_SetString(PyExc_RuntimeError, error.what_without_backtrace());
+    return nullptr;
+  }
+  const char* cpu_kernels = isa == ppt::simd::CpuIsa::kAvx512 ? "avx512" : isa == ppt::simd::CpuIsa::kAvx2 ? "avx2" : "baseline";
+  return Py_BuildValue("{s:s,s:s,s:O,s:s,s:O,s:s}", "version", PPT_VERSION, "torch", PPT_TORCH_VERSION,
+                       "cuda", cuda, "cuda_archs", PPT_CUDA_ARCHS, "openmp", openmp, "cpu_kernels", cpu_kernels);
 }
 
 PyMethodDef module_methods[] = {
     {"build_info", build_info, METH_NOARGS,
-     "Compile-time facts about this build of ppt._C (version, torch, cuda, cuda_archs, openmp)."},
+     "Facts about this build of ppt._C (version, torch, cuda, cuda_archs, openmp) and the CPU kernel variant "
+     "chosen for this machine (cpu_kernels)."},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -21,7 +21,9 @@ def build_info() -> dict:
     Returns a dict with ``version``, ``torch`` (the torch version it was compiled against),
     ``torch_runtime`` (the torch imported now), ``cuda`` (whether CUDA kernels were built),
     ``cuda_archs`` (list such as ``["80-real", "90-real"]``), ``cuda_available`` (whether a GPU is
-    usable now), ``openmp`` and ``ops`` (the registered operator names).
+    usable now), ``openmp``, ``cpu_kernels`` (the CPU micro-kernel variant chosen for this machine:
+    ``avx512``, ``avx2`` or ``baseline``, capped by ``PPT_CPU_ISA``) and ``ops`` (the registered
+    operator names).
     """
     info = dict(_C.build_info())
     info["cuda_archs"] = [arch for arch in info["cuda_archs"].split(",") if arch]

@@ -25,6 +25,7 @@ def _print_info(_: argparse.Namespace) -> int:
         ("CUDA archs", ", ".join(info["cuda_archs"]) or "-"),
         ("GPU visible", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no"),
         ("OpenMP", "yes" if info["openmp"] else "no"),
+        ("CPU kernels", info["cpu_kernels"]),
         ("CPU threads", str(torch.get_num_threads())),
         ("ops", ", ".join(info["ops"])),
     ]

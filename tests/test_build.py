@@ -1,6 +1,8 @@
 """Build metadata, the ppt command and the benchmark harness."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -19,6 +21,7 @@ def test_build_info_describes_the_build():
     assert info["torch"].split("+")[0] == torch.__version__.split("+")[0]
     assert isinstance(info["cuda"], bool) and isinstance(info["openmp"], bool)
     assert info["cuda"] == bool(info["cuda_archs"])
+    assert info["cpu_kernels"] in {"avx512", "avx2", "baseline"}
     assert POINT_OPS <= set(info["ops"])
     for name in info["ops"]:
         assert hasattr(torch.ops.ppt, name)
@@ -30,6 +33,12 @@ def test_ppt_info_prints_a_table(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "CUDA kernels" in out and "voxelize" in out and ppt.__version__ in out
+
+
+def test_cpu_kernel_variant_can_be_capped():
+    env = {**os.environ, "PPT_CPU_ISA": "baseline"}
+    result = subprocess.run([sys.executable, "-m", "ppt", "info"], capture_output=True, text=True, check=True, env=env)
+    assert re.search(r"CPU kernels\s+baseline", result.stdout)
 
 
 def test_python_dash_m_ppt_runs():

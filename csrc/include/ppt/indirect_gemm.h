@@ -24,8 +24,8 @@ namespace ppt {
 namespace simd {
 
 // Register tiles: ROWS x 2 vector accumulators, 2 B vectors and 1 broadcast. AVX-512's 32
-// registers hold 12 x 2, AVX2's 16 hold 6 x 2; measured on Zen 4, 12 x 2 zmm runs ~1.5x faster
-// than 6 x 2 ymm at equal FLOPs.
+// registers hold 12 x 2, AVX2's 16 hold 6 x 2 (in a Zen 4 micro-benchmark of both tiles, 12 x 2
+// zmm gave 1.5-2x the GFLOP/s of 6 x 2 ymm for 128-512 channels).
 struct Avx512 {
   static constexpr int bytes = 64, rows = 12;
 };
