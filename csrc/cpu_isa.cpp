@@ -13,6 +13,7 @@ namespace {
 CpuIsa detect() {
 #if PPT_X86_DISPATCH
   __builtin_cpu_init();
+  // Exactly the features of PPT_AVX512_TARGET and PPT_AVX2_TARGET.
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
     return CpuIsa::kAvx512;

@@ -3,6 +3,8 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include <string>
+
 #include "ppt/indirect_gemm.h"
 
 TORCH_LIBRARY(ppt, m) {
@@ -47,7 +49,7 @@ TORCH_LIBRARY(ppt, m) {
   // pair_offsets (K + 1,) int64 grouping the pairs by kernel offset).
   m.def("sparse_kernel_map(Tensor indices, int batch_size, int[] spatial_shape, int[] kernel_size, "
         "int[] stride, int[] padding, int[] dilation, bool submanifold) -> (Tensor, Tensor, Tensor)");
-  // Gather-GEMM-scatter convolution with weight (Cout, K, Cin) over a kernel map.
+  // Convolution with weight (Cout, K, Cin) over a kernel map (CPU: indirect GEMM; CUDA: gather-GEMM-scatter).
   m.def("sparse_conv(Tensor features, Tensor weight, Tensor pairs, Tensor pair_offsets, SymInt num_out) -> Tensor");
   m.def("sparse_conv_backward(Tensor grad_out, Tensor features, Tensor weight, Tensor pairs, "
         "Tensor pair_offsets, SymInt num_out) -> (Tensor, Tensor)");
@@ -66,16 +68,17 @@ PyObject* build_info(PyObject*, PyObject*) {
 #else
   PyObject* openmp = Py_False;
 #endif
-  ppt::simd::CpuIsa isa;
+  // A bad PPT_CPU_ISA must not break `import ppt` (which reads the version from here): report it,
+  // and let the CPU ops raise it.
+  std::string cpu_kernels;
   try {
-    isa = ppt::simd::cpu_isa();
-  } catch (const c10::Error& error) {  // a bad PPT_CPU_ISA
-    PyErr_SetString(PyExc_RuntimeError, error.what_without_backtrace());
-    return nullptr;
+    const ppt::simd::CpuIsa isa = ppt::simd::cpu_isa();
+    cpu_kernels = isa == ppt::simd::CpuIsa::kAvx512 ? "avx512" : isa == ppt::simd::CpuIsa::kAvx2 ? "avx2" : "baseline";
+  } catch (const c10::Error& error) {
+    cpu_kernels = std::string("invalid: ") + error.what_without_backtrace();
   }
-  const char* cpu_kernels = isa == ppt::simd::CpuIsa::kAvx512 ? "avx512" : isa == ppt::simd::CpuIsa::kAvx2 ? "avx2" : "baseline";
   return Py_BuildValue("{s:s,s:s,s:O,s:s,s:O,s:s}", "version", PPT_VERSION, "torch", PPT_TORCH_VERSION,
-                       "cuda", cuda, "cuda_archs", PPT_CUDA_ARCHS, "openmp", openmp, "cpu_kernels", cpu_kernels);
+                       "cuda", cuda, "cuda_archs", PPT_CUDA_ARCHS, "openmp", openmp, "cpu_kernels", cpu_kernels.c_str());
 }
 
 PyMethodDef module_methods[] = {

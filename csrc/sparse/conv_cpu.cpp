@@ -3,10 +3,11 @@
 // into the output rows, so no gathered copy or product buffer ever leaves the caches. Each kernel
 // is compiled for AVX-512, AVX2 + FMA and the baseline, chosen at run time (simd::cpu_isa()).
 //
-// Determinism without atomics: offsets run in order and one offset's output rows are distinct, so
-// threads split an offset's pairs without racing and every output row sums its offsets in the
-// same order. The weight gradient sums each offset's pairs in fixed slabs, reduced in slab order.
-// Results are therefore bitwise identical run to run and for any thread count.
+// Determinism without atomics: offsets run in order and one offset's output rows are distinct (and
+// its input rows, which the input gradient writes), as every kernel map guarantees, so threads
+// split an offset's pairs without racing and every row sums its offsets in the same order. The
+// weight gradient sums each offset's pairs in fixed slabs, reduced in slab order. Results are
+// therefore bitwise identical run to run and for any thread count.
 // Half inputs run in float32; float64 runs in float64.
 #include <ATen/Parallel.h>
 #include <ATen/ops/constant_pad_nd.h>
@@ -30,6 +31,8 @@ constexpr int64_t kPairBlock = 96;
 constexpr int64_t kOuterBlock = 256;
 // Pairs per weight-gradient slab: the unit of parallel work and of the fixed-order reduction.
 constexpr int64_t kSlabPairs = 8192;
+// Bytes of weight-gradient partial sums held at once.
+constexpr int64_t kPartialBytes = int64_t{64} << 20;
 
 // dst[dst_rows[p]] += src[src_rows[p]] @ weight for p < count; weight (src_channels, dst_channels).
 template <typename S>
@@ -115,8 +118,8 @@ PPT_ALWAYS_INLINE void outer_pairs(const OuterPairs<S>& job, OuterScratch<S>& sc
   }
 PPT_CONV_KERNELS(baseline, , simd::Baseline)
 #if PPT_X86_DISPATCH
-PPT_CONV_KERNELS(avx2, PPT_TARGET("arch=x86-64-v3"), simd::Avx2)
-PPT_CONV_KERNELS(avx512, PPT_TARGET("arch=x86-64-v4"), simd::Avx512)
+PPT_CONV_KERNELS(avx2, PPT_TARGET(PPT_AVX2_TARGET), simd::Avx2)
+PPT_CONV_KERNELS(avx512, PPT_TARGET(PPT_AVX512_TARGET), simd::Avx512)
 #endif
 #undef PPT_CONV_KERNELS
 
@@ -184,38 +187,57 @@ at::Tensor conv_all_offsets(const at::Tensor& src, const at::Tensor& weight, con
   return dst.narrow(1, 0, weight.size(2)).contiguous().to(src.scalar_type());
 }
 
-// grad_weight (K, Cin, Cout) = per offset input[in_rows_k]^T grad[out_rows_k], in fixed slabs.
+// grad_weight (K, Cin, Cout) = per offset input[in_rows_k]^T grad[out_rows_k], in fixed slabs. Slabs
+// run in groups of consecutive offsets whose partial sums fit kPartialBytes, each group reduced
+// into grad_weight in slab order before the next: memory stays bounded and the grouping, like
+// the slabs, depends only on the sizes, never on the thread count.
 template <typename S>
 void weight_grad_all_offsets(const at::Tensor& input, const at::Tensor& grad, const int32_t* in_rows,
                              const int32_t* out_rows, const std::vector<int64_t>& offsets, at::Tensor& grad_weight) {
   const int64_t in_channels = input.size(1), out_channels = grad.size(1);
+  const int64_t matrix = in_channels * out_channels;
+  if (matrix == 0) return;
   struct Slab {
     int64_t offset, start, count;
   };
-  std::vector<Slab> slabs;
-  for (size_t k = 0; k + 1 < offsets.size(); ++k)
-    for (int64_t start = offsets[k]; start < offsets[k + 1]; start += kSlabPairs)
-      slabs.push_back({static_cast<int64_t>(k), start, std::min(kSlabPairs, offsets[k + 1] - start)});
-  if (slabs.empty() || in_channels == 0 || out_channels == 0) return;
-  const int64_t matrix = in_channels * out_channels;
-  at::Tensor partials = at::zeros({static_cast<int64_t>(slabs.size()), in_channels, out_channels}, input.options());
   const S* features = input.const_data_ptr<S>();
   const S* gradient = grad.const_data_ptr<S>();
-  S* partial = partials.data_ptr<S>();
-  const auto outer = conv_kernels<S>().outer;
-  at::parallel_for(0, static_cast<int64_t>(slabs.size()), 1, [&](int64_t begin, int64_t end) {
-    OuterScratch<S> scratch{std::vector<S>(kOuterBlock * in_channels), std::vector<S>(kOuterBlock * out_channels),
-                            std::vector<const S*>(in_channels), std::vector<S*>(in_channels)};
-    for (int64_t s = begin; s < end; ++s)
-      outer({features, in_channels, gradient, out_channels, in_rows + slabs[s].start, out_rows + slabs[s].start,
-             slabs[s].count, partial + s * matrix},
-            scratch);
-  });
   S* result = grad_weight.data_ptr<S>();
-  for (size_t s = 0; s < slabs.size(); ++s) {
-    S* slot = result + slabs[s].offset * matrix;
-    const S* add = partial + s * matrix;
-    for (int64_t i = 0; i < matrix; ++i) slot[i] += add[i];
+  const auto outer = conv_kernels<S>().outer;
+  const int64_t slabs_per_group = std::max<int64_t>(1, kPartialBytes / (matrix * static_cast<int64_t>(sizeof(S))));
+  std::vector<S> partials;
+  std::vector<Slab> slabs;
+  for (size_t first = 0; first + 1 < offsets.size();) {
+    // One group: whole offsets while their slabs fit (always at least one offset).
+    slabs.clear();
+    size_t k = first;
+    for (; k + 1 < offsets.size(); ++k) {
+      const int64_t count = (offsets[k + 1] - offsets[k] + kSlabPairs - 1) / kSlabPairs;
+      if (!slabs.empty() && static_cast<int64_t>(slabs.size()) + count > slabs_per_group) break;
+      for (int64_t start = offsets[k]; start < offsets[k + 1]; start += kSlabPairs)
+        slabs.push_back({static_cast<int64_t>(k), start, std::min(kSlabPairs, offsets[k + 1] - start)});
+    }
+    first = k;
+    if (slabs.empty()) continue;
+    const int64_t num_slabs = static_cast<int64_t>(slabs.size());
+    partials.assign(num_slabs * matrix, S(0));
+    S* partial = partials.data();
+    at::parallel_for(0, num_slabs, 1, [&](int64_t begin, int64_t end) {
+      OuterScratch<S> scratch{std::vector<S>(kOuterBlock * in_channels), std::vector<S>(kOuterBlock * out_channels),
+                              std::vector<const S*>(in_channels), std::vector<S*>(in_channels)};
+      for (int64_t s = begin; s < end; ++s)
+        outer({features, in_channels, gradient, out_channels, in_rows + slabs[s].start, out_rows + slabs[s].start,
+               slabs[s].count, partial + s * matrix},
+              scratch);
+    });
+    // Every element sums its slabs in slab order; threads split the elements.
+    at::parallel_for(0, matrix, 4096, [&](int64_t begin, int64_t end) {
+      for (int64_t s = 0; s < num_slabs; ++s) {
+        S* slot = result + slabs[s].offset * matrix;
+        const S* add = partial + s * matrix;
+        for (int64_t i = begin; i < end; ++i) slot[i] += add[i];
+      }
+    });
   }
 }
 

@@ -76,8 +76,9 @@ def sparse_conv(features: Tensor, weight: Tensor, pairs: Tensor, pair_offsets: T
         weight: ``(Cout, K, Cin)``, same dtype and device (spconv's ``(Cout, kx, ky, kz, Cin)``
             reshaped).
         pairs: ``(2, P)`` int32 ``[input rows; output rows]``; the output rows of one offset must
-            be distinct (true of every map from :func:`sparse_kernel_map` and of its
-            ``pairs.flip(0)``, the map of the inverse convolution).
+            be distinct, and for the backward its input rows too (true of every map from
+            :func:`sparse_kernel_map` and of its ``pairs.flip(0)``, the map of the inverse
+            convolution).
         pair_offsets: ``(K + 1,)`` int64 grouping of ``pairs`` by offset.
         num_out: number of output rows ``M``.
 

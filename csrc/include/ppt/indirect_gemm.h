@@ -4,7 +4,8 @@
 //
 // Vectors come from the GCC/Clang vector extension, so one source serves every instruction set:
 // a caller instantiates the kernels with an Isa (vector bytes and rows per register tile) inside
-// a function compiled for that target (PPT_TARGET) and picks one at run time (cpu_isa()). The
+// a function compiled for that target (PPT_TARGET with Isa::target, exactly the features
+// cpu_isa() checks) and picks one at run time. The
 // sources using them are compiled with -ffp-contract=fast so that acc += a * b is one FMA.
 #pragma once
 
@@ -25,13 +26,16 @@ namespace simd {
 
 // Register tiles: ROWS x 2 vector accumulators, 2 B vectors and 1 broadcast. AVX-512's 32
 // registers hold 12 x 2, AVX2's 16 hold 6 x 2 (in a Zen 4 micro-benchmark of both tiles, 12 x 2
-// zmm gave 1.5-2x the GFLOP/s of 6 x 2 ymm for 128-512 channels).
+// zmm gave 1.5-2x the GFLOP/s of 6 x 2 ymm for 128-512 channels). Every variant sums each output
+// element over the depth in order, so AVX-512 and AVX2 (both with FMA) give identical bits.
 struct Avx512 {
   static constexpr int bytes = 64, rows = 12;
 };
+#define PPT_AVX512_TARGET "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"
 struct Avx2 {
   static constexpr int bytes = 32, rows = 6;
 };
+#define PPT_AVX2_TARGET "avx2,fma"
 // No vector target: 16-byte vectors, native to SSE2 and NEON.
 struct Baseline {
   static constexpr int bytes = 16, rows = 6;
@@ -43,9 +47,12 @@ constexpr int kColumnBytes = 64;
 enum class CpuIsa { kBaseline, kAvx2, kAvx512 };
 
 // The best instruction set of this CPU, capped by the environment variable PPT_CPU_ISA
-// (baseline, avx2 or avx512) so tests can run every variant on one machine.
+// (baseline, avx2 or avx512) so tests can run every variant on one machine. Decided on first
+// use; throws c10::Error for any other PPT_CPU_ISA value.
 CpuIsa cpu_isa();
 
+// Per (scalar, vector bytes): the vector type, its unaligned alias and, for GCC < 12's
+// __builtin_shuffle, the integer mask vector of the same shape.
 template <typename S, int BYTES>
 struct Vec;
 typedef float f32x4 __attribute__((vector_size(16)));
@@ -60,35 +67,47 @@ typedef double f64x4 __attribute__((vector_size(32)));
 typedef double f64x4_unaligned __attribute__((vector_size(32), aligned(8), may_alias));
 typedef double f64x8 __attribute__((vector_size(64)));
 typedef double f64x8_unaligned __attribute__((vector_size(64), aligned(8), may_alias));
+typedef int32_t i32x4 __attribute__((vector_size(16)));
+typedef int32_t i32x8 __attribute__((vector_size(32)));
+typedef int32_t i32x16 __attribute__((vector_size(64)));
+typedef int64_t i64x2 __attribute__((vector_size(16)));
+typedef int64_t i64x4 __attribute__((vector_size(32)));
+typedef int64_t i64x8 __attribute__((vector_size(64)));
 template <>
 struct Vec<float, 16> {
   using V = f32x4;
   using Unaligned = f32x4_unaligned;
+  using Mask = i32x4;
 };
 template <>
 struct Vec<float, 32> {
   using V = f32x8;
   using Unaligned = f32x8_unaligned;
+  using Mask = i32x8;
 };
 template <>
 struct Vec<float, 64> {
   using V = f32x16;
   using Unaligned = f32x16_unaligned;
+  using Mask = i32x16;
 };
 template <>
 struct Vec<double, 16> {
   using V = f64x2;
   using Unaligned = f64x2_unaligned;
+  using Mask = i64x2;
 };
 template <>
 struct Vec<double, 32> {
   using V = f64x4;
   using Unaligned = f64x4_unaligned;
+  using Mask = i64x4;
 };
 template <>
 struct Vec<double, 64> {
   using V = f64x8;
   using Unaligned = f64x8_unaligned;
+  using Mask = i64x8;
 };
 
 template <typename S, int BYTES>
@@ -105,6 +124,9 @@ PPT_ALWAYS_INLINE void store(S* p, typename Vec<S, BYTES>::V v) {
 template <typename S, int BYTES>
 PPT_ALWAYS_INLINE typename Vec<S, BYTES>::V splat(S x) {
   const typename Vec<S, BYTES>::V first = {x};
+#if !defined(__clang__) && __GNUC__ < 12  // no __builtin_shufflevector before GCC 12
+  return __builtin_shuffle(first, typename Vec<S, BYTES>::Mask{});
+#else
   constexpr int lanes = BYTES / static_cast<int>(sizeof(S));
   if constexpr (lanes == 2)
     return __builtin_shufflevector(first, first, 0, 0);
@@ -114,6 +136,7 @@ PPT_ALWAYS_INLINE typename Vec<S, BYTES>::V splat(S x) {
     return __builtin_shufflevector(first, first, 0, 0, 0, 0, 0, 0, 0, 0);
   else
     return __builtin_shufflevector(first, first, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+#endif
 }
 
 // C (ROWS, VECTORS vectors) += A (ROWS, depth) B (depth, VECTORS vectors), where A(r, p) is
