@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
 #define PPT_X86_DISPATCH 1
@@ -54,60 +55,11 @@ CpuIsa cpu_isa();
 // Per (scalar, vector bytes): the vector type, its unaligned alias and, for GCC < 12's
 // __builtin_shuffle, the integer mask vector of the same shape.
 template <typename S, int BYTES>
-struct Vec;
-typedef float f32x4 __attribute__((vector_size(16)));
-typedef float f32x4_unaligned __attribute__((vector_size(16), aligned(4), may_alias));
-typedef float f32x8 __attribute__((vector_size(32)));
-typedef float f32x8_unaligned __attribute__((vector_size(32), aligned(4), may_alias));
-typedef float f32x16 __attribute__((vector_size(64)));
-typedef float f32x16_unaligned __attribute__((vector_size(64), aligned(4), may_alias));
-typedef double f64x2 __attribute__((vector_size(16)));
-typedef double f64x2_unaligned __attribute__((vector_size(16), aligned(8), may_alias));
-typedef double f64x4 __attribute__((vector_size(32)));
-typedef double f64x4_unaligned __attribute__((vector_size(32), aligned(8), may_alias));
-typedef double f64x8 __attribute__((vector_size(64)));
-typedef double f64x8_unaligned __attribute__((vector_size(64), aligned(8), may_alias));
-typedef int32_t i32x4 __attribute__((vector_size(16)));
-typedef int32_t i32x8 __attribute__((vector_size(32)));
-typedef int32_t i32x16 __attribute__((vector_size(64)));
-typedef int64_t i64x2 __attribute__((vector_size(16)));
-typedef int64_t i64x4 __attribute__((vector_size(32)));
-typedef int64_t i64x8 __attribute__((vector_size(64)));
-template <>
-struct Vec<float, 16> {
-  using V = f32x4;
-  using Unaligned = f32x4_unaligned;
-  using Mask = i32x4;
-};
-template <>
-struct Vec<float, 32> {
-  using V = f32x8;
-  using Unaligned = f32x8_unaligned;
-  using Mask = i32x8;
-};
-template <>
-struct Vec<float, 64> {
-  using V = f32x16;
-  using Unaligned = f32x16_unaligned;
-  using Mask = i32x16;
-};
-template <>
-struct Vec<double, 16> {
-  using V = f64x2;
-  using Unaligned = f64x2_unaligned;
-  using Mask = i64x2;
-};
-template <>
-struct Vec<double, 32> {
-  using V = f64x4;
-  using Unaligned = f64x4_unaligned;
-  using Mask = i64x4;
-};
-template <>
-struct Vec<double, 64> {
-  using V = f64x8;
-  using Unaligned = f64x8_unaligned;
-  using Mask = i64x8;
+struct Vec {
+  typedef S V __attribute__((vector_size(BYTES)));
+  typedef S Unaligned __attribute__((vector_size(BYTES), aligned(sizeof(S)), may_alias));
+  typedef std::conditional_t<sizeof(S) == 4, int32_t, int64_t> MaskLane;
+  typedef MaskLane Mask __attribute__((vector_size(BYTES)));
 };
 
 template <typename S, int BYTES>
