@@ -53,9 +53,25 @@ class _SparseConvBase(SparseModule):
             raise ValueError(f"{type(self).__name__}: expected {self.in_channels} input channels, "
                              f"got features of shape {tuple(x.features.shape)}")
 
+    def _uses_matmul_layout(self) -> bool:
+        """Whether spconv 2.x computes this layer as ``features @ weight.view(in, out)``.
+
+        spconv stores every weight as ``(out, kx, ky, kz, in)`` but runs kernel-volume-1 layers
+        (submanifold, or stride 1) as that plain matrix product, which reads the same memory as an
+        ``(in, out)`` matrix (spconv issue #450). ppt reads such weights the same way, so
+        spconv-trained state_dicts give spconv's outputs.
+        """
+        return math.prod(self.kernel_size) == 1
+
+    def _weight_matrices(self) -> Tensor:
+        """The weight as ``(Cout, K, Cin)``, the layout of :func:`ppt.ops.sparse_conv`."""
+        if self._uses_matmul_layout():
+            return self.weight.reshape(self.in_channels, self.out_channels).t().unsqueeze(1)
+        return self.weight.reshape(self.out_channels, -1, self.in_channels)
+
     def _convolve(self, x: SparseTensor, pairs: Tensor, pair_offsets: Tensor, out_indices: Tensor,
                out_spatial_shape: tuple[int, int, int]) -> SparseTensor:
-        weight = self.weight.reshape(self.out_channels, -1, self.in_channels)
+        weight = self._weight_matrices()
         out = sparse_conv(x.features, weight, pairs, pair_offsets, out_indices.shape[0])
         if self.bias is not None:
             out = out + self.bias
@@ -79,6 +95,10 @@ class _ForwardConv(_SparseConvBase):
             raise ValueError(f"SubMConv3d requires stride 1, got {self.stride}")
         if self.submanifold and any(k % 2 == 0 for k in self.kernel_size):
             raise ValueError(f"SubMConv3d needs odd kernel_size entries (a centred kernel), got {self.kernel_size}")
+
+    def _uses_matmul_layout(self) -> bool:
+        # spconv takes its matrix-product path for strided layers only at stride 1.
+        return super()._uses_matmul_layout() and (self.submanifold or self.stride == (1, 1, 1))
 
     def kernel_map(self, x: SparseTensor) -> KernelMap:
         return x.cache.get_or_build(self.indice_key, x.indices, x.spatial_shape, x.batch_size, self.kernel_size,

@@ -198,6 +198,12 @@ SPCONV_LAYERS = {
     "subm_k3_dilated": lambda m: m.SubMConv3d(5, 7, 3, dilation=2),
     "conv_k2s2": lambda m: m.SparseConv3d(5, 7, 2, stride=2),
     "conv_k3s2p1": lambda m: m.SparseConv3d(5, 7, 3, stride=2, padding=1),
+    # kernel volume 1: spconv computes features @ weight.view(in, out) (its issue #450)
+    "subm_k1": lambda m: m.SubMConv3d(5, 7, 1),
+    "subm_k1_no_bias": lambda m: m.SubMConv3d(5, 7, 1, bias=False),
+    "conv_k1s1": lambda m: m.SparseConv3d(5, 7, 1),
+    # ... but kernel volume 1 with a stride takes spconv's ordinary path and layout
+    "conv_k1s2": lambda m: m.SparseConv3d(5, 7, 1, stride=2),
 }
 
 
