@@ -7,6 +7,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
+#include <ATen/ops/bincount.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
@@ -31,14 +32,33 @@ void for_each_offset(const std::vector<int64_t>& offsets, int64_t channels, cons
   for (size_t k = 0; k + 1 < offsets.size(); ++k) at::parallel_for(offsets[k], offsets[k + 1], grain, body);
 }
 
-// Number of pairs that reach each of the num_out output rows.
-std::vector<int64_t> pairs_per_output(const int32_t* out_rows, int64_t num_pairs, int64_t num_out) {
-  std::vector<int64_t> counts(num_out, 0);
-  for (int64_t p = 0; p < num_pairs; ++p) ++counts[out_rows[p]];
-  return counts;
-}
-
 at::ScalarType accumulate_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
+
+// Returns dst (num_dst, C) in the accumulation type of src (N, C) with
+//   dst[to_rows[p], c] += term(from_rows[p], to_rows[p], c, src[from_rows[p], c])
+// over every pair p, offsets in order; term gets the source value in the accumulation type.
+template <typename Term>
+at::Tensor accumulate_pairs(const at::Tensor& src, const int32_t* from_rows, const int32_t* to_rows,
+                            const std::vector<int64_t>& offsets, int64_t num_dst, const Term& term) {
+  const at::Tensor source = src.contiguous();
+  const int64_t channels = source.size(1);
+  at::Tensor dst = at::zeros({num_dst, channels}, source.options().dtype(accumulate_type(source.scalar_type())));
+  if (channels == 0) return dst;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, source.scalar_type(), "sparse_pool_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* values = source.const_data_ptr<scalar_t>();
+    acc_t* target = dst.data_ptr<acc_t>();
+    for_each_offset(offsets, channels, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        const int32_t from = from_rows[p], to = to_rows[p];
+        const scalar_t* src_row = values + static_cast<int64_t>(from) * channels;
+        acc_t* dst_row = target + static_cast<int64_t>(to) * channels;
+        for (int64_t c = 0; c < channels; ++c) dst_row[c] += term(from, to, c, static_cast<acc_t>(src_row[c]));
+      }
+    });
+  });
+  return dst;
+}
 
 std::tuple<at::Tensor, at::Tensor> sparse_max_pool_cpu(const at::Tensor& features, const at::Tensor& pairs,
                                                        const at::Tensor& pair_offsets, int64_t num_out) {
@@ -78,98 +98,48 @@ at::Tensor sparse_max_pool_backward_cpu(const at::Tensor& grad_out, const at::Te
                                         const at::Tensor& pair_offsets, int64_t num_in) {
   constexpr const char* op = "sparse_max_pool_backward";
   const std::vector<int64_t> offsets = check_pool_backward_args(op, grad_out, argmax, pairs, pair_offsets, num_in);
-  const at::Tensor grad = grad_out.contiguous();
-  const at::Tensor winners = argmax.contiguous();
   const at::Tensor rows = pairs.contiguous();
-  const int64_t channels = grad.size(1);
-  at::Tensor grad_in = at::zeros({num_in, channels}, grad.options().dtype(accumulate_type(grad.scalar_type())));
-  if (channels == 0) return grad_in.to(grad.scalar_type());
-  const int32_t* in_rows = rows.const_data_ptr<int32_t>();
-  const int32_t* out_rows = in_rows + rows.size(1);
+  const at::Tensor winners = argmax.contiguous();
   const int32_t* winner = winners.const_data_ptr<int32_t>();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), op, [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    const scalar_t* source = grad.const_data_ptr<scalar_t>();
-    acc_t* target = grad_in.data_ptr<acc_t>();
-    // Each output element sends its gradient to the input row that won it; the pair (i, o)
-    // carrying that row is visited once, in the offset that connects i and o.
-    for_each_offset(offsets, channels, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        const int32_t row = in_rows[p];
-        const int64_t from = static_cast<int64_t>(out_rows[p]) * channels;
-        acc_t* dst = target + static_cast<int64_t>(row) * channels;
-        for (int64_t c = 0; c < channels; ++c) {
-          if (winner[from + c] == row) dst[c] += static_cast<acc_t>(source[from + c]);
-        }
-      }
-    });
-  });
-  return grad_in.to(grad.scalar_type());
+  const int64_t channels = grad_out.size(1);
+  const int32_t* in_rows = rows.const_data_ptr<int32_t>();
+  // Each output element sends its gradient to the input row that won it, through the one pair
+  // (i, o) that connects them.
+  return accumulate_pairs(grad_out, in_rows + rows.size(1), in_rows, offsets, num_in,
+                          [&](int32_t out_row, int32_t in_row, int64_t c, auto grad) {
+                            return winner[static_cast<int64_t>(out_row) * channels + c] == in_row ? grad
+                                                                                                  : decltype(grad)(0);
+                          })
+      .to(grad_out.scalar_type());
 }
 
 at::Tensor sparse_avg_pool_cpu(const at::Tensor& features, const at::Tensor& pairs, const at::Tensor& pair_offsets,
                                int64_t num_out) {
   constexpr const char* op = "sparse_avg_pool";
   const std::vector<int64_t> offsets = check_pool_args(op, features, pairs, pair_offsets, num_out);
-  const at::Tensor input = features.contiguous();
   const at::Tensor rows = pairs.contiguous();
-  const int64_t channels = input.size(1);
-  at::Tensor sums = at::zeros({num_out, channels}, input.options().dtype(accumulate_type(input.scalar_type())));
-  if (channels == 0) return sums.to(input.scalar_type());
   const int32_t* in_rows = rows.const_data_ptr<int32_t>();
-  const int32_t* out_rows = in_rows + rows.size(1);
-  const std::vector<int64_t> counts = pairs_per_output(out_rows, rows.size(1), num_out);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), op, [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    const scalar_t* source = input.const_data_ptr<scalar_t>();
-    acc_t* target = sums.data_ptr<acc_t>();
-    for_each_offset(offsets, channels, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        const scalar_t* src = source + static_cast<int64_t>(in_rows[p]) * channels;
-        acc_t* dst = target + static_cast<int64_t>(out_rows[p]) * channels;
-        for (int64_t c = 0; c < channels; ++c) dst[c] += static_cast<acc_t>(src[c]);
-      }
-    });
-    // The mean over the pairs that reached the row (spconv's count of real inputs, not the
-    // kernel volume); a row no pair reached stays 0.
-    at::parallel_for(0, num_out, std::max<int64_t>(1, kGrainElements / channels), [&](int64_t begin, int64_t end) {
-      for (int64_t o = begin; o < end; ++o) {
-        if (counts[o] == 0) continue;
-        const acc_t count = static_cast<acc_t>(counts[o]);
-        for (int64_t c = 0; c < channels; ++c) target[o * channels + c] /= count;
-      }
-    });
-  });
-  return sums.to(input.scalar_type());
+  at::Tensor sums = accumulate_pairs(features, in_rows, in_rows + rows.size(1), offsets, num_out,
+                                     [](int32_t, int32_t, int64_t, auto value) { return value; });
+  // The mean over the pairs that reached each row (spconv's count of real inputs, not the kernel
+  // volume); a row no pair reached stays 0.
+  const at::Tensor counts = at::bincount(rows[1], {}, num_out).clamp_min_(1).to(sums.scalar_type());
+  return sums.div_(counts.unsqueeze(1)).to(features.scalar_type());
 }
 
 at::Tensor sparse_avg_pool_backward_cpu(const at::Tensor& grad_out, const at::Tensor& pairs,
                                         const at::Tensor& pair_offsets, int64_t num_in) {
   constexpr const char* op = "sparse_avg_pool_backward";
   const std::vector<int64_t> offsets = check_pool_backward_args(op, grad_out, at::Tensor(), pairs, pair_offsets, num_in);
-  const at::Tensor grad = grad_out.contiguous();
   const at::Tensor rows = pairs.contiguous();
-  const int64_t channels = grad.size(1);
-  at::Tensor grad_in = at::zeros({num_in, channels}, grad.options().dtype(accumulate_type(grad.scalar_type())));
-  if (channels == 0) return grad_in.to(grad.scalar_type());
+  const at::Tensor counts = at::bincount(rows[1], {}, grad_out.size(0));
+  const int64_t* count = counts.const_data_ptr<int64_t>();
   const int32_t* in_rows = rows.const_data_ptr<int32_t>();
-  const int32_t* out_rows = in_rows + rows.size(1);
-  const std::vector<int64_t> counts = pairs_per_output(out_rows, rows.size(1), grad.size(0));
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), op, [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    const scalar_t* source = grad.const_data_ptr<scalar_t>();
-    acc_t* target = grad_in.data_ptr<acc_t>();
-    for_each_offset(offsets, channels, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        const int32_t out_row = out_rows[p];
-        const scalar_t* src = source + static_cast<int64_t>(out_row) * channels;
-        acc_t* dst = target + static_cast<int64_t>(in_rows[p]) * channels;
-        const acc_t count = static_cast<acc_t>(counts[out_row]);
-        for (int64_t c = 0; c < channels; ++c) dst[c] += static_cast<acc_t>(src[c]) / count;
-      }
-    });
-  });
-  return grad_in.to(grad.scalar_type());
+  return accumulate_pairs(grad_out, in_rows + rows.size(1), in_rows, offsets, num_in,
+                          [&](int32_t out_row, int32_t, int64_t, auto grad) {
+                            return grad / static_cast<decltype(grad)>(count[out_row]);
+                          })
+      .to(grad_out.scalar_type());
 }
 
 }  // namespace

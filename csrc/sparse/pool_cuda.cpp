@@ -1,4 +1,5 @@
 // CUDA glue of sparse max / average pooling: checks, allocation and launch (pool_cuda.cu).
+#include <ATen/ops/bincount.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
@@ -53,13 +54,14 @@ at::Tensor sparse_avg_pool_cuda(const at::Tensor& features, const at::Tensor& pa
   const std::vector<int64_t> offsets = check_pool_args("sparse_avg_pool", features, pairs, pair_offsets, num_out);
   const at::Tensor input = features.contiguous();
   const at::Tensor rows = pairs.contiguous();
-  at::Tensor counts = at::zeros({num_out}, input.options().dtype(at::kInt));
   at::Tensor sums = at::zeros({num_out, input.size(1)}, input.options().dtype(acc_dtype(input.scalar_type())));
-  launch_sparse_avg_pool(input.const_data_ptr(), float_kind(input.scalar_type()), rows.const_data_ptr<int32_t>(),
-                         rows.size(1), offsets.data(), volume_of(offsets), input.size(1), num_out,
-                         counts.data_ptr<int32_t>(), sums.data_ptr(), current_stream());
+  launch_sparse_pool_sums(input.const_data_ptr(), float_kind(input.scalar_type()), rows.const_data_ptr<int32_t>(),
+                          rows.size(1), offsets.data(), volume_of(offsets), input.size(1), sums.data_ptr(),
+                          current_stream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return sums.to(input.scalar_type());
+  // The mean over the pairs that reached each row, as on CPU; a row no pair reached stays 0.
+  const at::Tensor counts = at::bincount(rows[1], {}, num_out).clamp_min_(1).to(sums.scalar_type());
+  return sums.div_(counts.unsqueeze(1)).to(input.scalar_type());
 }
 
 at::Tensor sparse_avg_pool_backward_cuda(const at::Tensor& grad_out, const at::Tensor& pairs,
@@ -69,11 +71,12 @@ at::Tensor sparse_avg_pool_backward_cuda(const at::Tensor& grad_out, const at::T
       check_pool_backward_args("sparse_avg_pool_backward", grad_out, at::Tensor(), pairs, pair_offsets, num_in);
   const at::Tensor grad = grad_out.contiguous();
   const at::Tensor rows = pairs.contiguous();
-  at::Tensor counts = at::zeros({grad.size(0)}, grad.options().dtype(at::kInt));
+  // Integer counts: bincount's atomics are exact, so this stays deterministic.
+  const at::Tensor counts = at::bincount(rows[1], {}, grad.size(0));
   at::Tensor grad_in = at::zeros({num_in, grad.size(1)}, grad.options().dtype(acc_dtype(grad.scalar_type())));
   launch_sparse_avg_pool_backward(grad.const_data_ptr(), float_kind(grad.scalar_type()), rows.const_data_ptr<int32_t>(),
                                   rows.size(1), offsets.data(), volume_of(offsets), grad.size(1),
-                                  counts.data_ptr<int32_t>(), grad_in.data_ptr(), current_stream());
+                                  counts.const_data_ptr<int64_t>(), grad_in.data_ptr(), current_stream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return grad_in.to(grad.scalar_type());
 }

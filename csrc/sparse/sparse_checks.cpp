@@ -157,22 +157,29 @@ void check_conv_backward_grad(const at::Tensor& grad_out, const at::Tensor& feat
               weight.size(0), "), got ", shape_string(grad_out));
 }
 
+namespace {
+
+// rows (M, C) floating point on the device of pairs and pair_offsets.
+void check_pooled_rows(const char* op, const char* name, const at::Tensor& rows, const char* layout,
+                       const at::Tensor& pairs, const at::Tensor& pair_offsets) {
+  check_floating(op, name, rows);
+  check_dim(op, name, rows, 2, layout);
+  check_same_device(op, name, rows, "pairs", pairs);
+  check_same_device(op, name, rows, "pair_offsets", pair_offsets);
+}
+
+}  // namespace
+
 std::vector<int64_t> check_pool_args(const char* op, const at::Tensor& features, const at::Tensor& pairs,
                                      const at::Tensor& pair_offsets, int64_t num_out) {
-  check_floating(op, "features", features);
-  check_dim(op, "features", features, 2, "(N, channels)");
-  check_same_device(op, "features", features, "pairs", pairs);
-  check_same_device(op, "features", features, "pair_offsets", pair_offsets);
+  check_pooled_rows(op, "features", features, "(N, channels)", pairs, pair_offsets);
   return check_pairs(op, pairs, pair_offsets, -1, {"N", features.size(0), num_out});
 }
 
 std::vector<int64_t> check_pool_backward_args(const char* op, const at::Tensor& grad_out, const at::Tensor& argmax,
                                               const at::Tensor& pairs, const at::Tensor& pair_offsets,
                                               int64_t num_in) {
-  check_floating(op, "grad_out", grad_out);
-  check_dim(op, "grad_out", grad_out, 2, "(num_out, channels)");
-  check_same_device(op, "grad_out", grad_out, "pairs", pairs);
-  check_same_device(op, "grad_out", grad_out, "pair_offsets", pair_offsets);
+  check_pooled_rows(op, "grad_out", grad_out, "(num_out, channels)", pairs, pair_offsets);
   if (argmax.defined()) {
     check_dtype(op, "argmax", argmax, at::kInt);
     check_same_device(op, "grad_out", grad_out, "argmax", argmax);

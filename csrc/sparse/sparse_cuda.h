@@ -72,16 +72,16 @@ void launch_sparse_max_pool_backward(const void* grad_out, FloatKind kind, const
                                      const int32_t* pairs, int64_t num_pairs, const int64_t* host_offsets,
                                      int64_t volume, int64_t channels, void* grad_in, cudaStream_t stream);
 
-// Average pooling: counts (num_out,) and sums (num_out, channels) accumulator preset to 0;
-// afterwards counts[o] is the number of pairs reaching o and sums the mean over them (0 where none).
-void launch_sparse_avg_pool(const void* features, FloatKind kind, const int32_t* pairs, int64_t num_pairs,
-                            const int64_t* host_offsets, int64_t volume, int64_t channels, int64_t num_out,
-                            int32_t* counts, void* sums, cudaStream_t stream);
+// Sums of average pooling: sums (num_out, channels) accumulator, preset to 0:
+// sums[o, :] += features[i, :] for each pair (i, o).
+void launch_sparse_pool_sums(const void* features, FloatKind kind, const int32_t* pairs, int64_t num_pairs,
+                             const int64_t* host_offsets, int64_t volume, int64_t channels, void* sums,
+                             cudaStream_t stream);
 
-// counts (num_out,) scratch and grad_in (num_in, channels) accumulator preset to 0:
-// grad_in[i, :] += grad_out[o, :] / counts[o] for each pair (i, o).
+// grad_in (num_in, channels) accumulator, preset to 0: grad_in[i, :] += grad_out[o, :] / counts[o]
+// for each pair (i, o), counts (num_out,) int64 being the number of pairs of each output row.
 void launch_sparse_avg_pool_backward(const void* grad_out, FloatKind kind, const int32_t* pairs, int64_t num_pairs,
-                                     const int64_t* host_offsets, int64_t volume, int64_t channels, int32_t* counts,
-                                     void* grad_in, cudaStream_t stream);
+                                     const int64_t* host_offsets, int64_t volume, int64_t channels,
+                                     const int64_t* counts, void* grad_in, cudaStream_t stream);
 
 }  // namespace ppt

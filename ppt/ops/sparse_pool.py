@@ -104,31 +104,25 @@ def _max_pool_double_backward(ctx, grad_grad_in: Tensor):
     return _gather_at_argmax(grad_grad_in, argmax), None, None, None, None
 
 
-def _avg_pool_setup_context(ctx, inputs, output):
-    features, pairs, pair_offsets, _ = inputs
-    ctx.save_for_backward(pairs, pair_offsets)
-    ctx.num_in = features.shape[0]
+def _save_map_and_rows(ctx, inputs, output):
+    # For both avg ops: the map, and the row count of the first input (the rows the VJP returns).
+    ctx.save_for_backward(inputs[1], inputs[2])
+    ctx.rows = inputs[0].shape[0]
 
 
 def _avg_pool_backward(ctx, grad_out: Tensor):
     pairs, pair_offsets = ctx.saved_tensors
-    return torch.ops.ppt.sparse_avg_pool_backward.default(grad_out, pairs, pair_offsets, ctx.num_in), None, None, None
-
-
-def _avg_pool_backward_setup_context(ctx, inputs, output):
-    grad_out, pairs, pair_offsets, _ = inputs
-    ctx.save_for_backward(pairs, pair_offsets)
-    ctx.num_out = grad_out.shape[0]
+    return torch.ops.ppt.sparse_avg_pool_backward.default(grad_out, pairs, pair_offsets, ctx.rows), None, None, None
 
 
 def _avg_pool_double_backward(ctx, grad_grad_in: Tensor):
     pairs, pair_offsets = ctx.saved_tensors
-    return torch.ops.ppt.sparse_avg_pool.default(grad_grad_in, pairs, pair_offsets, ctx.num_out), None, None, None
+    return torch.ops.ppt.sparse_avg_pool.default(grad_grad_in, pairs, pair_offsets, ctx.rows), None, None, None
 
 
 torch.library.register_autograd("ppt::sparse_max_pool", _max_pool_backward, setup_context=_max_pool_setup_context)
 torch.library.register_autograd("ppt::sparse_max_pool_backward", _max_pool_double_backward,
                                 setup_context=_max_pool_backward_setup_context)
-torch.library.register_autograd("ppt::sparse_avg_pool", _avg_pool_backward, setup_context=_avg_pool_setup_context)
+torch.library.register_autograd("ppt::sparse_avg_pool", _avg_pool_backward, setup_context=_save_map_and_rows)
 torch.library.register_autograd("ppt::sparse_avg_pool_backward", _avg_pool_double_backward,
-                                setup_context=_avg_pool_backward_setup_context)
+                                setup_context=_save_map_and_rows)

@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from test_sparse_conv import _sites as conv_sites
 
 from ppt.ops import _reference as ref
 from ppt.ops import sparse_avg_pool, sparse_kernel_map, sparse_max_pool
@@ -21,21 +22,11 @@ WINDOWS = {
 
 def _sites(case, device):
     """(indices (N, 4) int32, batch_size, spatial_shape) for a named case."""
-    if case == "empty":
-        return torch.empty(0, 4, dtype=torch.int32, device=device), 1, [5, 5, 5]
-    if case == "single":
-        return torch.tensor([[0, 2, 3, 1]], dtype=torch.int32, device=device), 1, [5, 6, 4]
-    if case == "corner_sites":  # sites on the grid faces exercise the bounds of every offset
-        corners = torch.tensor([[0, x, y, z] for x in (0, 6) for y in (0, 4) for z in (0, 5)], dtype=torch.int32)
-        return corners.to(device), 1, [7, 5, 6]
     if case == "full_windows":  # a filled block: every window holds its whole kernel volume
         grid = torch.stack(torch.meshgrid(*[torch.arange(5)] * 3, indexing="ij"), -1).reshape(-1, 3)
         return torch.cat([torch.zeros(len(grid), 1, dtype=torch.long), grid], 1).int().to(device), 1, [5, 5, 5]
-    if case in ("random_batched", "non_contiguous"):
-        coords = torch.cat([torch.randint(0, 3, (300, 1)), torch.randint(0, 9, (300, 3))], 1)
-        indices = torch.unique(coords, dim=0).int()
-        return indices[torch.randperm(len(indices))].to(device), 3, [9, 10, 11]
-    raise ValueError(case)
+    # The non-contiguous case differs from the random one in its features only.
+    return conv_sites("random_batched" if case == "non_contiguous" else case, device)
 
 
 CASES = ["empty", "single", "corner_sites", "full_windows", "random_batched", "non_contiguous"]
