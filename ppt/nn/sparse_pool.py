@@ -49,8 +49,8 @@ class _SparsePool3d(SparseModule):
 
 
 class SparseMaxPool3d(_SparsePool3d):
-    """Per channel, the maximum over the input sites in each window (ties: the lowest kernel
-    offset; NaN propagates). ``stride`` defaults to ``kernel_size`` as in spconv."""
+    """Per channel, the maximum over the input sites in each window (ties and NaN as in
+    ``torch.nn.functional.max_pool3d``). ``stride`` defaults to ``kernel_size`` as in spconv."""
 
     pool = staticmethod(sparse_max_pool)
 

@@ -381,8 +381,9 @@ def sparse_conv_dense(features: Tensor, indices: Tensor, batch_size: int, spatia
 
 
 def sparse_max_pool(features: Tensor, pairs: Tensor, pair_offsets: Tensor, num_out: int) -> tuple[Tensor, Tensor]:
-    """Max by ``scatter_reduce``, then the winner as the first pair (the lowest kernel offset, as
-    pairs are grouped by offset) whose value equals the maximum, or is NaN when the maximum is.
+    """Max by ``scatter_reduce``, then the winner: the first pair (the lowest kernel offset, as pairs
+    are grouped by offset) whose value equals the maximum, or the last NaN pair where there is a
+    NaN (torch's ``max_pool3d`` choices).
 
     Returns ``(out, argmax)``; ``out`` is ``features`` gathered at ``argmax`` (0 where no pair
     reaches a row), so its autograd routes each gradient to the winning row.
@@ -392,17 +393,14 @@ def sparse_max_pool(features: Tensor, pairs: Tensor, pair_offsets: Tensor, num_o
     rows_in, rows_out = pairs[0].long(), pairs[1].long()
     values = _opmath(features)[rows_in].detach()
     target = rows_out[:, None].expand(-1, channels)
-    peak = values.new_zeros(num_out, channels).scatter_reduce(0, target, values, "amax", include_self=False)
-    has_nan = values.new_zeros(num_out, channels).scatter_reduce(0, target, values.isnan().to(values.dtype), "amax",
-                                                                include_self=False)
-    peak = torch.where(has_nan > 0, torch.nan, peak)
-    reached = peak[rows_out]
-    wins = (values == reached) | (values.isnan() & reached.isnan())
     position = torch.arange(len(rows_in), device=features.device)[:, None].expand(-1, channels)
-    sentinel = len(rows_in)
-    first = torch.full((num_out, channels), sentinel, dtype=torch.long, device=features.device)
-    first = first.scatter_reduce(0, target, torch.where(wins, position, sentinel), "amin")
-    argmax = torch.cat([rows_in, rows_in.new_tensor([-1])])[first]  # the sentinel (no pair) gives -1
+    none = torch.full((num_out, channels), -1, dtype=torch.long, device=features.device)
+    last_nan = none.scatter_reduce(0, target, torch.where(values.isnan(), position, -1), "amax")
+    peak = values.new_zeros(num_out, channels).scatter_reduce(0, target, values, "amax", include_self=False)
+    ties = values == peak[rows_out]
+    first_peak = none.scatter_reduce(0, target, torch.where(ties, position, len(rows_in)), "amin", include_self=False)
+    chosen = torch.where(last_nan >= 0, last_nan, first_peak)
+    argmax = torch.cat([rows_in, rows_in.new_tensor([-1])])[chosen]  # chosen = -1 (no pair) gives -1
     padded = torch.cat([features, features.new_zeros(1, channels)])
     out = padded.gather(0, torch.where(argmax < 0, features.shape[0], argmax))
     return out, argmax.int()

@@ -27,9 +27,9 @@ def sparse_max_pool(features: Tensor, pairs: Tensor, pair_offsets: Tensor, num_o
         num_out: number of output rows ``M``.
 
     Returns:
-        ``(M, C)`` in the dtype of ``features``. A tie goes to the pair of the lowest kernel offset
-        (the one that receives the gradient); NaN propagates (a NaN input wins, as in
-        ``torch.nn.functional.max_pool3d``); a row that no pair reaches is 0 with zero gradient.
+        ``(M, C)`` in the dtype of ``features``; only the winning input receives the gradient. A
+        tie goes to the pair of the lowest kernel offset; NaN propagates, the last NaN pair
+        winning (both as in ``torch.nn.functional.max_pool3d``); a row that no pair reaches is 0.
         Forward and backward are deterministic (no atomics).
     """
     return torch.ops.ppt.sparse_max_pool.default(features, pairs, pair_offsets, num_out)[0]

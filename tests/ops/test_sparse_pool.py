@@ -52,7 +52,7 @@ def _pool_map(case, window, device):
 @pytest.mark.parametrize("window", list(WINDOWS))
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-def test_max_pool_matches_reference(case, window, dtype, device):
+def test_pools_match_reference(case, window, dtype, device):
     indices, pairs, offsets, num_out = _pool_map(case, window, device)
     features = _features(case, len(indices), 5, dtype, device).requires_grad_()
     out, argmax = torch.ops.ppt.sparse_max_pool.default(features, pairs, offsets, num_out)
@@ -62,34 +62,21 @@ def test_max_pool_matches_reference(case, window, dtype, device):
     torch.testing.assert_close(out, want, rtol=0, atol=0)
     torch.testing.assert_close(argmax, want_argmax, rtol=0, atol=0)
     assert (argmax >= 0).all()  # a pooling map reaches every output
+    mean = sparse_avg_pool(features, pairs, offsets, num_out)
+    assert mean.dtype == dtype and mean.shape == (num_out, 5)
 
+    # Gradients (and the mean) against the references in float64 from the same (rounded) inputs;
+    # the op accumulates half types in float32.
     features64 = features.detach().double().requires_grad_()
     want64, _ = ref.sparse_max_pool(features64, pairs, offsets, num_out)
-    grad = torch.randn(num_out, 5, dtype=torch.float64).to(device=device, dtype=dtype)
-    out.backward(grad)
-    want64.backward(grad.double())
+    want_mean = ref.sparse_avg_pool(features64, pairs, offsets, num_out)
     tol = TOLERANCE[dtype]
-    torch.testing.assert_close(features.grad.double(), features64.grad, rtol=tol, atol=tol)
-
-
-@pytest.mark.parametrize("window", list(WINDOWS))
-@pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-def test_avg_pool_matches_reference(case, window, dtype, device):
-    indices, pairs, offsets, num_out = _pool_map(case, window, device)
-    features = _features(case, len(indices), 5, dtype, device).requires_grad_()
-    out = sparse_avg_pool(features, pairs, offsets, num_out)
-    assert out.dtype == dtype and out.shape == (num_out, 5)
-    # The reference in float64 from the same (rounded) inputs; the op sums half types in float32.
-    features64 = features.detach().double().requires_grad_()
-    want = ref.sparse_avg_pool(features64, pairs, offsets, num_out)
-    tol = TOLERANCE[dtype]
-    torch.testing.assert_close(out.double(), want, rtol=tol, atol=tol)
-
-    grad = torch.randn(num_out, 5, dtype=torch.float64).to(device=device, dtype=dtype)
-    out.backward(grad)
-    want.backward(grad.double())
-    torch.testing.assert_close(features.grad.double(), features64.grad, rtol=tol, atol=tol)
+    torch.testing.assert_close(mean.double(), want_mean, rtol=tol, atol=tol)
+    for got, expected in ((out, want64), (mean, want_mean)):
+        grad = torch.randn(num_out, 5, dtype=torch.float64).to(device=device, dtype=dtype)
+        (got_grad,) = torch.autograd.grad(got, features, grad)
+        (expected_grad,) = torch.autograd.grad(expected, features64, grad.double())
+        torch.testing.assert_close(got_grad.double(), expected_grad, rtol=tol, atol=tol)
 
 
 def test_pooling_hand_checked():
@@ -126,10 +113,21 @@ def test_rows_no_pair_reaches_are_zero(device):
     assert features.grad.tolist() == [[1.0, 1.0]]
 
 
+@pytest.mark.parametrize("pool", [sparse_max_pool, sparse_avg_pool], ids=["max", "avg"])
+def test_zero_channels(pool, device):
+    indices, pairs, offsets, num_out = _pool_map("random_batched", "k3s2p1", device)
+    features = torch.zeros(len(indices), 0, device=device, requires_grad=True)
+    out = pool(features, pairs, offsets, num_out)
+    assert out.shape == (num_out, 0)
+    out.sum().backward()
+    assert features.grad.shape == (len(indices), 0)
+
+
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-def test_max_pool_nan_propagates_and_first_nan_wins(dtype, device):
+def test_max_pool_nan_propagates_and_last_nan_wins(dtype, device):
     # k2 s2: window 0 holds sites 0-2 (site 1 NaN in channel 0), window 1 holds sites 3-4, both
-    # NaN in channel 1 (site 3's offset comes first); channel 0 of window 1 has no NaN.
+    # NaN in channel 1 (site 4's offset comes last, so it wins, as in torch's max_pool3d);
+    # channel 0 of window 1 has no NaN.
     nan = float("nan")
     indices = torch.tensor([[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 2, 2, 2], [0, 3, 3, 3]],
                            dtype=torch.int32, device=device)
@@ -138,37 +136,43 @@ def test_max_pool_nan_propagates_and_first_nan_wins(dtype, device):
     _, pairs, offsets = sparse_kernel_map(indices, 1, [4, 4, 4], 2, 2)
     out, argmax = torch.ops.ppt.sparse_max_pool.default(features, pairs, offsets, 2)
     assert out[0, 0].isnan() and out[1, 1].isnan() and out[0, 1].item() == 0.5 and out[1, 0].item() == -1.0
-    assert argmax.tolist() == [[1, 1], [3, 3]]
+    assert argmax.tolist() == [[1, 1], [3, 4]]
     want, want_argmax = ref.sparse_max_pool(features.detach(), pairs, offsets, 2)
     torch.testing.assert_close(out, want, rtol=0, atol=0, equal_nan=True)
     assert torch.equal(argmax, want_argmax)
     out.backward(torch.ones_like(out))
-    assert features.grad.tolist() == [[0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 1.0], [0.0, 0.0]]
+    assert features.grad.tolist() == [[0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]
     # The mean of a window with a NaN is NaN, the other channels are untouched.
     mean = sparse_avg_pool(features.detach(), pairs, offsets, 2)
     assert mean[0, 0].isnan() and mean[1, 1].isnan() and not mean[1, 0].isnan() and not mean[0, 1].isnan()
 
 
+@pytest.mark.parametrize("values", ["distinct", "ties_and_nans"])
 @pytest.mark.parametrize("window", ["k2s2", "k3s2p1"])
-def test_full_grid_equals_dense_pooling(window, device):
-    # On a fully occupied grid the sparse pools are torch's dense pools: max_pool3d pads with -inf
-    # (padding never wins), avg_pool3d with count_include_pad=False averages the real cells.
+def test_full_grid_equals_dense_pooling(window, values, device):
+    # On a fully occupied grid the sparse pools are torch's dense pools, winners included (ties to
+    # the first cell of the window, NaN to the last): max_pool3d pads with -inf (padding never
+    # wins), avg_pool3d with count_include_pad=False averages the real cells.
     kernel, stride, padding, _ = WINDOWS[window]
     indices, _, shape = _sites("full_windows", device)
     out_indices, pairs, offsets = sparse_kernel_map(indices, 1, shape, kernel, stride, padding)
-    features = torch.randn(len(indices), 3, dtype=torch.float64, device=device)
+    if values == "distinct":
+        features = torch.randn(len(indices), 3, dtype=torch.float64, device=device)
+    else:
+        features = torch.randint(-1, 2, (len(indices), 3), device=device).double()
+        features[torch.rand(features.shape, device=device) < 0.1] = float("nan")
     dense = ref.sparse_to_dense(features, indices, 1, shape)
     dense_max, dense_index = F.max_pool3d(dense, kernel, stride, padding, return_indices=True)
     dense_avg = F.avg_pool3d(dense, kernel, stride, padding, count_include_pad=False)
     o = out_indices.long()
     assert len(o) == dense_max[0, 0].numel()
     out, argmax = torch.ops.ppt.sparse_max_pool.default(features, pairs, offsets, len(o))
-    torch.testing.assert_close(out, dense_max[o[:, 0], :, o[:, 1], o[:, 2], o[:, 3]], rtol=0, atol=0)
+    torch.testing.assert_close(out, dense_max[o[:, 0], :, o[:, 1], o[:, 2], o[:, 3]], rtol=0, atol=0, equal_nan=True)
     winner_cell = indices.long()[argmax.long()][..., 1:]  # (M, C, 3) coordinates of the winners
     flat = (winner_cell[..., 0] * shape[1] + winner_cell[..., 1]) * shape[2] + winner_cell[..., 2]
     assert torch.equal(flat, dense_index[o[:, 0], :, o[:, 1], o[:, 2], o[:, 3]])
     torch.testing.assert_close(sparse_avg_pool(features, pairs, offsets, len(o)),
-                               dense_avg[o[:, 0], :, o[:, 1], o[:, 2], o[:, 3]])
+                               dense_avg[o[:, 0], :, o[:, 1], o[:, 2], o[:, 3]], equal_nan=True)
 
 
 def _small_problem(device, window="k3s2p1", dtype=torch.float64):
@@ -213,11 +217,11 @@ def test_opcheck(device):
 
 
 def test_pooling_is_deterministic(device):
-    # Bitwise equal run to run, and on CPU for any thread count; a 20^3 block with overlapping
+    # Bitwise equal run to run, and on CPU for any thread count; a 16^3 block with overlapping
     # windows gives each offset more pairs than one parallel chunk.
-    grid = torch.stack(torch.meshgrid(*[torch.arange(20)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    grid = torch.stack(torch.meshgrid(*[torch.arange(16)] * 3, indexing="ij"), -1).reshape(-1, 3)
     indices = torch.cat([torch.zeros(len(grid), 1, dtype=torch.long), grid], 1).int().to(device)
-    out_indices, pairs, offsets = sparse_kernel_map(indices, 1, [20, 20, 20], 3, 1, 1)
+    out_indices, pairs, offsets = sparse_kernel_map(indices, 1, [16, 16, 16], 3, 1, 1)
     features = torch.randn(len(indices), 16, device=device, requires_grad=True)
     threads = torch.get_num_threads()
     results = []

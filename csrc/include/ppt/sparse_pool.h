@@ -12,11 +12,12 @@ namespace ppt {
 
 // Whether the value `candidate` of the pair being visited replaces the running maximum `current`
 // of one output element (`first`: no pair has reached it yet). A strictly larger value wins, so a
-// tie keeps the earlier pair (the lowest kernel offset); the first NaN wins and then stays, so NaN
-// propagates as in torch's max pooling. `x != x` tests for NaN on host and device alike.
+// tie keeps the earlier pair (the lowest kernel offset); a NaN always wins, so NaN propagates and
+// the last NaN is kept. Both are the choices of torch's max_pool3d, whose window scan order is the
+// kernel offset order. `x != x` tests for NaN on host and device alike.
 template <typename T>
 PPT_HOST_DEVICE bool max_pool_takes(T candidate, T current, bool first) {
-  return first || candidate > current || (candidate != candidate && current == current);
+  return first || candidate > current || candidate != candidate;
 }
 
 }  // namespace ppt
