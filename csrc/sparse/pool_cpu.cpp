@@ -82,11 +82,13 @@ std::tuple<at::Tensor, at::Tensor> sparse_max_pool_cpu(const at::Tensor& feature
         const int32_t row = in_rows[p];
         const scalar_t* src = source + static_cast<int64_t>(row) * channels;
         const int64_t base = static_cast<int64_t>(out_rows[p]) * channels;
+        scalar_t* dst = target + base;
+        int32_t* won = winner + base;
+        // Selects rather than branches: the outcome is data-dependent and the loop vectorizes.
         for (int64_t c = 0; c < channels; ++c) {
-          if (max_pool_takes<acc_t>(src[c], target[base + c], winner[base + c] < 0)) {
-            target[base + c] = src[c];
-            winner[base + c] = row;
-          }
+          const bool take = max_pool_takes<acc_t>(src[c], dst[c], won[c] < 0);
+          dst[c] = take ? src[c] : dst[c];
+          won[c] = take ? row : won[c];
         }
       }
     });
