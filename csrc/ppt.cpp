@@ -53,6 +53,16 @@ TORCH_LIBRARY(ppt, m) {
   m.def("sparse_conv(Tensor features, Tensor weight, Tensor pairs, Tensor pair_offsets, SymInt num_out) -> Tensor");
   m.def("sparse_conv_backward(Tensor grad_out, Tensor features, Tensor weight, Tensor pairs, "
         "Tensor pair_offsets, SymInt num_out) -> (Tensor, Tensor)");
+
+  // ---- sparse pooling over a kernel map (csrc/sparse/pool_*) --------------------------------
+  // out[o] = max / mean of features[i] over the pairs (i, o); argmax (num_out, C) int32 holds the
+  // winning input row (-1 where no pair reaches o). The backward ops are linear in grad_out.
+  m.def("sparse_max_pool(Tensor features, Tensor pairs, Tensor pair_offsets, SymInt num_out) "
+        "-> (Tensor out, Tensor argmax)");
+  m.def("sparse_max_pool_backward(Tensor grad_out, Tensor argmax, Tensor pairs, Tensor pair_offsets, "
+        "SymInt num_in) -> Tensor");
+  m.def("sparse_avg_pool(Tensor features, Tensor pairs, Tensor pair_offsets, SymInt num_out) -> Tensor");
+  m.def("sparse_avg_pool_backward(Tensor grad_out, Tensor pairs, Tensor pair_offsets, SymInt num_in) -> Tensor");
 }
 
 namespace {

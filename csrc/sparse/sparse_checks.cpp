@@ -94,6 +94,43 @@ void fail_duplicate_site(const at::Tensor& indices, int64_t row) {
               " appears earlier too; merge duplicates first (e.g. with ppt.ops.voxelize)");
 }
 
+std::vector<int64_t> check_pairs(const char* op, const at::Tensor& pairs, const at::Tensor& pair_offsets,
+                                 int64_t volume, PairRows rows) {
+  check_dtype(op, "pairs", pairs, at::kInt);
+  TORCH_CHECK(pairs.dim() == 2 && pairs.size(0) == 2, op,
+              ": pairs must have shape (2, P) [input rows; output rows], got ", shape_string(pairs));
+  check_dtype(op, "pair_offsets", pair_offsets, at::kLong);
+  if (volume >= 0) {
+    TORCH_CHECK(pair_offsets.dim() == 1 && pair_offsets.size(0) == volume + 1, op,
+                ": pair_offsets must have shape (kernel_volume + 1,) = (", volume + 1, ",), got ",
+                shape_string(pair_offsets));
+  } else {
+    TORCH_CHECK(pair_offsets.dim() == 1 && pair_offsets.size(0) >= 1, op,
+                ": pair_offsets must have shape (kernel_volume + 1,), got ", shape_string(pair_offsets));
+  }
+  TORCH_CHECK(rows.num_in >= 0, op, ": ", rows.in_name, " must be >= 0, got ", rows.num_in);
+  TORCH_CHECK(rows.num_out >= 0, op, ": num_out must be >= 0, got ", rows.num_out);
+  const at::Tensor host = pair_offsets.cpu().contiguous();
+  std::vector<int64_t> offsets(host.const_data_ptr<int64_t>(), host.const_data_ptr<int64_t>() + host.numel());
+  TORCH_CHECK(offsets.front() == 0 && offsets.back() == pairs.size(1), op,
+              ": pair_offsets must start at 0 and end at P=", pairs.size(1), ", got ", offsets.front(),
+              " and ", offsets.back());
+  for (size_t k = 0; k + 1 < offsets.size(); ++k) {
+    TORCH_CHECK(offsets[k] <= offsets[k + 1], op, ": pair_offsets must be non-decreasing");
+  }
+  if (pairs.size(1) > 0) {
+    const auto [lowest, highest] = at::aminmax(pairs, 1);
+    const at::Tensor lo = lowest.cpu(), hi = highest.cpu();
+    const int32_t* l = lo.const_data_ptr<int32_t>();
+    const int32_t* h = hi.const_data_ptr<int32_t>();
+    TORCH_CHECK(l[0] >= 0 && h[0] < rows.num_in, op, ": pairs[0] (input rows) must be in [0, ", rows.in_name, "=",
+                rows.num_in, "), got range [", l[0], ", ", h[0], "]");
+    TORCH_CHECK(l[1] >= 0 && h[1] < rows.num_out, op, ": pairs[1] (output rows) must be in [0, num_out=",
+                rows.num_out, "), got range [", l[1], ", ", h[1], "]");
+  }
+  return offsets;
+}
+
 std::vector<int64_t> check_conv_args(const char* op, const at::Tensor& features,
                                      const at::Tensor& weight, const at::Tensor& pairs,
                                      const at::Tensor& pair_offsets, int64_t num_out) {
@@ -107,34 +144,7 @@ std::vector<int64_t> check_conv_args(const char* op, const at::Tensor& features,
   TORCH_CHECK(weight.size(2) == features.size(1), op, ": weight expects ", weight.size(2),
               " input channels but features have ", features.size(1), " (features ",
               shape_string(features), ", weight ", shape_string(weight), ")");
-  check_dtype(op, "pairs", pairs, at::kInt);
-  TORCH_CHECK(pairs.dim() == 2 && pairs.size(0) == 2, op,
-              ": pairs must have shape (2, P) [input rows; output rows], got ", shape_string(pairs));
-  check_dtype(op, "pair_offsets", pair_offsets, at::kLong);
-  const int64_t volume = weight.size(1);
-  TORCH_CHECK(pair_offsets.dim() == 1 && pair_offsets.size(0) == volume + 1, op,
-              ": pair_offsets must have shape (kernel_volume + 1,) = (", volume + 1, ",), got ",
-              shape_string(pair_offsets));
-  TORCH_CHECK(num_out >= 0, op, ": num_out must be >= 0, got ", num_out);
-  const at::Tensor host = pair_offsets.cpu().contiguous();
-  std::vector<int64_t> offsets(host.const_data_ptr<int64_t>(), host.const_data_ptr<int64_t>() + volume + 1);
-  TORCH_CHECK(offsets.front() == 0 && offsets.back() == pairs.size(1), op,
-              ": pair_offsets must start at 0 and end at P=", pairs.size(1), ", got ", offsets.front(),
-              " and ", offsets.back());
-  for (int64_t k = 0; k < volume; ++k) {
-    TORCH_CHECK(offsets[k] <= offsets[k + 1], op, ": pair_offsets must be non-decreasing");
-  }
-  if (pairs.size(1) > 0) {
-    const auto [lowest, highest] = at::aminmax(pairs, 1);
-    const at::Tensor lo = lowest.cpu(), hi = highest.cpu();
-    const int32_t* l = lo.const_data_ptr<int32_t>();
-    const int32_t* h = hi.const_data_ptr<int32_t>();
-    TORCH_CHECK(l[0] >= 0 && h[0] < features.size(0), op, ": pairs[0] (input rows) must be in [0, N=",
-                features.size(0), "), got range [", l[0], ", ", h[0], "]");
-    TORCH_CHECK(l[1] >= 0 && h[1] < num_out, op, ": pairs[1] (output rows) must be in [0, num_out=",
-                num_out, "), got range [", l[1], ", ", h[1], "]");
-  }
-  return offsets;
+  return check_pairs(op, pairs, pair_offsets, weight.size(1), {"N", features.size(0), num_out});
 }
 
 void check_conv_backward_grad(const at::Tensor& grad_out, const at::Tensor& features,
@@ -145,6 +155,38 @@ void check_conv_backward_grad(const at::Tensor& grad_out, const at::Tensor& feat
   TORCH_CHECK(grad_out.dim() == 2 && grad_out.size(0) == num_out && grad_out.size(1) == weight.size(0),
               op, ": grad_out must have shape (num_out, out_channels) = (", num_out, ", ",
               weight.size(0), "), got ", shape_string(grad_out));
+}
+
+namespace {
+
+// rows (M, C) floating point on the device of pairs and pair_offsets.
+void check_pooled_rows(const char* op, const char* name, const at::Tensor& rows, const char* layout,
+                       const at::Tensor& pairs, const at::Tensor& pair_offsets) {
+  check_floating(op, name, rows);
+  check_dim(op, name, rows, 2, layout);
+  check_same_device(op, name, rows, "pairs", pairs);
+  check_same_device(op, name, rows, "pair_offsets", pair_offsets);
+}
+
+}  // namespace
+
+std::vector<int64_t> check_pool_args(const char* op, const at::Tensor& features, const at::Tensor& pairs,
+                                     const at::Tensor& pair_offsets, int64_t num_out) {
+  check_pooled_rows(op, "features", features, "(N, channels)", pairs, pair_offsets);
+  return check_pairs(op, pairs, pair_offsets, -1, {"N", features.size(0), num_out});
+}
+
+std::vector<int64_t> check_pool_backward_args(const char* op, const at::Tensor& grad_out, const at::Tensor& argmax,
+                                              const at::Tensor& pairs, const at::Tensor& pair_offsets,
+                                              int64_t num_in) {
+  check_pooled_rows(op, "grad_out", grad_out, "(num_out, channels)", pairs, pair_offsets);
+  if (argmax.defined()) {
+    check_dtype(op, "argmax", argmax, at::kInt);
+    check_same_device(op, "grad_out", grad_out, "argmax", argmax);
+    TORCH_CHECK(argmax.sizes() == grad_out.sizes(), op, ": argmax must have the shape of grad_out ",
+                shape_string(grad_out), ", got ", shape_string(argmax));
+  }
+  return check_pairs(op, pairs, pair_offsets, -1, {"num_in", num_in, grad_out.size(0)});
 }
 
 }  // namespace ppt

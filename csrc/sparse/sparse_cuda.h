@@ -54,4 +54,34 @@ void launch_gather_rows(const void* src, FloatKind kind, const int32_t* rows, in
 void launch_scatter_add_rows(const void* src, FloatKind src_kind, const int32_t* rows, int64_t count,
                              int64_t channels, void* dst, cudaStream_t stream);
 
+// ---- pooling over a kernel map (pool_cuda.cu) ------------------------------------------------
+// pairs (2, num_pairs) int32 row-major [input rows; output rows], grouped by kernel offset through
+// host_offsets (volume + 1 entries, on the host); features / gradients (rows, channels) row-major
+// of element kind `kind`. Accumulators are float32 for half kinds and float64 for float64.
+
+// Max pooling: out (num_out, channels) of `kind` preset to 0 and argmax preset to -1; afterwards
+// out holds the maximum over each output's pairs and argmax the input row that won (ties to the
+// lowest offset, NaN propagating: ppt/sparse_pool.h).
+void launch_sparse_max_pool(const void* features, FloatKind kind, const int32_t* pairs, int64_t num_pairs,
+                            const int64_t* host_offsets, int64_t volume, int64_t channels, void* out,
+                            int32_t* argmax, cudaStream_t stream);
+
+// grad_in (num_in, channels) accumulator, preset to 0: grad_in[i, c] += grad_out[o, c] for each
+// pair (i, o) with argmax[o, c] == i.
+void launch_sparse_max_pool_backward(const void* grad_out, FloatKind kind, const int32_t* argmax,
+                                     const int32_t* pairs, int64_t num_pairs, const int64_t* host_offsets,
+                                     int64_t volume, int64_t channels, void* grad_in, cudaStream_t stream);
+
+// Sums of average pooling: sums (num_out, channels) accumulator, preset to 0:
+// sums[o, :] += features[i, :] for each pair (i, o).
+void launch_sparse_pool_sums(const void* features, FloatKind kind, const int32_t* pairs, int64_t num_pairs,
+                             const int64_t* host_offsets, int64_t volume, int64_t channels, void* sums,
+                             cudaStream_t stream);
+
+// grad_in (num_in, channels) accumulator, preset to 0: grad_in[i, :] += grad_out[o, :] / counts[o]
+// for each pair (i, o), counts (num_out,) int64 being the number of pairs of each output row.
+void launch_sparse_avg_pool_backward(const void* grad_out, FloatKind kind, const int32_t* pairs, int64_t num_pairs,
+                                     const int64_t* host_offsets, int64_t volume, int64_t channels,
+                                     const int64_t* counts, void* grad_in, cudaStream_t stream);
+
 }  // namespace ppt

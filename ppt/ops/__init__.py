@@ -5,6 +5,7 @@ from ppt.ops.norm import segment_batch_norm
 from ppt.ops.point import farthest_point_sample, knn, voxelize
 from ppt.ops.raster import rasterize_gaussians
 from ppt.ops.sparse import conv_output_shape, sparse_conv, sparse_kernel_map
+from ppt.ops.sparse_pool import sparse_avg_pool, sparse_max_pool
 
 __all__ = [
     "voxelize",
@@ -15,4 +16,6 @@ __all__ = [
     "conv_output_shape",
     "segment_batch_norm",
     "rasterize_gaussians",
+    "sparse_max_pool",
+    "sparse_avg_pool",
 ]

@@ -374,3 +374,42 @@ def sparse_conv_dense(features: Tensor, indices: Tensor, batch_size: int, spatia
                                      dilation=list(dilation))
     i = out_indices
     return out[i[:, 0], :, i[:, 1], i[:, 2], i[:, 3]].to(features.dtype), out_indices.int()
+
+
+# ---------------------------------------------------------------------------------------------
+# sparse pooling over a kernel map
+
+
+def sparse_max_pool(features: Tensor, pairs: Tensor, pair_offsets: Tensor, num_out: int) -> tuple[Tensor, Tensor]:
+    """Max by ``scatter_reduce``, then the winner: the first pair (the lowest kernel offset, as pairs
+    are grouped by offset) whose value equals the maximum, or the last NaN pair where there is a
+    NaN (torch's ``max_pool3d`` choices).
+
+    Returns ``(out, argmax)``; ``out`` is ``features`` gathered at ``argmax`` (0 where no pair
+    reaches a row), so its autograd routes each gradient to the winning row.
+    """
+    del pair_offsets  # the pairs' order already is the offset order
+    channels = features.shape[1]
+    rows_in, rows_out = pairs[0].long(), pairs[1].long()
+    values = _opmath(features)[rows_in].detach()
+    target = rows_out[:, None].expand(-1, channels)
+    position = torch.arange(len(rows_in), device=features.device)[:, None].expand(-1, channels)
+    none = torch.full((num_out, channels), -1, dtype=torch.long, device=features.device)
+    last_nan = none.scatter_reduce(0, target, torch.where(values.isnan(), position, -1), "amax")
+    peak = values.new_zeros(num_out, channels).scatter_reduce(0, target, values, "amax", include_self=False)
+    ties = values == peak[rows_out]
+    first_peak = none.scatter_reduce(0, target, torch.where(ties, position, len(rows_in)), "amin", include_self=False)
+    chosen = torch.where(last_nan >= 0, last_nan, first_peak)
+    argmax = torch.cat([rows_in, rows_in.new_tensor([-1])])[chosen]  # chosen = -1 (no pair) gives -1
+    padded = torch.cat([features, features.new_zeros(1, channels)])
+    out = padded.gather(0, torch.where(argmax < 0, features.shape[0], argmax))
+    return out, argmax.int()
+
+
+def sparse_avg_pool(features: Tensor, pairs: Tensor, pair_offsets: Tensor, num_out: int) -> Tensor:
+    """``index_add`` of the pairs' inputs divided by the number of pairs of each output row."""
+    del pair_offsets
+    rows_in, rows_out = pairs[0].long(), pairs[1].long()
+    sums = _opmath(features).new_zeros(num_out, features.shape[1]).index_add(0, rows_out, _opmath(features)[rows_in])
+    counts = torch.bincount(rows_out, minlength=num_out).clamp(min=1)
+    return (sums / counts[:, None].to(sums.dtype)).to(features.dtype)
