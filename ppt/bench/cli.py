@@ -112,7 +112,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     for name, module in modules.items():
         wanted = args.dtype or list(module.default_dtypes(device))
         plan[name] = [d for d in wanted if d in module.SUPPORTED_DTYPES]
-        if args.dtype and not plan[name]:
+        if not plan[name]:
             print(f"{name}: skipped, it runs in {', '.join(module.SUPPORTED_DTYPES)} only", flush=True)
 
     machine = machine_info(device)
@@ -125,6 +125,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     all_results: list[CaseResult] = []
     suites: dict[str, dict] = {}
     for name, module in modules.items():
+        if not plan[name]:
+            continue
         print(f"\n== {name} on {device.type}{' (quick)' if args.quick else ''}", flush=True)
         results = []
         for dtype in plan[name]:
