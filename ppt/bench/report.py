@@ -57,6 +57,10 @@ def _ms(value: float) -> str:
     return f"{value:.3f}" if value < 100 else f"{value:.1f}"
 
 
+def _mib(num_bytes: int | None) -> str:
+    return "" if num_bytes is None else f"{num_bytes / 2**20:.1f}"
+
+
 def _percent(fraction: float) -> str:
     return f"{100 * fraction:.0f}%" if fraction >= 0.1 else f"{100 * fraction:.1g}%"
 
@@ -99,7 +103,8 @@ def table(results: Sequence[CaseResult]) -> str:
     show_dtype = len({r.dtype for r in results}) > 1
     show_peak = any(r.ppt is not None and r.ppt.peak_bytes is not None for r in results)
     header = ["case", *(["dtype"] if show_dtype else []), "ppt ms", "spread", "throughput", "achieved",
-              "of ceiling", *(["peak MiB"] if show_peak else []), "baseline", "baseline ms", "speedup", "target"]
+              "of ceiling", *(["peak MiB"] if show_peak else []), "baseline", "baseline ms",
+              *(["baseline MiB"] if show_peak else []), "speedup", "target"]
     rows = []
     for r in results:
         if r.ppt is None:
@@ -109,19 +114,21 @@ def table(results: Sequence[CaseResult]) -> str:
             rate, fraction = _achieved(r)
             throughput = (f"{_si(r.derived['throughput_per_s'])}{r.item_unit}/s"
                           if "throughput_per_s" in r.derived else "")
-            peak = [f"{r.ppt.peak_bytes / 2**20:.1f}" if r.ppt.peak_bytes is not None else ""] if show_peak else []
+            peak = [_mib(r.ppt.peak_bytes)] if show_peak else []
             first = [r.case, *([r.dtype] if show_dtype else []), _ms(r.ppt.median_ms),
                      f"±{50 * r.ppt.spread:.0f}%", throughput, rate, fraction, *peak]
         blank = [""] * len(first)
         for i, b in enumerate(r.baselines or [None]):
             prefix = first if i == 0 else blank
             if b is None:
-                rows.append([*prefix, "", "", "", ""])
+                rows.append([*prefix, "", "", *([""] if show_peak else []), "", ""])
             elif b.status == "ok":
-                rows.append([*prefix, b.name, _ms(b.timing.median_ms), f"{b.speedup:.2f}x", _target(b)])
+                peak = [_mib(b.timing.peak_bytes)] if show_peak else []
+                rows.append([*prefix, b.name, _ms(b.timing.median_ms), *peak, f"{b.speedup:.2f}x", _target(b)])
             else:
-                rows.append([*prefix, b.name, "skipped", "", ""])
-    right = {header.index(c) for c in ("ppt ms", "spread", "baseline ms", "speedup", "peak MiB") if c in header}
+                rows.append([*prefix, b.name, "skipped", *([""] if show_peak else []), "", ""])
+    right = {header.index(c) for c in ("ppt ms", "spread", "baseline ms", "speedup", "peak MiB", "baseline MiB")
+             if c in header}
     return aligned(header, rows, right)
 
 
