@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from ppt.bench.harness import CaseResult
+from ppt.bench.harness import BaselineResult, CaseResult, Timing
 from ppt.bench.machine import Ceilings
 
 SCHEMA = "ppt-bench/2"
@@ -62,7 +62,7 @@ def _mib(num_bytes: int | None) -> str:
 
 
 def _percent(fraction: float) -> str:
-    return f"{100 * fraction:.0f}%" if fraction >= 0.1 else f"{100 * fraction:.1g}%"
+    return f"{100 * fraction:.0f}%" if fraction >= 0.1 else f"{100 * fraction:.1f}%"
 
 
 def _achieved(result: CaseResult) -> tuple[str, str]:
@@ -98,8 +98,9 @@ def aligned(header: Sequence[str], rows: Iterable[Sequence[str]], right: set[int
     return "\n".join(lines)
 
 
-def table(results: Sequence[CaseResult]) -> str:
-    """One row per (case, baseline); the case's own columns are filled on its first row only."""
+def _cells(results: Sequence[CaseResult]) -> tuple[list[str], list[list[str]], set[int]]:
+    """Header, rows and right-aligned columns of the results table: one row per (case, baseline),
+    the case's own columns filled on its first row only."""
     show_dtype = len({r.dtype for r in results}) > 1
     show_peak = any(r.ppt is not None and r.ppt.peak_bytes is not None for r in results)
     header = ["case", *(["dtype"] if show_dtype else []), "ppt ms", "spread", "throughput", "achieved",
@@ -129,7 +130,19 @@ def table(results: Sequence[CaseResult]) -> str:
                 rows.append([*prefix, b.name, "skipped", *([""] if show_peak else []), "", ""])
     right = {header.index(c) for c in ("ppt ms", "spread", "baseline ms", "speedup", "peak MiB", "baseline MiB")
              if c in header}
-    return aligned(header, rows, right)
+    return header, rows, right
+
+
+def table(results: Sequence[CaseResult]) -> str:
+    """The terminal table, columns padded to their widest cell."""
+    return aligned(*_cells(results))
+
+
+def markdown_table(results: Sequence[CaseResult]) -> str:
+    """The same table in Markdown (docs/benchmarks.md)."""
+    header, rows, right = _cells(results)
+    rule = ["---:" if i in right else "---" for i in range(len(header))]
+    return "\n".join("| " + " | ".join(row) + " |" for row in [header, rule, *rows])
 
 
 def notes(results: Sequence[CaseResult]) -> list[str]:
@@ -183,6 +196,18 @@ def load_results(path: Path) -> dict:
     if not isinstance(payload, dict) or payload.get("schema") != SCHEMA:
         raise SystemExit(f"ppt bench: {path} is not a ppt bench results file (expected \"schema\": \"{SCHEMA}\")")
     return payload
+
+
+def case_results(payload: dict) -> list[CaseResult]:
+    """The records of a results file as :class:`CaseResult` objects (to redraw its table and plots)."""
+    def timing(value):
+        return None if value is None else Timing(**value)
+
+    results = []
+    for row in payload["results"]:
+        baselines = [BaselineResult(**(b | {"timing": timing(b["timing"])})) for b in row["baselines"]]
+        results.append(CaseResult(**(row | {"ppt": timing(row["ppt"]), "baselines": baselines})))
+    return results
 
 
 def _key(row: dict) -> tuple:

@@ -1,39 +1,44 @@
-"""Render committed benchmark JSON (bench/results/*.json) as Markdown tables for docs/benchmarks.md.
+"""Redraw a results file: Markdown tables for docs/benchmarks.md and, with ``--plots DIR``, the PNGs.
 
-Run: ``python -m bench.summarize [FILE ...]`` (default: every file in bench/results).
+Run: ``python -m ppt.bench.summarize RESULTS.json [--plots DIR]``.
 """
 
 from __future__ import annotations
 
-import json
-import sys
+import argparse
 from pathlib import Path
 
-from bench.cli import RESULTS_DIR
+from ppt.bench.machine import describe
+from ppt.bench.plots import plot_suite
+from ppt.bench.report import case_results, load_results, markdown_table, notes
 
 
-def render(path: Path) -> str:
-    payload = json.loads(path.read_text())
-    machine = payload["machine"]
-    where = machine.get("gpu") or f"{machine['cpu']}, {machine['torch_threads']} threads"
-    lines = [
-        f"### {path.stem} ({payload['date'][:10]}, {where}, torch {machine['torch']})",
-        "",
-        "| case | ppt ms | baseline | baseline ms | speedup | target |",
-        "|---|---:|---|---:|---:|---|",
-    ]
-    for r in payload["results"]:
-        target = "" if r["target_speedup"] is None else (
-            f"≥ {r['target_speedup']:.3g}× {'met' if r['meets_target'] else '**not met**'}")
-        lines.append(f"| {r['case']} | {r['ppt_ms']:.3f} | {r['baseline_name']} | {r['baseline_ms']:.3f} | "
-                     f"{r['speedup']:.2f}× | {target} |")
-    return "\n".join(lines) + "\n"
+def render(path: Path, plots: Path | None = None) -> str:
+    payload = load_results(path)
+    results = case_results(payload)
+    machine = describe(payload["machine"])
+    ceilings = payload["ceilings"]
+    rates = ", ".join(f"GEMM {dtype} {rate:.4g} GFLOP/s" for dtype, rate in ceilings["gemm_gflops"].items())
+    sections = [f"Command: `{payload['command']}` ({payload['date'][:10]}, {machine}); "
+                f"ceilings: {rates}, copy {ceilings['copy_gbps']:.4g} GB/s."]
+    for suite in payload["suites"]:
+        rows = [r for r in results if r.suite == suite]
+        if not rows:
+            continue
+        sections.append(f"### {suite} ({payload['device']})\n\n{markdown_table(rows)}")
+        sections += [f"- {line}" for line in notes(rows)]
+        if plots is not None:
+            plot_suite(suite, rows, machine, plots / f"{suite}.png")
+    return "\n\n".join(sections) + "\n"
 
 
-def main(argv: list[str]) -> None:
-    paths = [Path(p) for p in argv] or sorted(RESULTS_DIR.glob("*.json"))
-    print("\n".join(render(p) for p in paths))
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ppt.bench.summarize", description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, nargs="+", help="results.json files written by ppt bench")
+    parser.add_argument("--plots", type=Path, default=None, help="also redraw each suite's PNG into this folder")
+    args = parser.parse_args(argv)
+    print("\n".join(render(path, args.plots) for path in args.results))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

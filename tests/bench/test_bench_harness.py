@@ -9,8 +9,10 @@ import torch
 
 from ppt.bench import raster, sparse_conv
 from ppt.bench.harness import (Baseline, Case, CorrectnessError, Unavailable, failed_result, measure)
-from ppt.bench.machine import Ceilings
-from ppt.bench.report import SCHEMA, compare_with, derive, load_results, notes, table, write_results
+from ppt.bench.machine import Ceilings, machine_info
+from ppt.bench.report import (SCHEMA, case_results, compare_with, derive, load_results, notes, table,
+                              write_results)
+from ppt.bench.summarize import render
 
 CPU = torch.device("cpu")
 CEILINGS = Ceilings(gemm_gflops={"float32": 100.0}, gemm_size=2048, copy_gbps=20.0, copy_bytes=2**27)
@@ -134,7 +136,7 @@ def test_table_columns_align_with_long_baseline_names():
 
 
 def _write(tmp_path, name, results):
-    return write_results(tmp_path / name, results=results, machine={"cpu": "test"}, ceilings=CEILINGS,
+    return write_results(tmp_path / name, results=results, machine=machine_info(CPU), ceilings=CEILINGS,
                          command="ppt bench unit", device="cpu", quick=True, suites={"unit": {"cases": len(results)}})
 
 
@@ -171,3 +173,17 @@ def test_compare_reports_the_change_per_case(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("unit"))
     assert "+100.0%" in row and row.rstrip().endswith("slower")
     assert "1 case(s) in both runs: 1 slower and 0 faster" in text
+
+
+def test_a_results_file_redraws_as_the_same_table_and_plots(tmp_path):
+    x = torch.randn(64, 64)
+    result = measure(_square_case(lambda x: x @ x, x, flops=2 * 64**3, baselines=[
+        Baseline("torch.mm", lambda: torch.mm(x, x), check=_close), Unavailable("gsplat", "runs on CUDA only")]),
+        "unit", CPU)
+    derive(result, CEILINGS)
+    path = _write(tmp_path, "results.json", [result])
+    assert table(case_results(load_results(path))) == table([result])
+    markdown = render(path, plots=tmp_path / "plots")
+    assert "Command: `ppt bench unit`" in markdown and "| square |" in markdown
+    assert "- skipped baseline gsplat: runs on CUDA only" in markdown
+    assert (tmp_path / "plots" / "unit.png").is_file()
