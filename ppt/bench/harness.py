@@ -11,6 +11,8 @@ interleaved rounds in the same process and reports the median and spread of each
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
+import shlex
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -19,8 +21,18 @@ from typing import Any
 
 import torch
 
-# The install hint of every baseline shipped in ppt's `bench` extra.
-BENCH_EXTRA_HINT = 'pip install --no-build-isolation -e ".[bench]" (from a checkout) or pip install "ppt[bench]"'
+
+
+def bench_extra_hint() -> str:
+    """How to install the baselines of ppt's ``bench`` extra: from a checkout, or by their names as the
+    installed package's metadata lists them (ppt builds only with --no-build-isolation)."""
+    try:
+        requirements = [r.split(";")[0].strip() for r in importlib.metadata.requires("ppt") or []
+                        if 'extra == "bench"' in r]
+    except importlib.metadata.PackageNotFoundError:
+        requirements = []
+    hint = 'pip install --no-build-isolation -e ".[bench]" in a checkout'
+    return hint + (f", or pip install {shlex.join(requirements)}" if requirements else "")
 
 
 class CorrectnessError(AssertionError):

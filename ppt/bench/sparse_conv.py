@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 import ppt.nn as pnn
-from ppt.bench.harness import BENCH_EXTRA_HINT, Baseline, Case, Unavailable, torch_threads
+from ppt.bench.harness import Baseline, Case, Unavailable, bench_extra_hint, torch_threads
 from ppt.data.synthetic import indoor_room
 from ppt.ops import voxelize
 from ppt.sparse import SparseTensor
@@ -53,7 +53,7 @@ def default_dtypes(device: torch.device) -> tuple[str, ...]:
 def _spconv(device: torch.device):
     """spconv.pytorch, or the reason (and install hint) why it cannot be a baseline here."""
     if importlib.util.find_spec("spconv") is None:
-        return None, ("not installed", BENCH_EXTRA_HINT if device.type == "cpu" else SPCONV_CUDA_HINT)
+        return None, ("not installed", bench_extra_hint() if device.type == "cpu" else SPCONV_CUDA_HINT)
     wheels = importlib.metadata.packages_distributions().get("spconv", [])
     if device.type == "cuda" and wheels and all(name.lower() == "spconv" for name in wheels):
         return None, ("the installed spconv wheel is the CPU build", SPCONV_CUDA_HINT)
