@@ -224,27 +224,24 @@ def _deterministic(run: Callable) -> Callable:
     return check
 
 
-def _baselines(spconv_torch, missing, theirs, make_theirs: Callable, device: torch.device, pass_name: str,
-               target: float | None, tolerance: float) -> list[Baseline | Unavailable]:
+def _spconv_baselines(spconv_run: Callable | None, missing: tuple[str, str] | None, device: torch.device,
+                      target: float | None, tolerance: float) -> list[Baseline | Unavailable]:
+    """spconv as the oracle (on CPU under one thread), and on CPU its multi-thread run, timed only."""
     threads = torch.get_num_threads()
-    names = ["spconv 1 thread"] + ([f"spconv {threads} threads (racy, timing only)"] if threads > 1 else [])
     if device.type == "cuda":
         names = ["spconv"]
-    if spconv_torch is None:
+    else:
+        names = ["spconv 1 thread"] + ([f"spconv {threads} threads (racy, timing only)"] if threads > 1 else [])
+    if spconv_run is None:
         return [Unavailable(name, *missing) for name in names]
-    backward = pass_name == "fwd+bwd"
-    spconv_run = _runner(theirs, make_theirs, backward)
-    if device.type == "cuda":
-        return [Baseline("spconv", spconv_run, check=_check_same_sites(tolerance), target=target)]
 
     def single_thread():
         with torch_threads(1):
             return spconv_run()
 
-    baselines = [Baseline(names[0], single_thread, check=_check_same_sites(tolerance), target=target)]
-    if threads > 1:
-        baselines.append(Baseline(names[1], spconv_run))
-    return baselines
+    oracle = single_thread if device.type == "cpu" else spconv_run
+    return [Baseline(names[0], oracle, check=_check_same_sites(tolerance), target=target),
+            *(Baseline(name, spconv_run) for name in names[1:])]
 
 
 def cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Iterator[Case]:
@@ -271,10 +268,11 @@ def cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Iterator[Cas
         flops = conv_flops(ours, make_ours(False)())
         for pass_name, backward in (("fwd", False), ("fwd+bwd", True)):
             run = _runner(ours, make_ours(backward), backward)
+            spconv_run = None if theirs is None else _runner(theirs, make_theirs(backward), backward)
             yield Case(
                 name=f"{network.name} {pass_name}", run=run, check=_deterministic(run), dtype=dtype_name,
-                baselines=_baselines(spconv_torch, missing, theirs, make_theirs(backward), device, pass_name,
-                                     network.targets.get((device.type, pass_name)), _TOLERANCE[dtype]),
+                baselines=_spconv_baselines(spconv_run, missing, device, network.targets.get((device.type, pass_name)),
+                                            _TOLERANCE[dtype]),
                 params=dict(voxels=num_sites, spatial_shape=shape, voxel_size=VOXEL_SIZE,
                             threads=torch.get_num_threads()),
                 flops=flops * (3 if backward else 1), items=(num_sites, "voxels"), warmup=warmup, repeats=repeats)

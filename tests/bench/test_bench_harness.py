@@ -94,7 +94,7 @@ def test_missing_baselines_are_reported_with_their_install_hint(monkeypatch):
     spconv, (reason, hint) = sparse_conv._spconv(CPU)
     assert spconv is None and reason == "not installed"
     assert '--no-build-isolation' in hint and '.[bench]' in hint
-    baselines = sparse_conv._baselines(None, (reason, hint), None, None, CPU, "fwd", 2.0, 1e-3)
+    baselines = sparse_conv._spconv_baselines(None, (reason, hint), CPU, 2.0, 1e-3)
     assert baselines and all(isinstance(b, Unavailable) and b.hint == hint for b in baselines)
     gsplat = raster._gsplat(CPU, lambda: None)
     assert isinstance(gsplat, Unavailable) and gsplat.reason == "runs on CUDA only"
