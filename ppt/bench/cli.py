@@ -154,7 +154,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     print(f"results: {path}; plots: " + (", ".join(str(args.out / s["plot"]) for s in suites.values() if s.get("plot"))
                                          or "none"))
     if args.quick:
-        print("quick run: small sizes, speed targets not judged (they apply to the full sizes: ppt bench without --quick)")
+        print("quick run: small sizes, speed targets not judged (they apply to the full sizes: "
+              "ppt bench without --quick)")
     missed = [(r, b) for r in all_results for b in r.baselines if b.meets_target is False]
     missed += [(r, None) for r in all_results if r.derived.get("meets_ceiling_target") is False]
     if missed:

@@ -28,7 +28,8 @@ def _small_suite(wrong: bool = False) -> types.ModuleType:
         x = torch.randn(96, 96, device=device, dtype=dtype)
         yield Case(name="matmul 96", run=lambda: x @ x + (1.0 if wrong else 0.0),
                    baselines=[Baseline("torch.mm", lambda: torch.mm(x, x), check=_close),
-                              Unavailable("otherlib", "not installed", 'pip install --no-build-isolation -e ".[bench]"')],
+                              Unavailable("otherlib", "not installed",
+                                          'pip install --no-build-isolation -e ".[bench]"')],
                    flops=2 * 96**3, items=(96, "rows"), warmup=1, repeats=3)
         yield Case(name="copy 1M", run=lambda: x.new_empty(2**20).copy_(torch.ones(2**20, device=device)),
                    check=lambda got: _close(got, torch.ones(2**20, device=device)),
@@ -100,7 +101,8 @@ def test_results_default_to_the_current_folder(tmp_path, monkeypatch, capsys):
 
 
 def test_unusable_devices_end_in_one_line():
-    with pytest.raises(SystemExit, match=r"^ppt bench: --device tpu is not supported: ppt's kernels run on cpu or cuda$"):
+    message = r"^ppt bench: --device tpu is not supported: ppt's kernels run on cpu or cuda$"
+    with pytest.raises(SystemExit, match=message):
         cli_main(["bench", "--device", "tpu"])
     if ppt.build_info()["cuda"] and torch.cuda.is_available():
         return

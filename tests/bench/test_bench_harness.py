@@ -149,7 +149,8 @@ def test_results_json_schema(tmp_path):
     assert {"date", "command", "device", "quick", "machine", "ceilings", "suites", "results"} <= payload.keys()
     assert payload["ceilings"]["gemm_gflops"] == {"float32": 100.0}
     row = payload["results"][0]
-    assert {"suite", "case", "device", "dtype", "params", "status", "ppt", "baselines", "flops", "derived"} <= row.keys()
+    expected_keys = {"suite", "case", "device", "dtype", "params", "status", "ppt", "baselines", "flops", "derived"}
+    assert expected_keys <= row.keys()
     assert set(row["ppt"]) == {"median_ms", "spread", "times_ms", "peak_bytes"}
     assert row["baselines"][0]["name"] == "torch.mm" and row["baselines"][0]["speedup"] > 0
     assert row["derived"]["gemm_fraction"] > 0
