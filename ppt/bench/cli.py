@@ -30,20 +30,20 @@ DEFAULT_OUT = Path("ppt-bench-results")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suites", nargs="*", metavar="SUITE",
                         help=f"suites to run, any of {', '.join(SUITES)} (default: all)")
-    parser.add_argument("--device", default=None,
+    parser.add_argument("--device", default=None, metavar="{cpu,cuda}",
                         help="cpu or cuda (default: cuda when ppt has CUDA kernels and a GPU is visible)")
     parser.add_argument("--dtype", nargs="+", choices=list(DTYPES), default=None,
                         help="dtypes of the suites that take one (default: each suite's own, e.g. float32 on CPU, "
                              "float16 and bfloat16 for sparse convolution on CUDA)")
     parser.add_argument("--quick", action="store_true",
-                        help="small sizes and few repeats, speed targets not checked (a few minutes on 2 cores)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="small sizes and few repeats, speed targets not judged (about a minute on 2 CPU cores)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
                         help=f"directory for results.json, one PNG per suite and traces (default: ./{DEFAULT_OUT})")
     parser.add_argument("--profile", action="store_true",
                         help="write a torch.profiler Chrome trace of ppt's call per case and print its top kernels")
     parser.add_argument("--compare", type=Path, default=None, metavar="OLD.json",
                         help="print the change of every case against an earlier results.json")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads before running")
+    parser.add_argument("--threads", type=int, default=None, metavar="N", help="torch.set_num_threads(N) first")
 
 
 def resolve_device(name: str | None) -> torch.device:
