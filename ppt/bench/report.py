@@ -83,7 +83,7 @@ def _achieved(result: CaseResult) -> tuple[str, str]:
 def _target(baseline) -> str:
     if baseline.target is None or baseline.meets_target is None:
         return ""
-    return f"≥{baseline.target:g}x {'met' if baseline.meets_target else 'NOT met'}"
+    return f"≥{baseline.target:.3g}x {'met' if baseline.meets_target else 'NOT met'}"
 
 
 def aligned(header: Sequence[str], rows: Iterable[Sequence[str]], right: set[int]) -> str:
