@@ -29,20 +29,23 @@ def plot_suite(suite: str, results: Sequence[CaseResult], title: str, path: Path
     show_dtype = len({r.dtype for r in measured}) > 1
     labels = [_label(r, show_dtype) for r in measured]
     panels = int(bool(baselines)) + int(bool(with_ceiling))
-    height = max(3.0, 0.28 * len(measured) * max(1, len(baselines)) + 2.0)
+    ran = [[b for b in r.baselines if b.status == "ok"] for r in measured]
+    height = max(3.0, 0.22 * sum(max(1, len(bs)) for bs in ran) + 2.0)
     fig, axes = plt.subplots(1, panels, figsize=(7.5 * panels, height), squeeze=False, layout="constrained")
     axes = list(axes[0])
     if baselines:
         ax = axes.pop(0)
-        bar = 0.8 / len(baselines)
-        for j, name in enumerate(baselines):
-            ys, speedups = [], []
-            for i, r in enumerate(measured):
-                found = next((b for b in r.baselines if b.name == name and b.status == "ok"), None)
-                if found is not None:
-                    ys.append(i + (j - (len(baselines) - 1) / 2) * bar)
-                    speedups.append(found.speedup)
-            drawn = ax.barh(ys, speedups, height=bar, label=name)
+        # Each case gets one unit of height, shared by the baselines it ran against.
+        bars: dict[str, tuple[list, list, list]] = {name: ([], [], []) for name in baselines}
+        for i, case_baselines in enumerate(ran):
+            size = 0.8 / max(1, len(case_baselines))
+            for j, b in enumerate(case_baselines):
+                ys, widths, heights = bars[b.name]
+                ys.append(i + (j - (len(case_baselines) - 1) / 2) * size)
+                widths.append(b.speedup)
+                heights.append(size)
+        for name, (ys, speedups, heights) in bars.items():
+            drawn = ax.barh(ys, speedups, height=heights, label=name)
             ax.bar_label(drawn, labels=[f"{s:.2f}x" for s in speedups], fontsize=7, padding=2)
         ax.axvline(1.0, color="black", linewidth=0.8, linestyle="--")
         ax.set_xscale("log")
@@ -52,7 +55,7 @@ def plot_suite(suite: str, results: Sequence[CaseResult], title: str, path: Path
         ax.invert_yaxis()
         ax.set_xlabel("speedup of ppt = baseline time / ppt time (log; > 1: ppt faster)")
         ax.margins(x=0.15)
-        ax.legend(title="baseline", fontsize=7, title_fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1),
+        ax.legend(title="baseline", fontsize=7, title_fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0),
                   ncols=min(2, len(baselines)))
     if with_ceiling:
         ax = axes.pop(0)
@@ -68,7 +71,7 @@ def plot_suite(suite: str, results: Sequence[CaseResult], title: str, path: Path
         ax.invert_yaxis()
         ax.set_xlabel("ppt's achieved rate, % of the machine's ceiling measured in the same run")
         ax.margins(x=0.15)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1))
+        ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     fig.suptitle(f"{suite}: {title}", fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
