@@ -1,6 +1,6 @@
 """Redraw a results file: Markdown tables for docs/benchmarks.md and, with ``--plots DIR``, the PNGs.
 
-Run: ``python -m ppt.bench.summarize RESULTS.json [--plots DIR]``.
+Run: ``python -m ppt.bench.summarize RESULTS.json [--plots DIR] [--suites SUITE ...]``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from ppt.bench.plots import plot_suite
 from ppt.bench.report import case_results, load_results, markdown_table, notes
 
 
-def render(path: Path, plots: Path | None = None) -> str:
+def render(path: Path, plots: Path | None = None, suites: list[str] | None = None) -> str:
     payload = load_results(path)
     results = case_results(payload)
     machine = describe(payload["machine"])
@@ -22,6 +22,8 @@ def render(path: Path, plots: Path | None = None) -> str:
     sections = [f"Command: `{payload['command']}` ({payload['date'][:10]}, {machine}); "
                 f"ceilings: {rates}, copy {ceilings['copy_gbps']:.4g} GB/s."]
     for suite in payload["suites"]:
+        if suites and suite not in suites:
+            continue
         rows = [r for r in results if r.suite == suite]
         if not rows:
             continue
@@ -36,8 +38,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ppt.bench.summarize", description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, nargs="+", help="results.json files written by ppt bench")
     parser.add_argument("--plots", type=Path, default=None, help="also redraw each suite's PNG into this folder")
+    parser.add_argument("--suites", nargs="+", default=None, metavar="SUITE", help="only these suites (default: all)")
     args = parser.parse_args(argv)
-    print("\n".join(render(path, args.plots) for path in args.results))
+    print("\n".join(render(path, args.plots, args.suites) for path in args.results))
 
 
 if __name__ == "__main__":
