@@ -12,7 +12,8 @@ import torch
 
 import ppt
 from ppt.bench.harness import Case, CaseResult, CorrectnessError, failed_result, measure
-from ppt.bench.machine import describe, machine_info, measure_ceilings
+from ppt.bench.machine import Ceilings, describe, machine_info, measure_ceilings
+from ppt.bench.plots import plot_suite
 from ppt.bench.report import LEGEND, compare_with, derive, load_results, notes, table, write_results
 
 # suite name -> module with SUITE, SUPPORTED_DTYPES, default_dtypes(device) and cases(device, dtype, quick)
@@ -98,6 +99,29 @@ def _run_case(case: Case, suite: str, device: torch.device, args: argparse.Names
     return result
 
 
+def _run_suite(name: str, module, dtypes: list[str], device: torch.device, ceilings: Ceilings, machine: str,
+               args: argparse.Namespace) -> tuple[dict, list[CaseResult]]:
+    """Run one suite's cases, print its table and notes, draw its PNG; returns its summary and results."""
+    print(f"\n== {name} on {device.type}{' (quick)' if args.quick else ''}", flush=True)
+    results = []
+    for dtype in dtypes:
+        for case in module.cases(device, DTYPES[dtype], args.quick):
+            print(f"  {case.name} ({dtype})", file=sys.stderr, flush=True)
+            result = _run_case(case, name, device, args)
+            derive(result, ceilings)
+            results.append(_without_targets(result) if args.quick else result)
+    summary = {"dtypes": dtypes, "cases": len(results)}
+    if not results:
+        print(f"{name}: no cases yet. {getattr(module, 'PENDING', '')}".rstrip(), flush=True)
+        return summary, results
+    print(table(results))
+    for line in notes(results):
+        print(line)
+    figure = plot_suite(name, results, machine, args.out / f"{name}.png")
+    summary["plot"] = figure.name if figure else None
+    return summary, results
+
+
 def run_from_args(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     names = list(dict.fromkeys(args.suites)) or list(SUITES)
@@ -125,28 +149,9 @@ def run_from_args(args: argparse.Namespace) -> int:
     all_results: list[CaseResult] = []
     suites: dict[str, dict] = {}
     for name, module in modules.items():
-        if not plan[name]:
-            continue
-        print(f"\n== {name} on {device.type}{' (quick)' if args.quick else ''}", flush=True)
-        results = []
-        for dtype in plan[name]:
-            for case in module.cases(device, DTYPES[dtype], args.quick):
-                print(f"  {case.name} ({dtype})", file=sys.stderr, flush=True)
-                result = _run_case(case, name, device, args)
-                derive(result, ceilings)
-                results.append(_without_targets(result) if args.quick else result)
-        suites[name] = {"dtypes": plan[name], "cases": len(results)}
-        if not results:
-            print(f"{name}: no cases yet. {getattr(module, 'PENDING', '')}".rstrip(), flush=True)
-            continue
-        print(table(results))
-        for line in notes(results):
-            print(line)
-        from ppt.bench.plots import plot_suite
-
-        figure = plot_suite(name, results, f"{describe(machine)}", args.out / f"{name}.png")
-        suites[name]["plot"] = figure.name if figure else None
-        all_results += results
+        if plan[name]:
+            suites[name], results = _run_suite(name, module, plan[name], device, ceilings, describe(machine), args)
+            all_results += results
 
     path = write_results(args.out / "results.json", results=all_results, machine=machine, ceilings=ceilings,
                          command=_command(args, device), device=device.type, quick=args.quick, suites=suites)
@@ -156,10 +161,10 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.quick:
         print("quick run: small sizes, speed targets not judged (they apply to the full sizes: "
               "ppt bench without --quick)")
-    missed = [(r, b) for r in all_results for b in r.baselines if b.meets_target is False]
-    missed += [(r, None) for r in all_results if r.derived.get("meets_ceiling_target") is False]
+    missed = sum(b.meets_target is False for r in all_results for b in r.baselines)
+    missed += sum(r.derived.get("meets_ceiling_target") is False for r in all_results)
     if missed:
-        print(f"{len(missed)} target(s) not met")
+        print(f"{missed} target(s) not met")
     if old is not None:
         print("\n" + compare_with(old, all_results, str(args.compare)))
     failed = [r for r in all_results if r.status == "failed"]
