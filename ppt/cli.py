@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 def _print_info(_: argparse.Namespace) -> int:
@@ -37,26 +36,6 @@ def _print_info(_: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_cli():
-    """bench/cli.py of the source checkout (benchmarks are not shipped inside the wheel), or None."""
-    root = Path(__file__).resolve().parent.parent
-    if not (root / "bench" / "cli.py").is_file():
-        return None
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    import bench.cli
-
-    return bench.cli
-
-
-def _bench_unavailable(_: argparse.Namespace) -> int:
-    raise SystemExit(
-        "ppt bench runs the suites in the source checkout's bench/ directory, which is not next to "
-        f"{Path(__file__).resolve().parent}. Install ppt from a clone with "
-        "'pip install --no-build-isolation -e .' and run it there."
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ppt", description="ppt: fused point-cloud kernels and models")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
@@ -64,19 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="show what this build of ppt contains")
     info.set_defaults(handler=_print_info)
 
-    bench = commands.add_parser("bench", help="benchmark ppt kernels against their alternatives")
-    bench_cli = _bench_cli()
-    if bench_cli is None:
-        bench.set_defaults(handler=_bench_unavailable)
-    else:
-        bench_cli.add_arguments(bench)
-        bench.set_defaults(handler=bench_cli.run_from_args)
+    from ppt.bench import cli as bench_cli
+
+    bench = commands.add_parser("bench", help="benchmark ppt kernels against their alternatives",
+                                description="Benchmark ppt's kernels against their alternatives on this machine.")
+    bench_cli.add_arguments(bench)
+    bench.set_defaults(handler=bench_cli.run_from_args)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown and args.handler is not _bench_unavailable:  # that one explains itself instead
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args = build_parser().parse_args(argv)
     raise SystemExit(args.handler(args))

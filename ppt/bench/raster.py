@@ -10,26 +10,30 @@ Each is timed forward and forward+backward against
     timed once: it takes seconds per scene; its backward runs scene by scene to fit in memory),
 (b) a per-image Python loop over our own op (how the official UniPre3D code drives the Inria
     rasterizer),
-(c) gsplat 1.5.x ``rasterization`` when it is importable (GPU machines; it JIT-compiles first).
-Images/s of both sides are stored in ``extra``; peak CUDA memory by the harness.
+(c) gsplat 1.5.x ``rasterization`` when it is importable (GPU machines; it JIT-compiles its CUDA
+    code on first use, which the correctness check absorbs), reported skipped otherwise.
+Throughput is in images per second; peak CUDA memory comes from the harness.
 
-Run: ``python -m bench.raster [--quick] [--device cpu|cuda] [--out DIR]`` or ``ppt bench raster``.
+Run: ``ppt bench raster [--quick] [--device cpu|cuda]``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
-import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import torch
 
-from bench.harness import Comparison, compare
+from ppt.bench.harness import Baseline, Case, Unavailable
 from ppt.data.synthetic import indoor_room, object_clouds
 from ppt.ops import _reference as ref
 from ppt.ops import rasterize_gaussians
 
 SUITE = "raster"
+SUPPORTED_DTYPES = ("float32",)
+GSPLAT_HINT = "pip install gsplat==1.5.3 on a machine with CUDA (it compiles its kernels on first use)"
 
 
 @dataclass(frozen=True)
@@ -159,14 +163,12 @@ def gsplat_step(w: Workload, inputs: dict, backward: bool):
     return _finish(images, alphas, leaves, backward)
 
 
-def _gsplat_available(device: torch.device) -> bool:
+def _gsplat(device: torch.device, step) -> Baseline | Unavailable:
     if device.type != "cuda":
-        return False
-    try:
-        import gsplat  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        return Unavailable("gsplat", "runs on CUDA only")
+    if importlib.util.find_spec("gsplat") is None:
+        return Unavailable("gsplat", "not installed", GSPLAT_HINT)
+    return Baseline("gsplat", step, check=_check_gsplat, target=1.0)
 
 
 def _check_exact(got, base):
@@ -201,40 +203,40 @@ def _check_gsplat(got, base):
 REFERENCE_SCENES = 4
 
 
-def run(device: torch.device, quick: bool = False) -> list[Comparison]:
+def default_dtypes(device: torch.device) -> tuple[str, ...]:
+    return SUPPORTED_DTYPES
+
+
+def _params(w: Workload, backward: bool) -> dict:
+    return dict(scenes=w.scenes, cams=w.cams, width=w.width, height=w.height, gaussians=w.gaussians,
+                sh_degree=w.sh_degree, backward=backward)
+
+
+def cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Iterator[Case]:
     repeats, warmup = (3, 1) if quick else (5, 1)
-    results = []
     for w in QUICK if quick else FULL:
         inputs = make_inputs(w, device)
-        # (name, step, check, repeats, target, workload, inputs)
-        baselines = [("per-image loop", per_image_loop_step, _check_exact, repeats, None, w, inputs)]
-        if w.name == "object":
-            subset = replace(w, scenes=min(w.scenes, REFERENCE_SCENES))
-            baselines.append(("torch reference", reference_step, _check_reference, 1, 50.0, subset,
-                              make_inputs(subset, device)))
-        if _gsplat_available(device):
-            baselines.append(("gsplat", gsplat_step, _check_gsplat, repeats, 1.0, w, inputs))
         for backward in (False, True):
             pass_name = "fwd+bwd" if backward else "fwd"
-            for name, step, check, reps, target, work, data in baselines:
-                images = work.scenes * work.cams
-                params = dict(scenes=work.scenes, cams=work.cams, width=work.width, height=work.height,
-                              gaussians=work.gaussians, sh_degree=work.sh_degree, backward=backward)
-                result = compare(
-                    suite=SUITE, case=f"{work.name} {pass_name} {images} images vs {name}", device=device,
-                    params=params,
-                    candidate=lambda: ppt_step(work, data, backward),
-                    baseline=lambda: step(work, data, backward),
-                    baseline_name=name, check=check, warmup=min(warmup, reps - 1), repeats=reps,
-                    target_speedup=target if device.type == "cpu" or name == "gsplat" else None,
-                )
-                result.extra.update(ppt_images_per_s=images / (result.ppt_ms / 1e3),
-                                    baseline_images_per_s=images / (result.baseline_ms / 1e3))
-                results.append(result)
-    return results
 
+            def step(fn, work=w, data=inputs, backward=backward):
+                return lambda: fn(work, data, backward)
 
-if __name__ == "__main__":
-    from bench.cli import main
-
-    main([SUITE, *sys.argv[1:]])
+            yield Case(
+                name=f"{w.name} {pass_name} {w.scenes * w.cams} images", run=step(ppt_step),
+                baselines=[Baseline("per-image loop", step(per_image_loop_step), check=_check_exact),
+                           _gsplat(device, step(gsplat_step))],
+                params=_params(w, backward), items=(w.scenes * w.cams, "images"), warmup=warmup, repeats=repeats)
+            if w.name == "object":
+                # The dense reference takes seconds per scene: its own case on a few scenes, timed once
+                # (its correctness run is its warm-up).
+                subset = replace(w, scenes=min(w.scenes, REFERENCE_SCENES))
+                subset_inputs = make_inputs(subset, device)
+                yield Case(
+                    name=f"object {pass_name} {subset.scenes * subset.cams} images (reference subset)",
+                    run=step(ppt_step, subset, subset_inputs),
+                    baselines=[Baseline("torch reference", step(reference_step, subset, subset_inputs),
+                                        check=_check_reference, target=None if device.type == "cuda" else 50.0,
+                                        repeats=1)],
+                    params=_params(subset, backward), items=(subset.scenes * subset.cams, "images"), warmup=0,
+                    repeats=repeats)

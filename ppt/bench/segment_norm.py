@@ -6,23 +6,24 @@
 
 Both sides run in training mode (batch statistics + running-stat update), forward only and
 forward+backward, for N in {100k, 1M} points, C in {32, 64, 96, 128, 256}. Each case also reports
-the minimum bytes the fused kernels must move and the fraction of the device's copy bandwidth
-(measured in the same run) this achieves.
+the minimum bytes the fused kernels must move, so the report gives the fraction of the device's
+copy bandwidth (measured at the start of the run) this achieves.
 
-Run: ``python -m bench.segment_norm [--quick] [--device cpu|cuda] [--out DIR]`` or ``ppt bench``.
+Run: ``ppt bench segment_norm [--quick] [--device cpu|cuda]``.
 """
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
-from bench.harness import Comparison, compare, time_call
+from ppt.bench.harness import Baseline, Case
 from ppt.ops import segment_batch_norm
 
 SUITE = "segment_norm"
+SUPPORTED_DTYPES = ("float32",)
 POINTS = (100_000, 1_000_000)
 CHANNELS = (32, 64, 96, 128, 256)
 SEGMENTS = (1, 3)
@@ -33,14 +34,6 @@ MOMENTUM, EPS = 0.1, 1e-5
 MIXED_TARGET = 3.0
 SINGLE_TARGET = 1 / 1.2
 BANDWIDTH_TARGET = 0.7
-
-
-def copy_bandwidth(device: torch.device, num_bytes: int, repeats: int) -> float:
-    """Bytes per second of a device-to-device tensor copy (read + write counted)."""
-    src = torch.empty(num_bytes // 4, dtype=torch.float32, device=device).uniform_()
-    dst = torch.empty_like(src)
-    seconds = sorted(time_call(lambda: dst.copy_(src), device, warmup=2, repeats=repeats))[repeats // 2]
-    return 2 * num_bytes / seconds
 
 
 def mixed_batch_segments(num_points: int, num_segments: int, device: torch.device) -> torch.Tensor:
@@ -74,7 +67,7 @@ def _bytes_moved(num_points: int, channels: int, element_size: int, backward: bo
     return forward + (5 * tensor + 2 * ids if backward else 0)
 
 
-def _case(device, num_points, channels, num_segments, backward, warmup, repeats, bandwidth):
+def _case(device, num_points, channels, num_segments, backward, warmup, repeats) -> Case:
     x = torch.randn(num_points, channels, device=device)
     grad_out = torch.randn_like(x)
     segment = mixed_batch_segments(num_points, num_segments, device)
@@ -124,39 +117,26 @@ def _case(device, num_points, channels, num_segments, backward, warmup, repeats,
         target = SINGLE_TARGET
     else:
         target = MIXED_TARGET if backward else None
-    moved = _bytes_moved(num_points, channels, x.element_size(), backward)
-    result = compare(
-        suite=SUITE, case=f"{mode} N={num_points} C={channels} S={num_segments}", device=device,
-        params=dict(points=num_points, channels=channels, segments=num_segments, mode=mode, dtype="float32"),
-        candidate=candidate, baseline=baseline, baseline_name=baseline_name, check=check,
-        warmup=warmup, repeats=repeats, target_speedup=target,
-    )
-    achieved = moved / (result.ppt_ms * 1e-3)
-    result.extra.update(bytes_moved=moved, achieved_bytes_per_s=achieved, copy_bytes_per_s=bandwidth,
-                        bandwidth_fraction=achieved / bandwidth)
-    if device.type == "cuda" and num_points == 1_000_000 and channels == 96 and not backward:
-        result.extra.update(bandwidth_target=BANDWIDTH_TARGET,
-                            bandwidth_target_met=achieved / bandwidth >= BANDWIDTH_TARGET)
-    return result
+    bandwidth_case = device.type == "cuda" and num_points == 1_000_000 and channels == 96 and not backward
+    return Case(
+        name=f"{mode} N={num_points} C={channels} S={num_segments}", run=candidate,
+        baselines=[Baseline(baseline_name, baseline, check=check, target=target)],
+        params=dict(points=num_points, channels=channels, segments=num_segments, mode=mode),
+        bytes=_bytes_moved(num_points, channels, x.element_size(), backward), items=(num_points, "points"),
+        warmup=warmup, repeats=repeats, ceiling_target=BANDWIDTH_TARGET if bandwidth_case else None)
 
 
-def run(device: torch.device, quick: bool = False) -> list[Comparison]:
+def default_dtypes(device: torch.device) -> tuple[str, ...]:
+    return SUPPORTED_DTYPES
+
+
+def cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Iterator[Case]:
     if quick:
-        points, channels, repeats, warmup = (20_000,), (32, 96), 3, 1
+        points, channels, repeats, warmup = (200_000,), (32, 96), 3, 1
     else:
         points, channels, repeats, warmup = POINTS, CHANNELS, 10, 3
-    bandwidth = copy_bandwidth(device, (32 if quick else 512) * 2**20, repeats=5 if quick else 15)
-    results = []
     for num_points in points:
         for num_channels in channels:
             for num_segments in SEGMENTS:
                 for backward in (False, True):
-                    results.append(_case(device, num_points, num_channels, num_segments, backward, warmup, repeats,
-                                         bandwidth))
-    return results
-
-
-if __name__ == "__main__":
-    from bench.cli import main
-
-    main([SUITE, *sys.argv[1:]])
+                    yield _case(device, num_points, num_channels, num_segments, backward, warmup, repeats)

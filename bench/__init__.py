@@ -1,1 +1,0 @@
-"""Benchmark suites of ppt (run as ``python -m bench.<suite>`` or ``ppt bench``)."""

@@ -1,0 +1,3 @@
+from ppt.bench.cli import main
+
+main()
