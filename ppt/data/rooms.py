@@ -832,6 +832,12 @@ def _split_counts(scenes: int, fractions: Sequence[float]) -> list[int]:
     return counts
 
 
+def _make_folders(out: Path, splits) -> None:
+    """Every split folder of the dataset, empty or not, as the real datasets ship them."""
+    for split in splits:
+        (out / split).mkdir(parents=True, exist_ok=True)
+
+
 def _save(folder: Path, arrays: Mapping[str, np.ndarray]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, array in arrays.items():
@@ -842,6 +848,7 @@ def _write_scannet(out: Path, scenes: int, seed: int, density: float) -> list[Pa
     # ScanNet v2: 1201 train / 312 val / 100 test scans; test scans come without labels.
     written = []
     splits = ("train", "val", "test")
+    _make_folders(out, splits)
     index = 0
     for split, count in zip(splits, _split_counts(scenes, (0.745, 0.193, 0.062))):
         for _ in range(count):
@@ -860,6 +867,7 @@ def _write_scannet(out: Path, scenes: int, seed: int, density: float) -> list[Pa
 def _write_s3dis(out: Path, scenes: int, seed: int, density: float) -> list[Path]:
     # Rooms go round the areas so that Area_5 (the held-out area) has one as soon as there are two.
     written = []
+    _make_folders(out, [f"Area_{area}" for area in range(1, 7)])
     area_cycle = (1, 5, 2, 3, 4, 6)
     per_area_type: dict[tuple[int, str], int] = {}
     for index in range(scenes):
@@ -881,6 +889,7 @@ def _write_structured3d(out: Path, scenes: int, seed: int, density: float) -> li
     # rooms. ``scenes`` counts rooms (the samples), grouped into houses of one to three rooms.
     written = []
     first_scene_id = {"train": 0, "val": 3000, "test": 3250}
+    _make_folders(out, first_scene_id)
     index = 0
     for split, count in zip(("train", "val", "test"), _split_counts(scenes, (0.857, 0.0715, 0.0715))):
         scene_id, room_in_scene, rooms_in_scene = first_scene_id[split], 0, 0

@@ -103,6 +103,7 @@ def test_written_layout_matches_pointcept_preprocessing(tmp_path):
 
     s3dis = write_synthetic_rooms(tmp_path / "s3dis", "s3dis", 2, seed=1, density=0.01)
     assert [p.parent.name for p in s3dis] == ["Area_1", "Area_5"]
+    assert sorted(p.name for p in (tmp_path / "s3dis").iterdir()) == [f"Area_{i}" for i in range(1, 7)]
     assert np.load(s3dis[0] / "segment.npy").shape[1] == 1 and np.load(s3dis[0] / "instance.npy").dtype == np.int16
 
     s3d = write_synthetic_rooms(tmp_path / "s3d", "structured3d", 2, seed=1, density=0.01)

@@ -21,7 +21,7 @@ needs_spconv = pytest.mark.skipif(not HAS_SPCONV, reason="spconv (CPU wheel, in 
 SMALL = dict(base_channels=8, channels=(8, 16, 16, 24, 16, 16, 8, 8), layers=(1, 2, 1, 2, 1, 1, 2, 1))
 
 
-def _scenes(seeds=(0, 1), grid_size=0.1, conditions=("ScanNet", "ScanNet")):
+def _scenes(seeds=(0, 1), grid_size=0.15, conditions=("ScanNet", "ScanNet")):
     """Tiny voxelized synthetic rooms, collated: (SceneBatch)."""
     samples = []
     for seed, condition in zip(seeds, conditions):
