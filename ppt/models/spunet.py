@@ -211,8 +211,10 @@ class SpUNet(nn.Module):
         """
         if not isinstance(x, SparseTensor):
             raise TypeError(f"SpUNet expects a ppt.sparse.SparseTensor, got {type(x).__name__}")
+        if x.indices.shape[0] == 0:
+            raise ValueError("SpUNet: the input has no sites (an empty scene)")
         margin = max(96, 2 ** (self.num_stages + 2))
-        top = (x.indices[:, 1:].amax(0) + margin).tolist() if x.indices.shape[0] else [margin] * 3
+        top = (x.indices[:, 1:].amax(0) + margin).tolist()
         shape = [max(a, int(b)) for a, b in zip(x.spatial_shape, top)]
         x = SparseTensor(x.features, x.indices, shape, x.batch_size)
         domain = self._scene_domain(domain, x)

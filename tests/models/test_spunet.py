@@ -118,6 +118,8 @@ def test_bad_input():
         SpUNet(channels=(32, 64, 64), layers=(1, 1, 1))
     with pytest.raises(TypeError, match="SparseTensor"):
         SpUNet(**SMALL)(torch.zeros(3, 6))
+    with pytest.raises(ValueError, match="no sites"):
+        SpUNet(**SMALL)(SparseTensor(torch.zeros(0, 6), torch.zeros(0, 4, dtype=torch.int32)))
 
 
 # ---------------------------------------------------------------------------------------------
