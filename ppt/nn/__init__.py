@@ -3,5 +3,14 @@
 from ppt.nn.pdnorm import PDNorm
 from ppt.nn.renderer import GaussianRenderer
 from ppt.nn.sparse_conv import SparseConv3d, SparseInverseConv3d, SubMConv3d
+from ppt.nn.sparse_module import SparseModule, SparseSequential
 
-__all__ = ["SubMConv3d", "SparseConv3d", "SparseInverseConv3d", "PDNorm", "GaussianRenderer"]
+__all__ = [
+    "SubMConv3d",
+    "SparseConv3d",
+    "SparseInverseConv3d",
+    "SparseModule",
+    "SparseSequential",
+    "PDNorm",
+    "GaussianRenderer",
+]

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ppt.nn.sparse_module import SparseModule
 from ppt.ops.sparse import _triple, sparse_conv
 from ppt.sparse.tensor import KernelMap, SparseTensor
 
@@ -25,7 +26,7 @@ def _positive(values: list[int], name: str, lowest: int = 1) -> tuple[int, int, 
     return tuple(values)
 
 
-class _SparseConvBase(nn.Module):
+class _SparseConvBase(SparseModule):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int], bias: bool,
                  indice_key: str | None) -> None:
         super().__init__()
