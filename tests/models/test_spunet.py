@@ -221,7 +221,7 @@ def test_pointcept_checkpoint_gives_pointcept_logits(tmp_path, train):
         theirs = PointceptSpUNet(spconv, 6, 7, **SMALL).double()
         generator = torch.Generator().manual_seed(2)
         with torch.no_grad():  # every convolution weight random, spconv's 1^3 ones included
-            for name, parameter in theirs.named_parameters():
+            for parameter in theirs.parameters():
                 if parameter.dim() == 5:  # (out, kx, ky, kz, in): unit-variance outputs
                     fan_in = parameter[0].numel()
                     parameter.copy_(torch.randn(parameter.shape, generator=generator, dtype=torch.float64) / fan_in ** 0.5)
