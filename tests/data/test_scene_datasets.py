@@ -10,6 +10,8 @@ from ppt.data import S3DIS, ScanNet, SceneSample, Structured3D, collate_scenes
 from ppt.data import transforms as T
 from ppt.data.rooms import write_synthetic_rooms
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 DENSITY = 0.01  # tiny rooms: a few thousand points
 
 

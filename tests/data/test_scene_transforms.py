@@ -8,6 +8,8 @@ from ppt.data import transforms as T
 from ppt.data.rooms import synthesize_room
 from ppt.data.transforms import _box_blur, _trilinear
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 def _sample(coord, color=None, normal=None, segment=None) -> SceneSample:
     coord = torch.as_tensor(coord, dtype=torch.float32)

@@ -12,6 +12,8 @@ from ppt.cli import main
 from ppt.data.rooms import FLAVORS, synthesize_room, write_synthetic_rooms
 from ppt.ops import knn
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 def test_deterministic_per_seed():
     a, b, c = (synthesize_room("scannet", seed, density=0.05) for seed in (4, 4, 5))

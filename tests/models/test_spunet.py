@@ -15,13 +15,15 @@ from ppt.data.transforms import Compose, GridSample, NormalizeColor
 from ppt.models import SpUNet, load_weights
 from ppt.sparse import SparseTensor
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 HAS_SPCONV = importlib.util.find_spec("spconv") is not None
 needs_spconv = pytest.mark.skipif(not HAS_SPCONV, reason="spconv (CPU wheel, in the `test` extra) is not installed")
 
 SMALL = dict(base_channels=8, channels=(8, 16, 16, 24, 16, 16, 8, 8), layers=(1, 2, 1, 2, 1, 1, 2, 1))
 
 
-def _scenes(seeds=(0, 1), grid_size=0.15, conditions=("ScanNet", "ScanNet")):
+def _scenes(seeds=(0, 1), grid_size=0.2, conditions=("ScanNet", "ScanNet")):
     """Tiny voxelized synthetic rooms, collated: (SceneBatch)."""
     samples = []
     for seed, condition in zip(seeds, conditions):

@@ -10,6 +10,9 @@ from safetensors.torch import save_file
 from ppt.models import SpUNet, load_weights
 from ppt.sparse import SparseTensor
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
 class Payload:
     """Not a tensor or a plain container: torch.load(weights_only=True) must refuse it."""
 
