@@ -1,4 +1,5 @@
-"""The ``ppt`` command: ``ppt info`` describes the build, ``ppt bench`` runs benchmark suites.
+"""The ``ppt`` command: ``ppt info`` describes the build, ``ppt bench`` runs benchmark suites,
+``ppt data`` generates datasets.
 
 Later subcommands (``train``, ``eval``, ``data``) register on the same parser through
 :func:`build_parser`.
@@ -49,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Benchmark ppt's kernels against their alternatives on this machine.")
     bench_cli.add_arguments(bench)
     bench.set_defaults(handler=bench_cli.run_from_args)
+
+    from ppt.data.cli import add_data_command
+
+    add_data_command(commands)
     return parser
 
 

@@ -28,3 +28,14 @@ def device(request):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def single_thread():
+    """One intra-op thread for tests of whole models and pipelines on tiny inputs: there, OpenMP
+    thread wake-ups dominate (and on a busy machine a 2-thread batch norm of a few thousand rows
+    takes ~50 ms instead of ~0.1 ms). Kernels' multi-threaded paths are tested in tests/ops."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,0 +1,166 @@
+"""Load checkpoints of this package and of the original implementations into ppt models.
+
+``load_weights(model, checkpoint, format=...)`` reads the checkpoint safely (safetensors, or
+``torch.load(weights_only=True)``), converts its keys with the format's converter and loads them.
+A format is a :class:`CheckpointFormat`: how to recognise such a checkpoint (for
+``format="auto"``) and how to turn it into the model's state dict. Adding a format (Point-MAE,
+DAPT, ...) means writing its converter and adding it to :data:`FORMATS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["load_weights", "read_checkpoint", "LoadReport", "CheckpointFormat", "FORMATS"]
+
+StateDict = Mapping[str, Tensor]
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What ``load_weights`` did: the format used and the model keys the checkpoint did not fill
+    (``missing``) and checkpoint keys the model has no place for (``unexpected``)."""
+
+    format: str
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+
+    def __str__(self) -> str:
+        def listing(keys: tuple[str, ...]) -> str:
+            return ", ".join(keys[:8]) + (f", ... ({len(keys)} in all)" if len(keys) > 8 else "") if keys else "none"
+        return f"loaded {self.format} weights; missing: {listing(self.missing)}; unexpected: {listing(self.unexpected)}"
+
+
+@dataclass(frozen=True)
+class CheckpointFormat:
+    """A checkpoint format.
+
+    Attributes:
+        name: the ``format=`` value.
+        detect: True when a raw checkpoint (what :func:`read_checkpoint` returns) is of this format.
+        convert: ``(raw checkpoint, model) -> state dict`` for ``model.load_state_dict``.
+    """
+
+    name: str
+    detect: Callable[[Mapping], bool]
+    convert: Callable[[Mapping, nn.Module], dict[str, Tensor]]
+
+
+def read_checkpoint(path: str | PathLike) -> Mapping:
+    """The contents of a ``.safetensors`` file (a flat mapping of tensors) or of a torch pickle
+    (``.pth``/``.pt``/``.ckpt``, loaded with ``weights_only=True``: tensors and plain containers only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as error:  # safetensors raises its own SafetensorError for corrupt files
+            raise ValueError(f"{path}: not a readable safetensors file ({error})") from error
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling errors of every kind, including disallowed globals
+        raise ValueError(f"{path}: cannot be read with torch.load(weights_only=True) ({error}); only tensors and plain "
+                         "containers are accepted") from error
+    if not isinstance(content, Mapping):
+        raise ValueError(f"{path}: expected a mapping (a state dict or a training checkpoint), got {type(content).__name__}")
+    return content
+
+
+def _tensors_only(state: Mapping, where: str) -> dict[str, Tensor]:
+    bad = [key for key, value in state.items() if not isinstance(value, Tensor)]
+    if bad:
+        raise ValueError(f"{where}: expected a state dict of tensors, but {bad[0]!r} holds a {type(state[bad[0]]).__name__}")
+    return dict(state)
+
+
+# ---- ppt: this package's safetensors weights (or an in-memory state dict in ppt's names)
+
+def _convert_ppt(checkpoint: Mapping, model: nn.Module) -> dict[str, Tensor]:
+    return _tensors_only(checkpoint, "ppt checkpoint")
+
+
+# ---- pointcept: torch.save({"state_dict": ..., "epoch": ...}) of a (DDP-wrapped) segmentor
+
+_POINTCEPT_PREFIXES = ("module.", "backbone.")
+
+
+def _pointcept_state(checkpoint: Mapping) -> Mapping:
+    return checkpoint["state_dict"] if isinstance(checkpoint.get("state_dict"), Mapping) else checkpoint
+
+
+def _detect_pointcept(checkpoint: Mapping) -> bool:
+    state = _pointcept_state(checkpoint)
+    return state is not checkpoint or any(str(key).startswith(_POINTCEPT_PREFIXES) for key in state)
+
+
+def _convert_pointcept(checkpoint: Mapping, model: nn.Module) -> dict[str, Tensor]:
+    state = _tensors_only(_pointcept_state(checkpoint), "Pointcept checkpoint")
+    state = {key[len("module."):] if key.startswith("module.") else key: value for key, value in state.items()}
+    convert = getattr(model, "convert_pointcept_state_dict", None)
+    if convert is None:
+        raise TypeError(f"{type(model).__name__} does not load Pointcept checkpoints (it has no "
+                        "convert_pointcept_state_dict)")
+    return convert(state)
+
+
+FORMATS: dict[str, CheckpointFormat] = {
+    "pointcept": CheckpointFormat("pointcept", _detect_pointcept, _convert_pointcept),
+    # Last: a flat state dict nobody else claims is taken to be in ppt's own names.
+    "ppt": CheckpointFormat("ppt", lambda checkpoint: True, _convert_ppt),
+}
+
+
+def load_weights(model: nn.Module, checkpoint: str | PathLike | StateDict, format: str = "auto", *,
+                 strict: bool = False) -> LoadReport:
+    """Load ``checkpoint`` into ``model`` and report what did not match.
+
+    Args:
+        model: the ppt model.
+        checkpoint: a file path (``.safetensors``, or a torch pickle read with ``weights_only=True``)
+            or an in-memory mapping.
+        format: a key of :data:`FORMATS` (``"ppt"``, ``"pointcept"``, ...) or ``"auto"``:
+            ``.safetensors`` files are ``"ppt"``, otherwise the first format whose detector
+            accepts the checkpoint.
+        strict: raise when any key is missing or unexpected.
+
+    Raises:
+        ValueError: unknown format, unreadable file, a tensor whose shape differs from the
+            model's (named), or a checkpoint that shares no key with the model.
+    """
+    if format != "auto" and format not in FORMATS:
+        raise ValueError(f"load_weights: unknown format {format!r}; expected 'auto' or one of {sorted(FORMATS)}")
+    where = str(checkpoint) if isinstance(checkpoint, (str, PathLike)) else "the given state dict"
+    raw = read_checkpoint(checkpoint) if isinstance(checkpoint, (str, PathLike)) else checkpoint
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"load_weights: checkpoint must be a path or a mapping, got {type(raw).__name__}")
+    if format == "auto":
+        is_safetensors = isinstance(checkpoint, (str, PathLike)) and Path(checkpoint).suffix == ".safetensors"
+        format = "ppt" if is_safetensors else next(name for name, fmt in FORMATS.items() if fmt.detect(raw))
+    try:
+        state = FORMATS[format].convert(raw, model)
+    except ValueError as error:
+        raise ValueError(f"load_weights: {where}: {error}") from error
+
+    expected = model.state_dict()
+    mismatched = [f"{key}: checkpoint {tuple(value.shape)} vs model {tuple(expected[key].shape)}"
+                  for key, value in state.items() if key in expected and value.shape != expected[key].shape]
+    if mismatched:
+        raise ValueError(f"load_weights: {where} ({format}) has tensors of the wrong shape: " + "; ".join(mismatched[:5]))
+    result = model.load_state_dict(state, strict=False)
+    report = LoadReport(format, tuple(result.missing_keys), tuple(result.unexpected_keys))
+    loaded = set(expected) - set(report.missing)
+    if expected and all(key.endswith("num_batches_tracked") for key in loaded):  # BatchNorm fills those itself
+        raise ValueError(f"load_weights: {where} shares no key with {type(model).__name__} as format {format!r} "
+                         f"(its keys start {list(state)[:3]}); is it another format?")
+    if strict and (report.missing or report.unexpected):
+        raise ValueError(f"load_weights: {where} does not match {type(model).__name__} exactly: {report}")
+    return report
