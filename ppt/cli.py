@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ppt.data.objects_cli import add_synth_objects_parser
+
 
 def _print_info(_: argparse.Namespace) -> int:
     import torch
@@ -71,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         bench_cli.add_arguments(bench)
         bench.set_defaults(handler=bench_cli.run_from_args)
+
+    data = commands.add_parser("data", help="prepare datasets (synthetic data for the recipes)")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="data_command")
+    add_synth_objects_parser(data_commands)
     return parser
 
 
