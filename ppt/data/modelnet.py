@@ -101,12 +101,12 @@ class ModelNet40(ObjectDataset):
             names = _read_lines(split_list) if split_list.is_file() else [f"{split}/{i:05d}" for i in range(len(points))]
             if len(names) != len(points):
                 raise ValueError(f"{self.cache_path}: holds {len(points)} objects but {split_list} lists {len(names)}")
+            _check_labels(labels, len(self.class_names), str(self.cache_path))
         else:
             names = _read_lines(split_list)
             points, labels = self._read_text_files(names)
             if write_cache:
                 self._write_cache(points, labels)
-        _check_labels(labels, len(self.class_names), str(self.cache_path))
         self.names = names
         self.points = [torch.from_numpy(np.ascontiguousarray(p[:, :3], dtype=np.float32)) for p in points]
         self.labels = labels

@@ -18,7 +18,7 @@ __all__ = ["load_array_pickle", "UnsafePickleError"]
 
 # (module, name) pairs a pickle of NumPy arrays refers to. NumPy 2 writes ``numpy._core``; files
 # written by NumPy 1.x (all of the published data) name ``numpy.core``.
-_NUMPY_CORE_FUNCTIONS = {"_reconstruct", "scalar"}
+_NUMPY_CORE_GLOBALS = {("multiarray", "_reconstruct"), ("multiarray", "scalar"), ("numeric", "_frombuffer")}
 _ALLOWED_GLOBALS = {
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
@@ -27,7 +27,7 @@ _ALLOWED_GLOBALS = {
     ("builtins", "frozenset"),
     ("__builtin__", "set"),
     ("__builtin__", "frozenset"),
-} | {(module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray") for name in _NUMPY_CORE_FUNCTIONS}
+} | {(f"{package}.{module}", name) for package in ("numpy.core", "numpy._core") for module, name in _NUMPY_CORE_GLOBALS}
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -37,11 +37,12 @@ class UnsafePickleError(pickle.UnpicklingError):
 def _resolve(module: str, name: str) -> Any:
     if module == "__builtin__":  # Python 2 pickles
         module = "builtins"
-    if module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+    if module.startswith(("numpy.core.", "numpy._core.")):
         # Whichever of the two this NumPy provides (numpy.core is a deprecated alias in NumPy 2).
-        for candidate in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        submodule = module.rsplit(".", 1)[1]
+        for package in ("numpy._core", "numpy.core"):
             try:
-                return getattr(importlib.import_module(candidate), name)
+                return getattr(importlib.import_module(f"{package}.{submodule}"), name)
             except (ImportError, AttributeError):
                 continue
     return getattr(importlib.import_module(module), name)
