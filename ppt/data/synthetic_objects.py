@@ -367,6 +367,11 @@ def _toilet(rng) -> list[_Part]:
     parts: list[_Part] = [_Cylinder((0, 0, 0.05), rng.uniform(0.1, 0.13), bowl_h * 0.6, caps=(False, False))]
     parts.append(_Ellipsoid((0, bowl_h, 0.08), (rx, bowl_h * 0.45, rz), lower_half=True))
     parts.append(_TorusArc((0, bowl_h + 0.01, 0.08), (rx + rz) / 2 * 0.85, 0.03, "y"))  # seat
+    lid = rng.random()
+    if lid < 0.35:  # raised lid leaning on the tank
+        parts.append(_box((0, bowl_h + rz, -0.1), (2 * rx, 2 * rz, 0.02)))
+    elif lid < 0.7:  # closed lid
+        parts.append(_Ellipsoid((0, bowl_h + 0.04, 0.08), (rx, 0.015, rz)))
     if rng.random() < 0.8:  # tank
         parts.append(_box((0, bowl_h + 0.2, -0.2), (rng.uniform(0.35, 0.45), rng.uniform(0.3, 0.4), 0.17)))
     else:  # wall-mounted flush pipe

@@ -18,7 +18,7 @@ def test_every_class_has_varying_parts(label):
         assert parts.min() >= 0
     # Instances differ in structure (which parts, how many), not only in proportions.
     structures = {tuple(type(part).__name__ for part in _BUILDERS[SCANOBJECTNN_CLASSES[label]](rng))
-                  for _ in range(30)}
+                  for _ in range(50)}
     assert len(structures) > 1
 
 def test_scans_have_background_and_perturbation():
