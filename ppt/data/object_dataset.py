@@ -44,6 +44,10 @@ class ObjectDataset(torch.utils.data.Dataset):
         """Item ``index`` as stored (after the dataset's own normalisation), without the transform."""
         raise NotImplementedError
 
+    def draw(self, index: int, generator: torch.Generator) -> ObjectSample:
+        """Item ``index`` before the transform: :meth:`load`, unless the dataset samples its items itself."""
+        return self.load(index)
+
     def __len__(self) -> int:
         raise NotImplementedError
 
@@ -51,5 +55,6 @@ class ObjectDataset(torch.utils.data.Dataset):
         if not -len(self) <= index < len(self):
             raise IndexError(f"{type(self).__name__}: index {index} out of range for {len(self)} objects")
         index %= len(self)
-        sample = self.load(index)
-        return sample if self.transform is None else self.transform(sample, self.generator(index))
+        generator = self.generator(index)
+        sample = self.draw(index, generator)
+        return sample if self.transform is None else self.transform(sample, generator)

@@ -79,19 +79,15 @@ class ShapeNet55(ObjectDataset):
         sample = self._stored(index)
         return sample.with_points(normalize_unit_sphere(sample.points))
 
+    def draw(self, index: int, generator: torch.Generator) -> ObjectSample:
+        """A random ``num_points`` of the stored cloud, normalised (Point-MAE's ShapeNet item)."""
+        sample = self._sample(self._stored(index), generator)
+        return sample.with_points(normalize_unit_sphere(sample.points))
+
     def _stored(self, index: int) -> ObjectSample:
         name = self.files[index]
         return ObjectSample(points=self.read_cloud(index), label=self._label[name.split("-", 1)[0]],
                             name=name.removesuffix(".npy"))
-
-    def __getitem__(self, index: int) -> ObjectSample:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"ShapeNet55: index {index} out of range for {len(self)} objects")
-        index %= len(self)
-        generator = self.generator(index)
-        sample = self._sample(self._stored(index), generator)
-        sample = sample.with_points(normalize_unit_sphere(sample.points))
-        return sample if self.transform is None else self.transform(sample, generator)
 
     def __repr__(self) -> str:
         return f"ShapeNet55(root={str(self.root)!r}, split={self.split!r}, objects={len(self)})"

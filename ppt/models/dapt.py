@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ppt.models.adapters import BottleneckAdapter
-from ppt.models.peft import FrozenNormStats, freeze_by_rule
+from ppt.models.peft import PeftModule, freeze_by_rule
 from ppt.models.point_transformer import (
     Block,
     PatchEncoder,
@@ -68,7 +68,7 @@ class DAPTBlock(Block):
         return torch.cat([x[:, :1], prompt, x[:, 1:]], dim=1)
 
 
-class DAPT(FrozenNormStats):
+class DAPT(PeftModule):
     """DAPT classifier. Defaults are the official PB_T50_RS config (``finetune_scan_hardest_dapt.yaml``);
     OBJ_BG uses ``adapter_dropout=0.5``; OBJ_ONLY ``adapter_dropout=0, drop_path=0.1,
     head_features=("cls", "prompt_mean")``; ModelNet40 ``num_classes=40, num_groups=64, rank=72,

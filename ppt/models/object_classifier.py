@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ppt.models.dapt import DAPT
-from ppt.models.peft import FrozenNormStats, PEFT_METHODS
+from ppt.models.peft import PeftModule, PEFT_METHODS
 from ppt.models.point_mae import PointMAE
 
 __all__ = ["create_object_classifier"]
@@ -15,7 +15,7 @@ def create_object_classifier(peft: str = "dapt", *, num_classes: int = 15, num_g
                              group_size: int = 32, depth: int = 12, dim: int = 384, heads: int = 6,
                              drop_path: float | None = None, rank: int | None = None, adapter_dropout: float = 0.2,
                              head_features: Sequence[str] = ("cls", "prompt_mean", "patch_max"),
-                             prompt_tokens: int = 10, frozen_norm_stats: bool = False) -> FrozenNormStats:
+                             prompt_tokens: int = 10, frozen_norm_stats: bool = False) -> PeftModule:
     """:class:`DAPT` for ``peft="dapt"``, else :class:`PointMAE` with ``peft`` (one of
     :data:`ppt.models.peft.PEFT_METHODS`), on the same transformer.
 

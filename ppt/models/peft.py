@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-__all__ = ["PEFT_METHODS", "is_trainable", "freeze_by_rule", "ParameterCount", "count_parameters", "FrozenNormStats"]
+__all__ = ["PEFT_METHODS", "is_trainable", "freeze_by_rule", "ParameterCount", "count_parameters", "PeftModule"]
 
 PEFT_METHODS = ("full", "linear", "bitfit", "lora", "adaptformer", "vpt_deep", "dapt")
 _HEAD = "cls_head_finetune"
@@ -80,13 +80,14 @@ def count_parameters(model: nn.Module) -> ParameterCount:
                           total=sum(p.numel() for p in parameters))
 
 
-class FrozenNormStats(nn.Module):
-    """Base of the classifiers: ``train()`` keeps fully frozen BatchNorm layers in eval mode when
-    ``self.frozen_norm_stats`` is set, so their running statistics stay those of the checkpoint."""
+class PeftModule(nn.Module):
+    """Base of the object classifiers: reports its parameter count, and ``train()`` keeps fully frozen
+    BatchNorm layers in eval mode when ``self.frozen_norm_stats`` is set, so their running statistics
+    stay those of the checkpoint."""
 
     frozen_norm_stats: bool = False
 
-    def train(self, mode: bool = True) -> FrozenNormStats:
+    def train(self, mode: bool = True) -> PeftModule:
         super().train(mode)
         if mode and self.frozen_norm_stats:
             for module in self.modules():

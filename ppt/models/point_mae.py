@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ppt.models.adapters import BottleneckAdapter, LowRankUpdate
-from ppt.models.peft import PEFT_METHODS, FrozenNormStats, freeze_by_rule
+from ppt.models.peft import PEFT_METHODS, PeftModule, freeze_by_rule
 from ppt.models.point_transformer import (
     Block,
     PatchEncoder,
@@ -33,7 +33,7 @@ def _drop_path_rates(drop_path: float, depth: int) -> list[float]:
     return torch.linspace(0, drop_path, depth).tolist()
 
 
-class PointMAE(FrozenNormStats):
+class PointMAE(PeftModule):
     """Point-MAE's fine-tuning classifier (the official ``PointTransformer``).
 
     Clouds are split into ``num_groups`` patches of ``group_size`` points (FPS centres + kNN), each

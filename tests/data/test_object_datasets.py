@@ -126,7 +126,7 @@ def _modelnet_text_layout(root, rng, per_class=2, points=96):
         names = []
         for name in CLASSES:
             (root / name).mkdir(exist_ok=True)
-            for i in range(per_class):
+            for _ in range(per_class):
                 shape_id = f"{name}_{len(names) + (1 if split == 'train' else 100):04d}"
                 cloud = np.concatenate([rng.uniform(-3, 3, (points, 3)), rng.standard_normal((points, 3))], axis=1)
                 np.savetxt(root / name / f"{shape_id}.txt", cloud, delimiter=",", fmt="%.6f")
