@@ -20,8 +20,9 @@ def create_object_classifier(peft: str = "dapt", *, num_classes: int = 15, num_g
     :data:`ppt.models.peft.PEFT_METHODS`), on the same transformer.
 
     ``drop_path`` defaults to each model's (DAPT 0.3, Point-MAE 0.1); ``rank`` is DAPT's adapter
-    bottleneck (default 64), LoRA's rank (default 8) or AdaptFormer's bottleneck (default 64);
-    ``adapter_dropout`` and ``head_features`` apply to DAPT, ``prompt_tokens`` to VPT-deep.
+    bottleneck (default 64), LoRA's rank (default 8) or AdaptFormer's bottleneck (default 64) and
+    unused by the other methods; ``adapter_dropout`` and ``head_features`` apply to DAPT,
+    ``prompt_tokens`` to VPT-deep.
     """
     if peft not in PEFT_METHODS:
         raise ValueError(f"peft must be one of {PEFT_METHODS}, got {peft!r}")
@@ -31,4 +32,5 @@ def create_object_classifier(peft: str = "dapt", *, num_classes: int = 15, num_g
                     head_features=head_features, depth=depth, dim=dim, heads=heads,
                     frozen_norm_stats=frozen_norm_stats)
     return PointMAE(num_classes, num_groups, group_size, depth, dim, heads, 0.1 if drop_path is None else drop_path,
-                    peft=peft, peft_rank=rank, prompt_tokens=prompt_tokens, frozen_norm_stats=frozen_norm_stats)
+                    peft=peft, peft_rank=rank if peft in ("lora", "adaptformer") else None,
+                    prompt_tokens=prompt_tokens, frozen_norm_stats=frozen_norm_stats)

@@ -61,6 +61,10 @@ class PointMAE(PeftModule):
         self.group_size = group_size
         self.peft = peft
         self.frozen_norm_stats = frozen_norm_stats
+        if peft_rank is not None and peft not in _DEFAULT_RANK:
+            raise ValueError(f"peft_rank applies to {sorted(_DEFAULT_RANK)}, not to peft={peft!r}")
+        if peft == "vpt_deep" and prompt_tokens < 1:
+            raise ValueError(f"vpt_deep needs prompt_tokens >= 1, got {prompt_tokens}")
         rank = peft_rank if peft_rank is not None else _DEFAULT_RANK.get(peft, 0)
 
         self.encoder = PatchEncoder(dim)

@@ -33,6 +33,8 @@ def test_trainable_sets_follow_the_rules():
         _model("prefix")
     with pytest.raises(ValueError, match="DAPT is ppt.models.DAPT"):
         PointMAE(peft="dapt", **TINY)
+    with pytest.raises(ValueError, match="peft_rank applies to"):
+        PointMAE(peft="bitfit", peft_rank=4, **TINY)
     with pytest.raises(ValueError, match="peft method must be one of"):
         is_trainable("adapter", "cls_token")
 
