@@ -1,8 +1,7 @@
 """The ``ppt`` command: ``ppt info`` describes the build, ``ppt bench`` runs benchmark suites,
 ``ppt data`` generates datasets.
 
-Later subcommands (``train``, ``eval``, ``data``) register on the same parser through
-:func:`build_parser`.
+Later subcommands (``train``, ``eval``) register on the same parser through :func:`build_parser`.
 """
 
 from __future__ import annotations

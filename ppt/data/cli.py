@@ -1,9 +1,11 @@
 """``ppt data``: dataset tools. ``add_data_command`` registers the group on the ``ppt`` parser;
-each tool is one sub-command added by a function of this module (``synth-rooms`` so far)."""
+each tool is one sub-command (``synth-rooms`` here, ``synth-objects`` in :mod:`ppt.data.objects_cli`)."""
 
 from __future__ import annotations
 
 import argparse
+
+from ppt.data.objects_cli import add_synth_objects_parser
 
 
 def _positive_float(text: str) -> float:
@@ -56,3 +58,4 @@ def add_data_command(commands: argparse._SubParsersAction) -> None:
     data = commands.add_parser("data", help="generate and inspect datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="tool")
     add_synth_rooms_command(data_commands)
+    add_synth_objects_parser(data_commands)

@@ -1,6 +1,16 @@
-"""Models of ppt and loaders for checkpoints of this package and of the original code."""
+"""Models of ppt (SpUNet; Point-MAE, DAPT and the PEFT baselines) and loaders for checkpoints of
+this package and of the original code."""
 
+from ppt.models.dapt import DAPT
+from ppt.models.object_classifier import create_object_classifier
+from ppt.models.official_weights import OfficialWeightsReport, load_official_weights
+from ppt.models.peft import PEFT_METHODS, ParameterCount, count_parameters
+from ppt.models.point_mae import PointMAE, PointMAEPretraining, chamfer_l2
 from ppt.models.spunet import SpUNet
 from ppt.models.weights import LoadReport, load_weights
 
-__all__ = ["SpUNet", "load_weights", "LoadReport"]
+__all__ = [
+    "SpUNet", "load_weights", "LoadReport",
+    "PointMAE", "PointMAEPretraining", "chamfer_l2", "DAPT", "create_object_classifier",
+    "PEFT_METHODS", "ParameterCount", "count_parameters", "load_official_weights", "OfficialWeightsReport",
+]

@@ -112,7 +112,36 @@ def _convert_pointcept(checkpoint: Mapping, model: nn.Module) -> dict[str, Tenso
     return convert(state)
 
 
+# ---- point-mae / dapt: the official repositories' torch.save({"base_model": ..., ...}) checkpoints
+
+def _official_state(checkpoint: Mapping) -> Mapping:
+    return checkpoint.get("base_model", checkpoint) if isinstance(checkpoint.get("base_model"), Mapping) else checkpoint
+
+
+def _detect_official(checkpoint: Mapping, dapt: bool) -> bool:
+    keys = [str(key).removeprefix("module.") for key in _official_state(checkpoint)]
+    official = "base_model" in checkpoint or any(key.startswith(("MAE_encoder.", "ACT_encoder.")) for key in keys)
+    is_dapt = any("Adapter" in key or "tfts_" in key for key in keys)
+    return official and is_dapt == dapt
+
+
+def _official_converter(name: str) -> Callable[[Mapping, nn.Module], dict[str, Tensor]]:
+    def convert(checkpoint: Mapping, model: nn.Module) -> dict[str, Tensor]:
+        from ppt.models.official_weights import read_official_state_dict, state_dict_from_official
+        from ppt.models.point_mae import PointMAEPretraining
+
+        state = read_official_state_dict(checkpoint)
+        # Pre-training models keep the official names; classifiers drop the decoder.
+        return state if isinstance(model, PointMAEPretraining) else state_dict_from_official(state, name)[0]
+
+    return convert
+
+
 FORMATS: dict[str, CheckpointFormat] = {
+    "dapt": CheckpointFormat("dapt", lambda checkpoint: _detect_official(checkpoint, dapt=True),
+                             _official_converter("dapt")),
+    "point-mae": CheckpointFormat("point-mae", lambda checkpoint: _detect_official(checkpoint, dapt=False),
+                                  _official_converter("point-mae")),
     "pointcept": CheckpointFormat("pointcept", _detect_pointcept, _convert_pointcept),
     # Last: a flat state dict nobody else claims is taken to be in ppt's own names.
     "ppt": CheckpointFormat("ppt", lambda checkpoint: True, _convert_ppt),

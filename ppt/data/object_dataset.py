@@ -1,0 +1,60 @@
+"""Base of the object classification datasets: items are :class:`ObjectSample`, transformed with a
+generator seeded per ``(seed, epoch, index)`` so an item is the same whichever worker loads it."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ppt.data.object_sample import ObjectSample
+from ppt.data.object_transforms import ObjectTransform
+
+__all__ = ["ObjectDataset"]
+
+
+class ObjectDataset(torch.utils.data.Dataset):
+    """Subclasses set ``class_names`` and implement ``__len__`` and :meth:`load`.
+
+    Args:
+        transform: applied to each loaded sample with the item's generator.
+        seed: base seed of the transforms' randomness.
+    """
+
+    class_names: tuple[str, ...]
+
+    def __init__(self, transform: ObjectTransform | None = None, *, seed: int = 0) -> None:
+        self.transform = transform
+        self.seed = int(seed)
+        self.epoch = 0
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw a fresh augmentation of every item in each epoch (call before iterating)."""
+        self.epoch = int(epoch)
+
+    def generator(self, index: int) -> torch.Generator:
+        """The generator that transforms item ``index`` in the current epoch."""
+        state = np.random.SeedSequence((self.seed, self.epoch, index)).generate_state(1, dtype=np.uint64)[0]
+        return torch.Generator().manual_seed(int(state))
+
+    def load(self, index: int) -> ObjectSample:
+        """Item ``index`` as stored (after the dataset's own normalisation), without the transform."""
+        raise NotImplementedError
+
+    def draw(self, index: int, generator: torch.Generator) -> ObjectSample:
+        """Item ``index`` before the transform: :meth:`load`, unless the dataset samples its items itself."""
+        return self.load(index)
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> ObjectSample:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"{type(self).__name__}: index {index} out of range for {len(self)} objects")
+        index %= len(self)
+        generator = self.generator(index)
+        sample = self.draw(index, generator)
+        return sample if self.transform is None else self.transform(sample, generator)
