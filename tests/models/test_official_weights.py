@@ -139,3 +139,17 @@ def test_bad_checkpoints(tmp_path):
         load_official_weights(PointMAE(**TINY), {"cls_token": torch.zeros(1, 1, 48), "epoch": 3})
     with pytest.raises(ValueError, match="format must be one of"):
         load_official_weights(PointMAE(**TINY), {}, format="pointbert")
+
+
+@pytest.mark.parametrize(("model_type", "format"), [(PointMAE, "point-mae"), (DAPT, "dapt")])
+def test_load_weights_detects_the_official_formats(tmp_path, model_type, format):
+    from ppt.models import load_weights
+
+    kwargs = dict(TINY, rank=4) if model_type is DAPT else TINY
+    trained = _randomised(model_type(num_classes=5, **kwargs)).eval()
+    path = _official_checkpoint(tmp_path / "official.pth", trained.state_dict(), True)
+    model = model_type(num_classes=5, **kwargs).eval()
+    report = load_weights(model, path)
+    assert report.format == format and report.missing == report.unexpected == ()
+    points = torch.randn(2, 64, 3)
+    assert torch.equal(model(points), trained(points))
