@@ -49,6 +49,7 @@ class _SparseConvBase(SparseModule):
     def _check_input(self, x: SparseTensor) -> None:
         if not isinstance(x, SparseTensor):
             raise TypeError(f"{type(self).__name__} expects a ppt.sparse.SparseTensor, got {type(x).__name__}")
+        x.check_rows(type(self).__name__)
         if x.features.shape[1] != self.in_channels:
             raise ValueError(f"{type(self).__name__}: expected {self.in_channels} input channels, "
                              f"got features of shape {tuple(x.features.shape)}")

@@ -38,6 +38,7 @@ class _SparsePool3d(SparseModule):
     def forward(self, x: SparseTensor) -> SparseTensor:
         if not isinstance(x, SparseTensor):
             raise TypeError(f"{type(self).__name__} expects a ppt.sparse.SparseTensor, got {type(x).__name__}")
+        x.check_rows(type(self).__name__)
         kmap = x.cache.get_or_build(self.indice_key, x.indices, x.spatial_shape, x.batch_size, self.kernel_size,
                                     self.stride, self.padding, self.dilation, False)
         out = self.pool(x.features, kmap.pairs, kmap.pair_offsets, kmap.out_indices.shape[0])

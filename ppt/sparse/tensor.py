@@ -111,12 +111,82 @@ class SparseTensor:
         self.cache = cache if cache is not None else KernelMapCache()
 
     def replace_feature(self, features: Tensor) -> SparseTensor:
-        """Same sites, spatial shape, batch size and cache with new ``features`` ``(N, C')``."""
-        return SparseTensor(features, self.indices, self.spatial_shape, self.batch_size, cache=self.cache)
+        """Same sites, spatial shape, batch size and cache with new ``features``.
 
-    def dense(self) -> Tensor:
-        """``(B, C, X, Y, Z)`` grid with zeros at inactive sites (differentiable)."""
-        return _reference.sparse_to_dense(self.features, self.indices, self.batch_size, self.spatial_shape)
+        Like spconv, any row count is accepted (a network may pool to one row per scene and keep
+        the tensor as a carrier); a layer given a tensor whose rows do not match its sites raises
+        (:meth:`check_rows`).
+        """
+        if not isinstance(features, Tensor) or features.dim() != 2:
+            raise ValueError("SparseTensor.replace_feature: features must be a (rows, C) tensor, got "
+                             f"{tuple(features.shape) if isinstance(features, Tensor) else type(features).__name__}")
+        derived = object.__new__(SparseTensor)
+        derived.features, derived.indices = features, self.indices
+        derived.spatial_shape, derived.batch_size, derived.cache = self.spatial_shape, self.batch_size, self.cache
+        return derived
+
+    def check_rows(self, layer: str) -> None:
+        """Raises unless there is one feature row per site (what every sparse layer needs)."""
+        if self.features.shape[0] != self.indices.shape[0]:
+            raise ValueError(f"{layer}: the SparseTensor has {self.features.shape[0]} feature rows but "
+                             f"{self.indices.shape[0]} sites; replace_feature was given features of another "
+                             "row count, which only non-sparse code can consume")
+
+    @property
+    def shape(self) -> torch.Size:
+        """Shape ``(N, C)`` of ``features`` (with ``dtype`` and ``device``, what the data is)."""
+        return self.features.shape
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.features.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.features.device
+
+    @property
+    def spatial_size(self) -> int:
+        """Number of grid cells ``X * Y * Z`` (spconv's name)."""
+        return self.spatial_shape[0] * self.spatial_shape[1] * self.spatial_shape[2]
+
+    def to(self, *args, **kwargs) -> SparseTensor:
+        """``features.to(*args, **kwargs)``; ``indices`` follow to the new device. The kernel-map
+        cache is kept when the device is unchanged (a dtype cast) and started afresh otherwise."""
+        features = self.features.to(*args, **kwargs)
+        if features.device == self.indices.device:
+            return self.replace_feature(features)
+        return SparseTensor(features, self.indices.to(features.device), self.spatial_shape, self.batch_size)
+
+    def cpu(self) -> SparseTensor:
+        return self.to("cpu")
+
+    def cuda(self, device: int | str | torch.device | None = None) -> SparseTensor:
+        return self.to(torch.device("cuda") if device is None else torch.device("cuda", device)
+                       if isinstance(device, int) else torch.device(device))
+
+    def __add__(self, other: SparseTensor | Tensor) -> SparseTensor:
+        """Feature sum on the same sites (spconv's ``x + y``)."""
+        return self.replace_feature(self.features + (other.features if isinstance(other, SparseTensor) else other))
+
+    __radd__ = __add__
+
+    def dense(self, channels_first: bool = True) -> Tensor:
+        """``(B, C, X, Y, Z)`` grid with zeros at inactive sites (differentiable); ``(B, X, Y, Z, C)``
+        with ``channels_first=False``."""
+        self.check_rows("SparseTensor.dense")
+        grid = _reference.sparse_to_dense(self.features, self.indices, self.batch_size, self.spatial_shape)
+        return grid if channels_first else grid.permute(0, 2, 3, 4, 1)
+
+    @classmethod
+    def from_dense(cls, x: Tensor) -> SparseTensor:
+        """Sites of a channel-last ``(B, X, Y, Z, C)`` grid where any channel is non-zero (spconv's
+        convention), sorted by ``(b, x, y, z)``."""
+        if not isinstance(x, Tensor) or x.dim() != 5:
+            raise ValueError("SparseTensor.from_dense: x must be a channel-last (B, X, Y, Z, C) tensor, got "
+                             f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+        sparse = x.to_sparse(4).coalesce()
+        return cls(sparse.values(), sparse.indices().t().int().contiguous(), list(x.shape[1:4]), x.shape[0])
 
     def __repr__(self) -> str:
         return (f"SparseTensor(features={tuple(self.features.shape)}, spatial_shape={self.spatial_shape}, "
