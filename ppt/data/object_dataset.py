@@ -3,16 +3,18 @@ generator seeded per ``(seed, epoch, index)`` so an item is the same whichever w
 
 from __future__ import annotations
 
-import numpy as np
+from abc import ABC, abstractmethod
+
 import torch
 
 from ppt.data.object_sample import ObjectSample
 from ppt.data.object_transforms import ObjectTransform
+from ppt.data.seeded_dataset import SeededDataset
 
 __all__ = ["ObjectDataset"]
 
 
-class ObjectDataset(torch.utils.data.Dataset):
+class ObjectDataset(SeededDataset, ABC):
     """Subclasses set ``class_names`` and implement ``__len__`` and :meth:`load`.
 
     Args:
@@ -23,33 +25,23 @@ class ObjectDataset(torch.utils.data.Dataset):
     class_names: tuple[str, ...]
 
     def __init__(self, transform: ObjectTransform | None = None, *, seed: int = 0) -> None:
-        self.transform = transform
-        self.seed = int(seed)
-        self.epoch = 0
+        super().__init__(transform, seed)
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Draw a fresh augmentation of every item in each epoch (call before iterating)."""
-        self.epoch = int(epoch)
-
-    def generator(self, index: int) -> torch.Generator:
-        """The generator that transforms item ``index`` in the current epoch."""
-        state = np.random.SeedSequence((self.seed, self.epoch, index)).generate_state(1, dtype=np.uint64)[0]
-        return torch.Generator().manual_seed(int(state))
-
+    @abstractmethod
     def load(self, index: int) -> ObjectSample:
         """Item ``index`` as stored (after the dataset's own normalisation), without the transform."""
-        raise NotImplementedError
 
     def draw(self, index: int, generator: torch.Generator) -> ObjectSample:
         """Item ``index`` before the transform: :meth:`load`, unless the dataset samples its items itself."""
         return self.load(index)
 
+    @abstractmethod
     def __len__(self) -> int:
-        raise NotImplementedError
+        """Number of objects."""
 
     def __getitem__(self, index: int) -> ObjectSample:
         if not -len(self) <= index < len(self):

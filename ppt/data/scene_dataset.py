@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ppt.data.scene import IGNORE_INDEX, SceneSample
+from ppt.data.seeded_dataset import SeededDataset
 
 __all__ = ["SceneDataset", "SceneTransform", "read_scene_folder"]
 
@@ -107,7 +108,7 @@ def read_scene_folder(folder: str | PathLike, *, name: str, condition: str, num_
         name=name, condition=condition)
 
 
-class SceneDataset(torch.utils.data.Dataset):
+class SceneDataset(SeededDataset):
     """Base of the scene datasets: lists scene folders of the chosen splits and reads them.
 
     Args:
@@ -129,9 +130,7 @@ class SceneDataset(torch.utils.data.Dataset):
         if not self.root.is_dir():
             raise FileNotFoundError(f"{type(self).__name__}: dataset root {self.root} does not exist")
         self.split = split
-        self.transform = transform
-        self.seed = int(seed)
-        self.epoch = 0
+        super().__init__(transform, seed)
         folders = self.split_folders(split)
         for folder in folders:
             if not folder.is_dir():
@@ -157,15 +156,6 @@ class SceneDataset(torch.utils.data.Dataset):
 
     def scene_name(self, path: Path) -> str:
         return path.name
-
-    def set_epoch(self, epoch: int) -> None:
-        """Draw a fresh augmentation of every item in each epoch (call before iterating)."""
-        self.epoch = int(epoch)
-
-    def generator(self, index: int) -> torch.Generator:
-        """The generator that transforms item ``index`` in the current epoch."""
-        state = np.random.SeedSequence((self.seed, self.epoch, index)).generate_state(1, dtype=np.uint64)[0]
-        return torch.Generator().manual_seed(int(state))
 
     def load(self, index: int) -> SceneSample:
         """Item ``index`` as stored, without the transform."""
