@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ppt.data.cli import add_data_command
 
     add_data_command(commands)
+
+    from ppt.text.cli import add_text_command
+
+    add_text_command(commands)
     return parser
 
 

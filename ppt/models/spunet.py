@@ -177,8 +177,9 @@ class SpUNet(nn.Module):
                 nn.init.zeros_(module.modulation[1].bias)
 
     def _scene_domain(self, domain: Domain, x: SparseTensor) -> Domain:
-        """A single condition as is; a per-point (N,) tensor as a (batch_size,) per-scene table."""
-        if self.norm == "bn":
+        """A single condition as is; a per-point (N,) tensor as a (batch_size,) per-scene table.
+        Batch norm ignores it, but a given domain still reaches the blocks (prompt adapters use it)."""
+        if domain is None and self.norm == "bn":
             return None
         if domain is None:
             raise ValueError("SpUNet(norm='pdnorm'): forward needs domain (a condition index or name, or an (N,) "
@@ -205,9 +206,10 @@ class SpUNet(nn.Module):
             x: input ``SparseTensor`` with ``in_channels`` features; sites ``[b, x, y, z]`` >= 0.
                 Its spatial shape is widened as Pointcept does (max index + 96), so no site
                 falls off the grid when downsampling.
-            domain: ``norm="pdnorm"`` only: the condition of the batch (index or name) or an
-                ``(N,)`` int64 condition per point (constant within each scene).
-            context: ``norm="pdnorm"`` only: ``(len(conditions), context_channels)`` prompts.
+            domain: the condition of the batch (index or name) or an ``(N,)`` int64 condition
+                per point (constant within each scene); required by ``norm="pdnorm"``, passed
+                on to the blocks (as a per-scene table) by ``norm="bn"``.
+            context: ``(len(conditions), context_channels)`` prompts, used by ``norm="pdnorm"``.
         """
         if not isinstance(x, SparseTensor):
             raise TypeError(f"SpUNet expects a ppt.sparse.SparseTensor, got {type(x).__name__}")
