@@ -25,6 +25,7 @@ from ppt.data.object_transforms import (
     normalize_unit_sphere,
 )
 from ppt.data.s3dis import S3DIS, S3DIS_CLASSES
+from ppt.data.samplers import PPT_RATIOS, MultiDatasetBatchSampler
 from ppt.data.safe_pickle import UnsafePickleError, load_array_pickle
 from ppt.data.scannet import SCANNET_CLASSES, ScanNet
 from ppt.data.scanobjectnn import SCANOBJECTNN_CLASSES, ScanObjectNN, scanobjectnn_file
@@ -43,5 +44,5 @@ __all__ = [
     "load_array_pickle", "UnsafePickleError",
     "normalize_unit_sphere", "NormalizeUnitSphere", "FarthestPointSubsample", "RandomFarthestPointSubsample",
     "RandomSubsample", "ShufflePoints", "ScaleAndTranslate", "Compose",
-    "write_synthetic_objects",
+    "write_synthetic_objects", "MultiDatasetBatchSampler", "PPT_RATIOS",
 ]

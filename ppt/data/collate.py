@@ -61,6 +61,15 @@ class SceneBatch:
         counts = torch.diff(self.offset, prepend=self.offset.new_zeros(1))
         return torch.repeat_interleave(torch.arange(self.batch_size, device=self.offset.device), counts)
 
+    def condition_index(self, conditions: Sequence[str]) -> Tensor:
+        """``(N,)`` int64 position of every point's scene condition in ``conditions`` (the
+        per-point condition ids of a mixed batch for Point Prompt Training)."""
+        unknown = sorted(set(self.conditions) - set(conditions))
+        if unknown:
+            raise ValueError(f"SceneBatch.condition_index: condition {unknown[0]!r} is not in {tuple(conditions)}")
+        per_scene = torch.tensor([list(conditions).index(c) for c in self.conditions], device=self.offset.device)
+        return per_scene[self.batch]
+
     def sparse_tensor(self) -> SparseTensor:
         """The input of a sparse-conv network: ``feat`` at sites ``[b, x, y, z]`` (int32)."""
         indices = torch.cat([self.batch.to(torch.int32)[:, None], self.grid_coord], dim=1)

@@ -172,7 +172,10 @@ class SpUNet(nn.Module):
             elif isinstance(module, nn.BatchNorm1d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
-            elif isinstance(module, PDNorm) and module.modulation is not None and self.zero_init:
+        # After the Linear pass above, which also reaches the modulation's Linear (Pointcept's
+        # ``apply`` visits children first, so there too the zeroing comes last).
+        for module in self.modules():
+            if isinstance(module, PDNorm) and module.modulation is not None and self.zero_init:
                 nn.init.zeros_(module.modulation[1].weight)
                 nn.init.zeros_(module.modulation[1].bias)
 
