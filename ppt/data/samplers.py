@@ -57,7 +57,8 @@ class MultiDatasetBatchSampler(torch.utils.data.Sampler[list[int]]):
     shuffled per round. With ``mixed=False`` a draw is a whole batch (single-dataset batches, what
     Pointcept does); with ``mixed=True`` a draw is one sample, and consecutive draws fill mixed
     batches (run them with per-point condition ids). Every dataset is read as an endless stream
-    of per-pass permutations, so a small dataset is repeated within an epoch.
+    of per-pass permutations, so a small dataset is repeated within an epoch (and a batch that
+    straddles two passes may hold a sample twice).
 
     Distributed: all ranks compute the same schedule of global batches (``batch_size *
     world_size`` samples) and rank ``r`` takes ``batch_size`` of them: in single-dataset mode its

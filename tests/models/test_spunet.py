@@ -113,6 +113,13 @@ def test_pdnorm_conditions_per_scene():
         model(x, torch.arange(x.features.shape[0]) % 3, context)
 
 
+def test_pdnorm_zero_init_zeroes_every_modulation():
+    for zero_init in (True, False):
+        model = SpUNet(in_channels=6, num_classes=4, norm="pdnorm", zero_init=zero_init, context_channels=8, **SMALL)
+        weights = [m.modulation[1].weight for m in model.modules() if getattr(m, "modulation", None) is not None]
+        assert len(weights) > 10 and all(bool((w == 0).all()) == zero_init for w in weights)
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="norm must be"):
         SpUNet(norm="ln")
