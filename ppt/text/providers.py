@@ -42,14 +42,16 @@ def _version(package: str) -> str | None:
 
 def _encode_clip(prompts: list[str], model: str, pretrained: str | None, device: str) -> tuple[Tensor, dict]:
     """open_clip's text tower; ``pretrained`` is a tag (``"openai"``), a checkpoint path, or None
-    (random weights: only for tests of the code path)."""
+    (random weights: only for tests of the code path). OpenAI's weights were trained with
+    QuickGELU, which open_clip's ``ViT-B-16`` config lacks, so the ``openai`` tag forces it (for
+    OpenAI's ``ViT-B-16.pt`` as a local file, name the architecture ``ViT-B-16-quickgelu``)."""
     try:
         import open_clip
     except ImportError as error:  # open_clip imports torchvision, which needs a matching torch build
         raise ImportError("text provider 'clip' needs open-clip-torch (pip install 'ppt[clip]', with a torchvision "
                           f"matching your torch), which failed to import: {error}. The 'minilm' provider works "
                           "offline without it.") from error
-    clip = open_clip.create_model(model, pretrained=pretrained, device=device)
+    clip = open_clip.create_model(model, pretrained=pretrained, device=device, force_quick_gelu=pretrained == "openai")
     clip.eval()
     tokenizer = open_clip.get_tokenizer(model)
     with torch.no_grad():

@@ -60,11 +60,14 @@ class TextTable:
 
 
 def normalized(embeddings: Tensor) -> Tensor:
-    """Rows scaled to unit L2 norm (float32); zero rows are refused, they have no direction."""
+    """Rows scaled to unit L2 norm (float32); zero rows are refused, they have no direction.
+    Unit rows are kept bit for bit, so a saved table reads back exactly."""
     embeddings = embeddings.detach().to(torch.float32).cpu()
     norms = embeddings.norm(dim=1, keepdim=True)
     if bool((norms == 0).any()):
         raise ValueError("text embeddings: a class name embedded to the zero vector")
+    if torch.allclose(norms, torch.ones_like(norms), rtol=0, atol=1e-6):
+        return embeddings
     return embeddings / norms
 
 
