@@ -294,8 +294,8 @@ class PointPromptTraining(nn.Module):
 
     # ---- forward
 
-    def _condition(self, condition: Condition, x: SparseTensor) -> int | Tensor:
-        """A condition index, or an ``(N,)`` int64 tensor of them."""
+    def _condition(self, condition: Condition, rows: int) -> int | Tensor:
+        """A condition index, or an ``(rows,)`` int64 tensor of them (validated)."""
         if isinstance(condition, Tensor) and condition.dim() == 0:
             condition = int(condition)
         if isinstance(condition, str):
@@ -307,10 +307,10 @@ class PointPromptTraining(nn.Module):
                 raise ValueError(f"PointPromptTraining: condition index must be in [0, {len(self.conditions)}), got "
                                  f"{condition}")
             return condition
-        if not isinstance(condition, Tensor) or condition.dtype != torch.int64 or condition.shape != x.features.shape[:1]:
+        if not isinstance(condition, Tensor) or condition.dtype != torch.int64 or condition.shape != (rows,):
             got = f"{condition.dtype} {tuple(condition.shape)}" if isinstance(condition, Tensor) else type(condition).__name__
             raise ValueError(f"PointPromptTraining: condition must be a name, an index or an int64 tensor of shape "
-                             f"({x.features.shape[0]},), got {got}")
+                             f"({rows},), got {got}")
         if condition.numel() and (int(condition.min()) < 0 or int(condition.max()) >= len(self.conditions)):
             raise ValueError(f"PointPromptTraining: condition ids must be in [0, {len(self.conditions)})")
         return condition
@@ -335,7 +335,7 @@ class PointPromptTraining(nn.Module):
 
     def forward_features(self, x: SparseTensor, condition: Condition) -> Tensor:
         """``(N, channels[-1])`` backbone features of ``x`` under ``condition``."""
-        condition = self._condition(condition, x)
+        condition = self._condition(condition, x.features.shape[0])
         return self.backbone(x, None if self.adapter == "none" else condition, self._context())
 
     def forward(self, x: SparseTensor, condition: Condition) -> Tensor:
@@ -352,7 +352,7 @@ class PointPromptTraining(nn.Module):
             condition and columns past its class count are ``-inf``. In ``backbone_mode`` the
             ``(N, channels[-1])`` features.
         """
-        condition = self._condition(condition, x)
+        condition = self._condition(condition, x.features.shape[0])
         features = self.backbone(x, None if self.adapter == "none" else condition, self._context())
         if self.backbone_mode:
             return features
@@ -389,14 +389,19 @@ class PointPromptTraining(nn.Module):
         (:func:`restricted_cross_entropy`); ``segment`` holds native labels, ``ignore_index`` = none."""
         if self.backbone_mode:
             raise RuntimeError("PointPromptTraining.loss: a backbone_mode model has no head")
-        if isinstance(condition, Tensor) and condition.dim() == 1:
-            allowed = self.column_valid[condition][:, :logits.shape[1]]
+        condition = self._condition(condition, logits.shape[0])
+        if isinstance(condition, Tensor):
+            if logits.shape[1:] != self.column_valid.shape[1:]:
+                raise ValueError(f"PointPromptTraining.loss: a mixed batch needs logits ({condition.shape[0]}, "
+                                 f"{self.column_valid.shape[1]}), got {tuple(logits.shape)}")
+            allowed = self.column_valid[condition]
         else:
-            index = condition if isinstance(condition, int) else self.conditions.index(condition)
-            allowed = torch.ones(logits.shape[1], dtype=torch.bool, device=logits.device)
-            if logits.shape[1] != len(self.class_names[self.conditions[index]]):
-                raise ValueError(f"PointPromptTraining.loss: logits have {logits.shape[1]} columns, condition "
-                                 f"{self.conditions[index]!r} has {len(self.class_names[self.conditions[index]])} classes")
+            index = condition
+            classes = len(self.class_names[self.conditions[index]])
+            if logits.dim() != 2 or logits.shape[1] != classes:
+                raise ValueError(f"PointPromptTraining.loss: logits have shape {tuple(logits.shape)}, condition "
+                                 f"{self.conditions[index]!r} has {classes} classes")
+            allowed = torch.ones(classes, dtype=torch.bool, device=logits.device)
         return restricted_cross_entropy(logits, segment, allowed, ignore_index)
 
     def prompt_parameter_names(self) -> list[str]:

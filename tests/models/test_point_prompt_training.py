@@ -383,3 +383,10 @@ def test_bad_arguments_name_the_problem():
         model(x, torch.zeros(len(sites), dtype=torch.int32))
     with pytest.raises(ValueError, match=r"condition ids must be in \[0, 3\)"):
         model(x, torch.full((len(sites),), 5, dtype=torch.long))
+    segment = torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match="condition 'S3DIS' has 13 classes"):
+        model.loss(torch.zeros(4, 20), segment, "S3DIS")
+    with pytest.raises(ValueError, match="unknown condition 'Matterport'"):
+        model.loss(torch.zeros(4, 13), segment, "Matterport")
+    with pytest.raises(ValueError, match=r"a mixed batch needs logits \(4, 25\)"):
+        model.loss(torch.zeros(4, 13), segment, torch.zeros(4, dtype=torch.long))
