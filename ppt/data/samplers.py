@@ -13,7 +13,7 @@ its first dataset), made independent of the seed so that schedules know the epoc
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import torch
