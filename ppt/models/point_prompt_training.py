@@ -87,11 +87,10 @@ class PromptAdd(nn.Module):
 
     def __init__(self, channels: int, context_channels: int) -> None:
         super().__init__()
-        self.proj = nn.Linear(context_channels, channels)
-        self.output = self.proj  # the layer zero-initialised
+        self.output = nn.Linear(context_channels, channels)
 
     def forward(self, features: Tensor, point_condition: Tensor | int, prompts: Tensor) -> Tensor:
-        shift = self.proj(prompts[:, 0])  # (conditions, channels)
+        shift = self.output(prompts[:, 0])  # (conditions, channels)
         return features + shift[point_condition].to(features.dtype)
 
 

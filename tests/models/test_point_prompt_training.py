@@ -229,11 +229,12 @@ def test_backbone_mode_returns_features():
 # ---- checkpoints
 
 
-def test_checkpoint_round_trip(tmp_path):
-    source = _model(adapter="cross_attn", zero_init=False).eval()
+@pytest.mark.parametrize("adapter", ["pdnorm", "add", "cross_attn"])
+def test_checkpoint_round_trip(tmp_path, adapter):
+    source = _model(adapter=adapter, zero_init=False).eval()
     path = tmp_path / "ppt.safetensors"
     save_file(source.state_dict(), str(path))
-    target = _model(adapter="cross_attn", zero_init=False, text=_text(seed=1)).eval()
+    target = _model(adapter=adapter, zero_init=False, text=_text(seed=1)).eval()
     report = load_weights(target, path)
     assert (report.missing, report.unexpected) == ((), ())
     torch.testing.assert_close(target.class_embedding, source.class_embedding)  # the text table travels too
