@@ -275,8 +275,8 @@ class PointPromptTraining(nn.Module):
         rows: dict[str, Tensor] = {}
         for condition in self.conditions:
             entry = text[condition]
-            table = entry.embeddings if isinstance(entry, TextTable) else entry
             names = self.class_names[condition]
+            table = entry.select(names).embeddings if isinstance(entry, TextTable) else entry  # rows by name
             if not isinstance(table, Tensor) or table.dim() != 2 or table.shape[0] != len(names):
                 shape = tuple(table.shape) if isinstance(table, Tensor) else type(table).__name__
                 raise ValueError(f"PointPromptTraining: text[{condition!r}] must be a ({len(names)}, D) table, got {shape}")

@@ -357,6 +357,15 @@ def test_pointcept_conversion_checks_the_class_table():
         model.convert_pointcept_state_dict({}, backbone_conditions=("ScanNet", "S3DIS"))
 
 
+def test_text_tables_per_condition():
+    union = _text()
+    per_condition = {c: union.select(n[::-1]) for c, n in CLASS_NAMES.items()}  # TextTables: rows found by name
+    model = _model(text=per_condition)
+    torch.testing.assert_close(model.class_embedding, union.embeddings)
+    tensors = {c: union.select(n).embeddings * 3.0 for c, n in CLASS_NAMES.items()}  # tensors: class order, normalised
+    torch.testing.assert_close(_model(text=tensors).class_embedding, union.embeddings)
+
+
 # ---- bad input
 
 
