@@ -79,10 +79,10 @@ def _render_object(means: np.ndarray, colours: np.ndarray, camera_to_world: np.n
                    rng: np.random.Generator) -> np.ndarray:
     """``(V, H, W, 3)`` uint8 renders of the dense Gaussians at ``means`` (cameras' frame)."""
     means_t = torch.from_numpy(means.astype(np.float32))
-    # Isotropic Gaussians as wide as the mean nearest-neighbour spacing cover the surface without holes.
+    # Isotropic Gaussians 1.5x the mean nearest-neighbour spacing cover the random samples without holes.
     probe = means_t[torch.from_numpy(rng.choice(len(means), size=min(1024, len(means)), replace=False))]
     dist2, _ = knn(probe[None], means_t[None], 2)
-    sigma = float(dist2[0, :, 1].sqrt().mean())
+    sigma = 1.5 * float(dist2[0, :, 1].sqrt().mean())
     count = len(means)
     viewmats = torch.from_numpy(np.linalg.inv(camera_to_world).astype(np.float32))
     Ks = intrinsics(image_size, image_size, SHAPENET_RENDER_FOV).expand(len(viewmats), 3, 3)

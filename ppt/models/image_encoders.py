@@ -7,13 +7,11 @@ with ``C = out_channels``, frozen (no trainable parameters, always in eval mode)
 
 * ``"conv"``: :class:`ConvImageEncoder`, a small CNN with fixed filters; needs nothing to download
   (the offline default).
-* ``"timm:<model name>"``: the first feature stage of a timm model with its pre-trained weights, as
-  timm finds them locally (its Hugging Face cache; no download is attempted when offline).
 * ``"sd-vae"`` or ``"sd-vae:<folder>"``: the Stable Diffusion VAE (diffusers ``AutoencoderKL``) the
   paper uses, loaded from a local folder; the features are its decoder's last up-block output
   (128 channels at full resolution), as in the official code.
 
-The optional libraries (timm, diffusers) are imported only when their encoder is asked for.
+diffusers (the ``vae`` extra) is imported only when ``"sd-vae"`` is asked for.
 """
 
 from __future__ import annotations
@@ -27,11 +25,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
-    "ImageEncoder", "ConvImageEncoder", "TimmImageEncoder", "VAEImageEncoder", "FeatureAdapter",
+    "ImageEncoder", "ConvImageEncoder", "VAEImageEncoder", "FeatureAdapter",
     "create_image_encoder", "IMAGE_ENCODERS",
 ]
 
-IMAGE_ENCODERS = ("conv", "timm:<model name>", "sd-vae", "sd-vae:<folder>")
+IMAGE_ENCODERS = ("conv", "sd-vae", "sd-vae:<folder>")
 """The names :func:`create_image_encoder` understands."""
 
 SD_VAE_ENV = "PPT_SD_VAE"
@@ -76,8 +74,8 @@ class ConvImageEncoder(ImageEncoder):
     features, ``sum(channels)`` channels at full resolution).
 
     Random convolutional features keep the colour and local structure of the view, which is what
-    the fusion needs; the pre-trained encoders (``timm:``, ``sd-vae``) are the stronger choice
-    where their weights are available.
+    the fusion needs; the pre-trained VAE (``sd-vae``) is the paper's choice where its weights are
+    available.
     """
 
     def __init__(self, channels: tuple[int, ...] = (32, 32, 64), seed: int = 0) -> None:
@@ -110,41 +108,6 @@ class ConvImageEncoder(ImageEncoder):
         return torch.cat(outputs, dim=1)
 
 
-class TimmImageEncoder(ImageEncoder):
-    """The first feature stage (stride 2 for most models) of a timm model, fed ImageNet-normalised
-    images with the model's own mean and std.
-
-    Args:
-        name: a timm model name (``timm.list_models()``).
-        pretrained: load timm's pre-trained weights (from its local cache when offline); ``False``
-            keeps the random initialisation (tests of the plumbing only).
-    """
-
-    def __init__(self, name: str, pretrained: bool = True) -> None:
-        super().__init__()
-        try:
-            import timm
-        except ImportError as error:
-            raise ImportError(f"image encoder 'timm:{name}' needs the timm package (pip install timm)") from error
-        try:
-            self.model = timm.create_model(name, pretrained=pretrained, features_only=True, out_indices=(0,))
-        except Exception as error:  # timm raises several types for unknown names and missing weights
-            raise RuntimeError(f"image encoder 'timm:{name}': timm could not build the model"
-                               f"{' with pre-trained weights (are they in the local cache?)' if pretrained else ''}: "
-                               f"{error}") from error
-        config = self.model.pretrained_cfg
-        self.register_buffer("mean", torch.tensor(config.get("mean", (0.485, 0.456, 0.406))).view(1, 3, 1, 1),
-                             persistent=False)
-        self.register_buffer("std", torch.tensor(config.get("std", (0.229, 0.224, 0.225))).view(1, 3, 1, 1),
-                             persistent=False)
-        self.out_channels = int(self.model.feature_info.channels()[0])
-        self.name = name
-        self.freeze()
-
-    def encode(self, images: Tensor) -> Tensor:
-        return self.model((images - self.mean.to(images.dtype)) / self.std.to(images.dtype))[0]
-
-
 class VAEImageEncoder(ImageEncoder):
     """The official 2D branch: a full pass of a diffusers ``AutoencoderKL`` (encode, posterior mode,
     decode), keeping the output of its decoder's last up-block (``block_out_channels[0]`` channels at
@@ -166,7 +129,7 @@ class VAEImageEncoder(ImageEncoder):
         try:
             from diffusers import AutoencoderKL
         except ImportError as error:
-            raise ImportError("image encoder 'sd-vae' needs the diffusers package (pip install diffusers)") from error
+            raise ImportError("image encoder 'sd-vae' needs the diffusers package (pip install 'ppt[vae]')") from error
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"image encoder 'sd-vae': {folder} is not a folder holding the VAE's "
                                     "config.json and weights")
@@ -191,8 +154,6 @@ def create_image_encoder(name: str) -> ImageEncoder:
     """
     if name == "conv":
         return ConvImageEncoder()
-    if name.startswith("timm:") and len(name) > len("timm:"):
-        return TimmImageEncoder(name[len("timm:"):])
     if name == "sd-vae":
         folder = os.environ.get(SD_VAE_ENV)
         if not folder:
@@ -205,9 +166,8 @@ def create_image_encoder(name: str) -> ImageEncoder:
 
 
 class FeatureAdapter(nn.Sequential):
-    """The trainable adapter after the frozen encoder: GroupNorm (32 groups, or the largest divisor of
-    the channel count below that) and a 1x1 convolution to ``out_channels`` (the official
-    ``image_conv``)."""
+    """The trainable adapter after the frozen encoder: GroupNorm (``gcd(groups, in_channels)`` groups,
+    32 for the encoders here) and a 1x1 convolution to ``out_channels`` (the official ``image_conv``)."""
 
     def __init__(self, in_channels: int, out_channels: int, groups: int = 32) -> None:
         super().__init__(nn.GroupNorm(math.gcd(groups, in_channels), in_channels, eps=1e-6),

@@ -225,7 +225,7 @@ class UniPre3D(nn.Module):
 
     Args:
         num_groups, group_size, depth, dim, heads, drop_path: the transformer (:class:`ppt.models.PointMAE`).
-        image_encoder: ``"conv"``, ``"timm:<name>"``, ``"sd-vae"`` (see
+        image_encoder: ``"conv"``, ``"sd-vae"``, ``"sd-vae:<folder>"`` (see
             :func:`ppt.models.image_encoders.create_image_encoder`), an :class:`ImageEncoder`, or ``None``
             to pre-train without the 2D branch.
         head_hidden, offset_scale, min_log_scale, max_log_scale, sh_degree: see :class:`GaussianHead`.

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ppt.models import PointMAE, UniPre3D, weighted_l2_loss
-from ppt.models.image_encoders import ConvImageEncoder, FeatureAdapter, create_image_encoder
+from ppt.models.image_encoders import ConvImageEncoder, FeatureAdapter, VAEImageEncoder, create_image_encoder
 from ppt.models.unipre3d import GaussianHead, PixelFeatureFusion, gaussian_channels, nearest_point_pixels
 from ppt.ops import rasterize_gaussians
 
@@ -227,3 +227,29 @@ def test_create_image_encoder_errors(monkeypatch):
     monkeypatch.delenv("PPT_SD_VAE", raising=False)
     with pytest.raises(ValueError, match="PPT_SD_VAE"):
         create_image_encoder("sd-vae")
+
+
+def test_vae_encoder_takes_the_last_decoder_block(tmp_path, monkeypatch):
+    diffusers = pytest.importorskip("diffusers")
+    vae = diffusers.AutoencoderKL(block_out_channels=(32, 64), down_block_types=("DownEncoderBlock2D",) * 2,
+                                  up_block_types=("UpDecoderBlock2D",) * 2, layers_per_block=1, norm_num_groups=32)
+    encoder = VAEImageEncoder(vae)
+    assert encoder.out_channels == 32 and not any(p.requires_grad for p in encoder.parameters())
+    images = torch.rand(2, 3, 16, 12)
+    features = encoder(images)
+    assert features.shape == (2, 32, 16, 12)  # the last up-block runs at the input resolution
+    captured = []
+    handle = vae.decoder.up_blocks[1].register_forward_hook(lambda module, args, output: captured.append(output))
+    with torch.no_grad():
+        vae(images * 2 - 1, sample_posterior=False)
+    handle.remove()
+    torch.testing.assert_close(features, captured[0])
+    vae.save_pretrained(tmp_path / "vae")
+    monkeypatch.setenv("PPT_SD_VAE", str(tmp_path / "vae"))
+    for name in ("sd-vae", f"sd-vae:{tmp_path / 'vae'}"):
+        torch.testing.assert_close(create_image_encoder(name)(images), features)
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        create_image_encoder(f"sd-vae:{tmp_path / 'missing'}")
+    model = _tiny_model(image_encoder=encoder)
+    viewmats, Ks = _orbit_cameras(1, 2, 20, 16)
+    assert model(torch.randn(1, 64, 3), torch.rand(1, 2, 16, 20, 3), viewmats, Ks).shape == (1, 2, 16, 20, 3)
