@@ -134,18 +134,18 @@ def test_weighted_l2_loss_rejects_bad_input():
         weighted_l2_loss(torch.zeros(1, 2, 2, 3), torch.zeros(1, 2, 2, 3), foreground_weight=-1.0)
 
 
-def test_one_batched_render_equals_per_image_calls():
-    model = _tiny_model().eval()
-    points = torch.randn(3, 64, 3) * 0.5
-    viewmats, Ks = _orbit_cameras(3, 2, 20, 16)
-    images = torch.rand(3, 2, 16, 20, 3)
+def test_one_batched_render_equals_per_image_calls(device):
+    model = _tiny_model().eval().to(device)
+    points = (torch.randn(3, 64, 3) * 0.5).to(device)
+    viewmats, Ks = (t.to(device) for t in _orbit_cameras(3, 2, 20, 16))
+    images = torch.rand(3, 2, 16, 20, 3, device=device)
     with torch.no_grad():
         gaussians = model.predict(points, images[:, 0], viewmats[:, 0], Ks[:, 0])
     means = gaussians.means.clone().requires_grad_(True)
     batched = model.render(gaussians._replace(means=means), viewmats, Ks)
     assert batched.shape == (3, 2, 16, 20, 3)
     assert batched.amax() > 0.05  # the Gaussians are in view
-    (batched * torch.linspace(0, 1, 3)[None, None, None, None]).sum().backward()
+    (batched * torch.linspace(0, 1, 3, device=device)).sum().backward()
     batched_grad = means.grad.clone()
     means.grad = None
     for b in range(3):
@@ -153,20 +153,20 @@ def test_one_batched_render_equals_per_image_calls():
             single, _, _ = rasterize_gaussians(
                 means[b], gaussians.quats[b], gaussians.scales[b], gaussians.opacities[b], gaussians.sh[b],
                 viewmats[b, v:v + 1], Ks[b, v:v + 1], 20, 16, sh_degree=1, near_plane=0.2,
-                backgrounds=torch.zeros(1, 3))
+                backgrounds=torch.zeros(1, 3, device=device))
             torch.testing.assert_close(batched[b, v], single[0], atol=1e-5, rtol=1e-5)
-            (single * torch.linspace(0, 1, 3)).sum().backward()
+            (single * torch.linspace(0, 1, 3, device=device)).sum().backward()
     torch.testing.assert_close(batched_grad, means.grad, atol=1e-5, rtol=1e-4)
 
 
-def test_model_step_trains_everything_but_the_image_encoder():
-    model = _tiny_model()
+def test_model_step_trains_everything_but_the_image_encoder(device):
+    model = _tiny_model().to(device)
     model.train()
     assert not model.image_encoder.training  # the frozen encoder stays in eval mode
     assert not any(p.requires_grad for p in model.image_encoder.parameters())
-    points = torch.randn(2, 64, 3) * 0.5
-    viewmats, Ks = _orbit_cameras(2, 3, 20, 16)
-    images = torch.rand(2, 3, 16, 20, 3)
+    points = (torch.randn(2, 64, 3) * 0.5).to(device)
+    viewmats, Ks = (t.to(device) for t in _orbit_cameras(2, 3, 20, 16))
+    images = torch.rand(2, 3, 16, 20, 3, device=device)
     renders = model(points, images, viewmats, Ks)
     assert renders.shape == (2, 3, 16, 20, 3) and torch.isfinite(renders).all()
     weighted_l2_loss(renders, images).backward()
