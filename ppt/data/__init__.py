@@ -34,7 +34,7 @@ from ppt.data.scanobjectnn import SCANOBJECTNN_CLASSES, ScanObjectNN, scanobject
 from ppt.data.scene import IGNORE_INDEX, SceneSample
 from ppt.data.scene_dataset import SceneDataset, SceneTransform, read_scene_folder
 from ppt.data.shapenet55 import ShapeNet55
-from ppt.data.shapenet_renders import RenderBatch, RenderSample, ShapeNetRenders, collate_renders
+from ppt.data.shapenet_renders import RenderBatch, RenderSample, RotateWithCameras, ShapeNetRenders, collate_renders
 from ppt.data.structured3d import STRUCTURED3D_CLASSES, Structured3D
 from ppt.data.synthetic_objects import write_synthetic_objects
 from ppt.data.synthetic_renders import write_synthetic_renders
@@ -49,5 +49,5 @@ __all__ = [
     "normalize_unit_sphere", "NormalizeUnitSphere", "FarthestPointSubsample", "RandomFarthestPointSubsample",
     "RandomSubsample", "ShufflePoints", "ScaleAndTranslate", "Compose",
     "write_synthetic_objects",
-    "ShapeNetRenders", "RenderSample", "RenderBatch", "collate_renders", "write_synthetic_renders",
+    "ShapeNetRenders", "RenderSample", "RenderBatch", "RotateWithCameras", "collate_renders", "write_synthetic_renders",
 ]

@@ -15,6 +15,7 @@ of view ``j`` projects there with ``viewmats[j]`` and ``Ks[j]``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from ppt.data.seeded_dataset import SeededDataset
 from ppt.ops import farthest_point_sample
 
 __all__ = [
-    "RenderSample", "RenderBatch", "collate_renders", "ShapeNetRenders", "SHAPENET_RENDER_FOV",
+    "RenderSample", "RenderBatch", "collate_renders", "ShapeNetRenders", "RotateWithCameras", "SHAPENET_RENDER_FOV",
     "focal_from_fov", "intrinsics", "to_camera_frame", "read_camera_to_world",
 ]
 
@@ -134,6 +135,39 @@ def collate_renders(samples: Sequence[RenderSample]) -> RenderBatch:
                          for field in ("points", "images", "viewmats", "Ks")))
 
 
+def _axis_rotation(axis: int, angle: float) -> Tensor:
+    """3 x 3 rotation by ``angle`` (radians, right-handed) about coordinate axis ``axis``."""
+    c, s = math.cos(angle), math.sin(angle)
+    i, j = (axis + 1) % 3, (axis + 2) % 3
+    rotation = torch.eye(3, dtype=torch.float64)
+    rotation[i, i], rotation[i, j], rotation[j, i], rotation[j, j] = c, -s, s, c
+    return rotation
+
+
+class RotateWithCameras:
+    """The official training augmentation (``PointCloudRotationWithExtrinsic``): a random rotation of
+    the cloud about the three axes of the cameras' frame, by angles uniform in ``[-a, a]`` for
+    ``angles = (a_x, a_y, a_z)`` (radians; default ``0.01 pi``, ``0.01 pi``, ``2 pi``: a small tilt and
+    any turn about ``z``, the vertical of the renders), composed in random order; the cameras turn
+    with it, so every point keeps its pixels."""
+
+    def __init__(self, angles: Sequence[float] = (0.01 * math.pi, 0.01 * math.pi, 2 * math.pi)) -> None:
+        if len(angles) != 3 or any(a < 0 for a in angles):
+            raise ValueError(f"RotateWithCameras: angles must be 3 non-negative bounds, got {tuple(angles)}")
+        self.angles = tuple(float(a) for a in angles)
+
+    def __call__(self, sample: RenderSample, generator: torch.Generator) -> RenderSample:
+        draws = (torch.rand(3, generator=generator, dtype=torch.float64) * 2 - 1).tolist()
+        rotations = [_axis_rotation(axis, bound * draw) for axis, (bound, draw) in enumerate(zip(self.angles, draws))]
+        order = torch.randperm(3, generator=generator).tolist()
+        rotation = rotations[order[0]] @ rotations[order[1]] @ rotations[order[2]]
+        inverse = torch.eye(4, dtype=torch.float64)
+        inverse[:3, :3] = rotation.T
+        points = (sample.points.double() @ rotation.T).float()
+        viewmats = (sample.viewmats.double() @ inverse).float()
+        return dataclasses.replace(sample, points=points, viewmats=viewmats)
+
+
 def _read_image(path: Path, size: int) -> np.ndarray:
     from PIL import Image
 
@@ -159,7 +193,8 @@ class ShapeNetRenders(SeededDataset):
         num_points: points per cloud, by farthest point sampling from the first stored point (the
             official sampler) after centring the cloud on its mean.
         seed: base seed of the per-item randomness (see :class:`ppt.data.SeededDataset`).
-        transform: optional ``(sample, generator) -> sample`` applied last.
+        transform: optional ``(sample, generator) -> sample`` applied last (the official training
+            augmentation is :class:`RotateWithCameras`).
         image_size: side of the square images (stored images of another size are resized bicubically).
         fov_degrees: field of view of the renders.
         split_seed: the official ``general.random_seed`` (42) that fixes the split.

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from ppt.cli import main
-from ppt.data import RenderBatch, RenderSample, ShapeNetRenders, collate_renders, write_synthetic_renders
+from ppt.data import RenderBatch, RenderSample, RotateWithCameras, ShapeNetRenders, collate_renders, write_synthetic_renders
 from ppt.data.shapenet_renders import focal_from_fov, to_camera_frame
 from ppt.ops import rasterize_gaussians
 
@@ -166,3 +166,26 @@ def test_cli(tmp_path, capsys):
     assert image.shape == (16, 16, 3)
     cloud = np.load(tmp_path / "chair" / "0000" / "pts" / "chair-0000.npy")
     assert cloud.shape == (64, 3) and cloud.dtype == np.float32
+
+
+def test_rotate_with_cameras_keeps_every_point_on_its_pixels(tmp_path):
+    cameras = [np.eye(4), np.eye(4)]
+    cameras[0][2, 3] = 2.0
+    cameras[1][:3, :3] = _turn_about_y(0.7)
+    cameras[1][:3, 3] = [0.3, -0.2, 1.8]
+    _write_object(tmp_path, "s", "m", cameras, np.random.default_rng(3).normal(size=(40, 3)))
+    sample = ShapeNetRenders(tmp_path, split="test", views=None, num_points=40)[0]
+
+    def pixels(s):
+        camera = s.points @ s.viewmats[:, :3, :3].transpose(1, 2) + s.viewmats[:, None, :3, 3]
+        projected = camera @ s.Ks.transpose(1, 2)
+        return projected[..., :2] / projected[..., 2:]
+
+    turned = RotateWithCameras()(sample, torch.Generator().manual_seed(0))
+    assert not torch.allclose(turned.points, sample.points, atol=1e-3)
+    torch.testing.assert_close(pixels(turned), pixels(sample), atol=1e-3, rtol=1e-5)
+    torch.testing.assert_close(turned.points.norm(dim=1), sample.points.norm(dim=1), atol=1e-5, rtol=1e-5)
+    about_z = RotateWithCameras((0.0, 0.0, math.pi))(sample, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(about_z.points[:, 2], sample.points[:, 2])  # only the vertical axis turns
+    with pytest.raises(ValueError, match="3 non-negative bounds"):
+        RotateWithCameras((0.1, 0.1))
