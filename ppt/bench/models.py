@@ -26,4 +26,6 @@ def default_dtypes(device: torch.device) -> tuple[str, ...]:
 
 
 def cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Iterator[Case]:
-    yield from ()
+    from ppt.bench.unipre3d import unipre3d_cases
+
+    yield from unipre3d_cases(device, dtype, quick)

@@ -8,6 +8,9 @@ Pointcept's preprocessed layout) yields :class:`SceneSample` items, transforms f
 Object pipeline: :class:`ScanObjectNN`, :class:`ModelNet40`, :class:`ModelNetFewShot` and
 :class:`ShapeNet55` yield :class:`ObjectSample` items; :func:`collate_objects` stacks them into an
 :class:`ObjectBatch` of clouds ``(B, N, 3)`` and labels.
+
+Render pipeline (UniPre3D): :class:`ShapeNetRenders` yields :class:`RenderSample` items (a cloud and
+its views with cameras); :func:`collate_renders` stacks them into a :class:`RenderBatch`.
 """
 
 from ppt.data.collate import SceneBatch, collate_scenes
@@ -32,8 +35,10 @@ from ppt.data.scanobjectnn import SCANOBJECTNN_CLASSES, ScanObjectNN, scanobject
 from ppt.data.scene import IGNORE_INDEX, SceneSample
 from ppt.data.scene_dataset import SceneDataset, SceneTransform, read_scene_folder
 from ppt.data.shapenet55 import ShapeNet55
+from ppt.data.shapenet_renders import RenderBatch, RenderSample, RotateWithCameras, ShapeNetRenders, collate_renders
 from ppt.data.structured3d import STRUCTURED3D_CLASSES, Structured3D
 from ppt.data.synthetic_objects import write_synthetic_objects
+from ppt.data.synthetic_renders import write_synthetic_renders
 
 __all__ = [
     "SceneSample", "SceneBatch", "SceneDataset", "SceneTransform", "IGNORE_INDEX", "read_scene_folder",
@@ -45,4 +50,5 @@ __all__ = [
     "normalize_unit_sphere", "NormalizeUnitSphere", "FarthestPointSubsample", "RandomFarthestPointSubsample",
     "RandomSubsample", "ShufflePoints", "ScaleAndTranslate", "Compose",
     "write_synthetic_objects", "MultiDatasetBatchSampler", "PPT_RATIOS",
+    "ShapeNetRenders", "RenderSample", "RenderBatch", "RotateWithCameras", "collate_renders", "write_synthetic_renders",
 ]

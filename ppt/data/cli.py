@@ -1,11 +1,13 @@
 """``ppt data``: dataset tools. ``add_data_command`` registers the group on the ``ppt`` parser;
-each tool is one sub-command (``synth-rooms`` here, ``synth-objects`` in :mod:`ppt.data.objects_cli`)."""
+each tool is one sub-command (``synth-rooms`` here, ``synth-objects`` in :mod:`ppt.data.objects_cli`,
+``synth-renders`` in :mod:`ppt.data.renders_cli`)."""
 
 from __future__ import annotations
 
 import argparse
 
 from ppt.data.objects_cli import add_synth_objects_parser
+from ppt.data.renders_cli import add_synth_renders_parser
 
 
 def _positive_float(text: str) -> float:
@@ -59,3 +61,4 @@ def add_data_command(commands: argparse._SubParsersAction) -> None:
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="tool")
     add_synth_rooms_command(data_commands)
     add_synth_objects_parser(data_commands)
+    add_synth_renders_parser(data_commands)

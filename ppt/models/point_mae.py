@@ -42,7 +42,8 @@ class PointMAE(PeftModule):
 
     Args:
         num_classes, num_groups, group_size, depth, dim, heads, drop_path: as the official configs
-            (ScanObjectNN: 128 groups; ModelNet40: 64 groups; drop path 0.1).
+            (ScanObjectNN: 128 groups; ModelNet40: 64 groups; drop path 0.1); ``num_classes=0``
+            builds no head (the transformer as a backbone, e.g. of :class:`ppt.models.UniPre3D`).
         peft: which parameters train (``"full"``, ``"linear"``, ``"bitfit"``, ``"lora"``,
             ``"adaptformer"``, ``"vpt_deep"``; rules in :mod:`ppt.models.peft`; DAPT is :class:`ppt.models.DAPT`).
         peft_rank: LoRA rank (default 8) or AdaptFormer bottleneck (default 64).
@@ -79,7 +80,8 @@ class PointMAE(PeftModule):
              for rate in _drop_path_rates(drop_path, depth)],
             dim, prompt_tokens=prompt_tokens if peft == "vpt_deep" else 0)
         self.norm = nn.LayerNorm(dim)
-        self.cls_head_finetune = classification_head(2 * dim, num_classes)
+        # num_classes=0 leaves the head out (timm's convention): the transformer as a backbone.
+        self.cls_head_finetune = classification_head(2 * dim, num_classes) if num_classes else nn.Identity()
 
         # The official code initialises the transformer only when training from scratch (a checkpoint
         # replaces it otherwise); the head keeps PyTorch's default initialisation either way.
@@ -92,17 +94,22 @@ class PointMAE(PeftModule):
         nn.init.trunc_normal_(self.cls_pos, std=0.02)
         freeze_by_rule(self, peft)
 
-    def forward_features(self, points: Tensor) -> Tensor:
-        """``(B, N, 3)`` -> the normalised tokens ``(B, 1 + num_groups, dim)`` (cls first)."""
+    def forward_tokens(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, N, 3)`` -> the last block's tokens ``(B, 1 + num_groups, dim)`` (cls first, before the
+        final norm) and the group centres ``(B, num_groups, 3)``."""
         neighborhood, centers = group_points(points, self.num_groups, self.group_size)
         tokens = self.encoder(neighborhood)
         batch = tokens.shape[0]
         x = torch.cat([self.cls_token.expand(batch, -1, -1), tokens], dim=1)
         pos = torch.cat([self.cls_pos.expand(batch, -1, -1), self.pos_embed(centers)], dim=1)
-        return self.norm(self.blocks(x, pos))
+        return self.blocks(x, pos), centers
+
+    def forward_features(self, points: Tensor) -> Tensor:
+        """``(B, N, 3)`` -> the normalised tokens ``(B, 1 + num_groups, dim)`` (cls first)."""
+        return self.norm(self.forward_tokens(points)[0])
 
     def forward(self, points: Tensor) -> Tensor:
-        """``(B, N, 3)`` -> logits ``(B, num_classes)``."""
+        """``(B, N, 3)`` -> logits ``(B, num_classes)`` (the pooled features ``(B, 2 dim)`` when ``num_classes=0``)."""
         x = self.forward_features(points)
         return self.cls_head_finetune(torch.cat([x[:, 0], x[:, 1:].amax(dim=1)], dim=-1))
 
