@@ -12,7 +12,9 @@ _BUILD_HINT = (
 try:
     from ppt._build_config import TORCH_VERSION as _BUILT_TORCH
 except ImportError as error:  # pragma: no cover - exercised only on broken installs
-    raise ImportError(f"ppt's compiled extension is not built, or its build is incomplete ({error}). {_BUILD_HINT}") from error
+    raise ImportError(
+        f"ppt's compiled extension is not built, or its build is incomplete ({error}). {_BUILD_HINT}"
+    ) from error
 
 
 def _check_torch_matches_build(built: str, running: str) -> None:
