@@ -1,9 +1,15 @@
 """Shared test fixtures: the device grid skips CUDA with the reason (build vs. no GPU)."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 import ppt
+
+REPO = Path(__file__).resolve().parents[1]
 
 _BUILD = ppt.build_info()
 
@@ -39,3 +45,16 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def ppt_wheel(tmp_path_factory) -> Path:
+    """A wheel of the checkout, built once per session (slow tests only). It reuses the checkout's
+    CMake build folder, so after an editable install nothing recompiles."""
+    if not (REPO / "pyproject.toml").is_file():
+        pytest.skip("needs the source checkout to build the wheel")
+    wheels = tmp_path_factory.mktemp("wheels")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps", "-w", str(wheels),
+                    str(REPO)], check=True, timeout=1200)
+    (wheel,) = wheels.glob("ppt-*.whl")
+    return wheel

@@ -34,7 +34,7 @@ void check_fps_args(const at::Tensor& xyz, int64_t num_samples, int64_t start_in
               n, " points per cloud, got ", num_samples);
   TORCH_CHECK(num_samples == 0 || (start_index >= 0 && start_index < n), op,
               ": start_index must be in [0, N) with N=", n, ", got ", start_index);
-  check_all_finite(op, "xyz", xyz);
+  check_distance_coordinates(op, {{"xyz", &xyz}});
 }
 
 void check_knn_args(const at::Tensor& query, const at::Tensor& points, int64_t k) {
@@ -52,8 +52,7 @@ void check_knn_args(const at::Tensor& query, const at::Tensor& points, int64_t k
               points.size(0));
   TORCH_CHECK(k >= 0 && k <= points.size(1), op, ": k must be in [0, N] with N=", points.size(1),
               " points per cloud, got k=", k);
-  check_all_finite(op, "query", query);
-  check_all_finite(op, "points", points);
+  check_distance_coordinates(op, {{"query", &query}, {"points", &points}});
 }
 
 void check_knn_backward_args(const at::Tensor& grad_dist2, const at::Tensor& query,

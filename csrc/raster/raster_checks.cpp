@@ -174,6 +174,18 @@ void check_rasterize_args(const at::Tensor& means2d, const at::Tensor& conics, c
   check_same_device(op, "means2d", means2d, "flatten_ids", flatten_ids);
 }
 
+void check_opacity_values(const char* op, const at::Tensor& opacities) {
+  if (opacities.numel() == 0) return;
+  const auto [lowest, highest] = at::aminmax(opacities);  // NaN propagates into both
+  const at::Tensor range = at::stack({lowest, highest}).to(at::kDouble).cpu();
+  const double low = range.const_data_ptr<double>()[0], high = range.const_data_ptr<double>()[1];
+  TORCH_CHECK(std::isfinite(low) && std::isfinite(high), op,
+              ": opacities contains NaN or Inf; opacities must be finite, in [0, 1]");
+  TORCH_CHECK(low >= 0 && high <= 1, op,
+              ": opacities must be in [0, 1] (apply the sigmoid to logits first), got values in [", low, ", ",
+              high, "]");
+}
+
 void check_rasterize_backward_args(const at::Tensor& grad_colors, const at::Tensor& grad_alphas,
                                    const at::Tensor& colors, const at::Tensor& render_alphas,
                                    const at::Tensor& last_ids, int64_t width, int64_t height) {

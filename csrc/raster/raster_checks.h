@@ -27,6 +27,8 @@ int64_t check_bin_args(const at::Tensor& means2d, const at::Tensor& radii, const
 void check_rasterize_args(const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& colors,
                           const at::Tensor& opacities, int64_t width, int64_t height, int64_t tile_size,
                           double alpha_cap, const at::Tensor& tile_offsets, const at::Tensor& flatten_ids);
+// Value check of the forward only (one host sync); the backward receives what the forward accepted.
+void check_opacity_values(const char* op, const at::Tensor& opacities);
 void check_rasterize_backward_args(const at::Tensor& grad_colors, const at::Tensor& grad_alphas,
                                    const at::Tensor& colors, const at::Tensor& render_alphas,
                                    const at::Tensor& last_ids, int64_t width, int64_t height);

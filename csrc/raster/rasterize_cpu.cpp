@@ -170,6 +170,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rasterize_tiles_cpu(
     const at::Tensor& tile_offsets_in, const at::Tensor& flatten_ids_in, bool /*deterministic*/) {
   check_rasterize_args(means2d_in, conics_in, colors_in, opacities_in, width, height, tile_size, alpha_cap,
                        tile_offsets_in, flatten_ids_in);
+  check_opacity_values("rasterize_tiles", opacities_in);
   const int64_t images = means2d_in.size(0), n = means2d_in.size(1), channels = colors_in.size(2);
   const at::Tensor means2d = means2d_in.contiguous(), conics = conics_in.contiguous();
   const at::Tensor colors = colors_in.contiguous(), opacities = opacities_in.contiguous();

@@ -29,6 +29,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rasterize_tiles_cuda(
     const at::Tensor& tile_offsets_in, const at::Tensor& flatten_ids_in, bool /*deterministic*/) {
   check_rasterize_args(means2d_in, conics_in, colors_in, opacities_in, width, height, tile_size, alpha_cap,
                        tile_offsets_in, flatten_ids_in);
+  check_opacity_values("rasterize_tiles", opacities_in);
   const c10::cuda::CUDAGuard guard(means2d_in.device());
   const at::Tensor means2d = means2d_in.contiguous(), conics = conics_in.contiguous();
   const at::Tensor colors = colors_in.contiguous(), opacities = opacities_in.contiguous();

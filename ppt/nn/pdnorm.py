@@ -31,6 +31,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ppt.ops._args import as_fraction, as_int, as_real
 from ppt.ops.norm import segment_batch_norm
 
 __all__ = ["PDNorm", "pointcept_to_ppt_state_dict"]
@@ -71,18 +72,17 @@ class PDNorm(nn.Module):
         process_group=None,
     ) -> None:
         super().__init__()
-        if num_features <= 0:
-            raise ValueError(f"PDNorm: num_features must be positive, got {num_features}")
+        num_features = as_int(num_features, "num_features", "PDNorm", minimum=1)
         if isinstance(conditions, str) or len(conditions) == 0:
             raise ValueError(f"PDNorm: conditions must be a non-empty sequence of names, got {conditions!r}")
         self.num_features = num_features
         self.conditions = tuple(conditions)
-        self.context_channels = context_channels
+        self.context_channels = as_int(context_channels, "context_channels", "PDNorm", minimum=1)
         self.decouple = decouple
         self.adaptive = adaptive
         self.affine = affine
-        self.eps = eps
-        self.momentum = momentum
+        self.eps = as_real(eps, "eps", "PDNorm", positive=True)
+        self.momentum = as_fraction(momentum, "momentum", "PDNorm")
         self.sync = sync
         self.process_group = process_group
         rows = len(self.conditions) if decouple else 1

@@ -7,6 +7,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from ppt.ops._args import as_int
 from ppt.ops.raster import RENDER_MODES, rasterize_gaussians
 
 
@@ -41,11 +42,10 @@ class GaussianRenderer(nn.Module):
         deterministic: bool = False,
     ) -> None:
         super().__init__()
-        if width <= 0 or height <= 0:
-            raise ValueError(f"GaussianRenderer: width and height must be positive, got {width}x{height}")
         if render_mode not in RENDER_MODES:
             raise ValueError(f"GaussianRenderer: render_mode must be one of {RENDER_MODES}, got {render_mode!r}")
-        self.width, self.height = int(width), int(height)
+        self.width = as_int(width, "width", "GaussianRenderer", minimum=1)
+        self.height = as_int(height, "height", "GaussianRenderer", minimum=1)
         self.sh_degree = sh_degree
         self.near_plane, self.far_plane, self.eps2d, self.alpha_cap = near_plane, far_plane, eps2d, alpha_cap
         self.render_mode, self.tile_size, self.deterministic = render_mode, tile_size, deterministic

@@ -14,25 +14,22 @@ import torch
 from torch import Tensor, nn
 
 from ppt.nn.sparse_module import SparseModule
-from ppt.ops.sparse import _triple, sparse_conv
+from ppt.ops._args import as_bool, as_int, as_int_triple
+from ppt.ops.sparse import sparse_conv
 from ppt.sparse.tensor import KernelMap, SparseTensor
 
 __all__ = ["SubMConv3d", "SparseConv3d", "SparseInverseConv3d"]
-
-
-def _positive(values: list[int], name: str, lowest: int = 1) -> tuple[int, int, int]:
-    if any(v < lowest for v in values):
-        raise ValueError(f"{name} entries must be >= {lowest}, got {values}")
-    return tuple(values)
 
 
 class _SparseConvBase(SparseModule):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int], bias: bool,
                  indice_key: str | None) -> None:
         super().__init__()
-        self.in_channels = int(in_channels)
-        self.out_channels = int(out_channels)
-        self.kernel_size = _positive(_triple(kernel_size, "kernel_size"), "kernel_size")
+        layer = type(self).__name__
+        self.in_channels = as_int(in_channels, "in_channels", layer, minimum=1)
+        self.out_channels = as_int(out_channels, "out_channels", layer, minimum=1)
+        self.kernel_size = tuple(as_int_triple(kernel_size, "kernel_size", layer, minimum=1))
+        as_bool(bias, "bias", layer)
         self.indice_key = indice_key
         self.weight = nn.Parameter(torch.empty(self.out_channels, *self.kernel_size, self.in_channels))
         self.bias = nn.Parameter(torch.empty(self.out_channels)) if bias else None
@@ -89,9 +86,10 @@ class _ForwardConv(_SparseConvBase):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True,
                  indice_key=None) -> None:
         super().__init__(in_channels, out_channels, kernel_size, bias, indice_key)
-        self.stride = _positive(_triple(stride, "stride"), "stride")
-        self.padding = _positive(_triple(padding, "padding"), "padding", lowest=0)
-        self.dilation = _positive(_triple(dilation, "dilation"), "dilation")
+        layer = type(self).__name__
+        self.stride = tuple(as_int_triple(stride, "stride", layer, minimum=1))
+        self.padding = tuple(as_int_triple(padding, "padding", layer, minimum=0))
+        self.dilation = tuple(as_int_triple(dilation, "dilation", layer, minimum=1))
         if self.submanifold and self.stride != (1, 1, 1):
             raise ValueError(f"SubMConv3d requires stride 1, got {self.stride}")
         if self.submanifold and any(k % 2 == 0 for k in self.kernel_size):

@@ -12,9 +12,8 @@ from collections.abc import Callable, Sequence
 
 from torch import Tensor
 
-from ppt.nn.sparse_conv import _positive
 from ppt.nn.sparse_module import SparseModule
-from ppt.ops.sparse import _triple
+from ppt.ops._args import as_int_triple
 from ppt.ops.sparse_pool import sparse_avg_pool, sparse_max_pool
 from ppt.sparse.tensor import SparseTensor
 
@@ -28,11 +27,12 @@ class _SparsePool3d(SparseModule):
                  padding: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1,
                  indice_key: str | None = None) -> None:
         super().__init__()
-        self.kernel_size = _positive(_triple(kernel_size, "kernel_size"), "kernel_size")
+        layer = type(self).__name__
+        self.kernel_size = tuple(as_int_triple(kernel_size, "kernel_size", layer, minimum=1))
         # spconv's default: windows that tile the grid (stride = kernel_size).
-        self.stride = self.kernel_size if stride is None else _positive(_triple(stride, "stride"), "stride")
-        self.padding = _positive(_triple(padding, "padding"), "padding", lowest=0)
-        self.dilation = _positive(_triple(dilation, "dilation"), "dilation")
+        self.stride = self.kernel_size if stride is None else tuple(as_int_triple(stride, "stride", layer, minimum=1))
+        self.padding = tuple(as_int_triple(padding, "padding", layer, minimum=0))
+        self.dilation = tuple(as_int_triple(dilation, "dilation", layer, minimum=1))
         self.indice_key = indice_key
 
     def forward(self, x: SparseTensor) -> SparseTensor:

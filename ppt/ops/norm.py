@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ppt.ops._args import as_bool, as_fraction, as_int, as_real
+
 __all__ = ["segment_batch_norm"]
 
 
@@ -124,8 +126,8 @@ def segment_batch_norm(
             segments with rows in the batch. Required in eval, where they are the statistics.
         weight, bias: ``(S, C)`` per-segment affine, or ``None``.
         training: use batch statistics (and update the running ones) instead of the running ones.
-        momentum: weight of the batch statistic in the running update.
-        eps: added to the variance.
+        momentum: weight of the batch statistic in the running update, in [0, 1].
+        eps: added to the variance, > 0.
         sync: when ``torch.distributed`` is initialised, normalize with the statistics of the
             whole process group (forward and backward), like ``torch.nn.SyncBatchNorm``.
         process_group: the group to synchronise over (default: the world).
@@ -140,7 +142,12 @@ def segment_batch_norm(
     if not isinstance(x, Tensor) or x.dim() != 2:
         raise ValueError(f"segment_batch_norm: x must be a tensor of shape (N, C), got "
                          f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
-    num_segments = int(num_segments)
+    op = "segment_batch_norm"
+    num_segments = as_int(num_segments, "num_segments", op)
+    eps = as_real(eps, "eps", op, positive=True)
+    if momentum is not None:
+        momentum = as_fraction(momentum, "momentum", op)
+    training = as_bool(training, "training", op)
     for name, table in (("running_mean", running_mean), ("running_var", running_var),
                         ("weight", weight), ("bias", bias)):
         _check_table(name, table, num_segments, x)

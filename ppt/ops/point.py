@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ppt.ops._args import as_int, as_real
+
 __all__ = ["voxelize", "farthest_point_sample", "knn"]
 
 
@@ -22,7 +24,7 @@ def voxelize(coord: Tensor, voxel_size: float, batch: Tensor | None = None) -> t
 
     Args:
         coord: ``(N, 3)`` float16/bfloat16/float32/float64, finite.
-        voxel_size: edge length, > 0.
+        voxel_size: edge length, a finite real number > 0.
         batch: optional ``(N,)`` int64 scene id of each point (>= 0); ``None`` means one scene.
 
     Returns:
@@ -30,7 +32,8 @@ def voxelize(coord: Tensor, voxel_size: float, batch: Tensor | None = None) -> t
         ``inverse`` ``(N,)`` int64 with ``voxel_coords[inverse[i]]`` the voxel of point ``i``, and
         ``counts`` ``(M,)`` int64 points per voxel. ``M`` depends on the data.
     """
-    return torch.ops.ppt.voxelize.default(coord, float(voxel_size), batch)
+    voxel_size = as_real(voxel_size, "voxel_size", "voxelize")
+    return torch.ops.ppt.voxelize.default(coord, voxel_size, batch)
 
 
 def farthest_point_sample(xyz: Tensor, num_samples: int, start_index: int = 0) -> Tensor:
@@ -41,30 +44,35 @@ def farthest_point_sample(xyz: Tensor, num_samples: int, start_index: int = 0) -
     half inputs.
 
     Args:
-        xyz: ``(B, N, 3)`` floating point, finite.
-        num_samples: ``S`` in ``[0, N]``.
+        xyz: ``(B, N, 3)`` floating point, finite, every coordinate at most 1e18 in magnitude
+            (1e153 for float64) so that squared distances cannot overflow.
+        num_samples: ``S`` in ``[0, N]`` (an int).
         start_index: first sample of every cloud, in ``[0, N)``.
 
     Returns:
         ``(B, S)`` int64 indices into ``N``.
     """
-    return torch.ops.ppt.farthest_point_sample.default(xyz, int(num_samples), int(start_index))
+    num_samples = as_int(num_samples, "num_samples", "farthest_point_sample")
+    start_index = as_int(start_index, "start_index", "farthest_point_sample")
+    return torch.ops.ppt.farthest_point_sample.default(xyz, num_samples, start_index)
 
 
 def knn(query: Tensor, points: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """Exact k nearest neighbours of each query among ``points`` of the same cloud.
 
     Args:
-        query: ``(B, M, 3)`` floating point, finite.
-        points: ``(B, N, 3)``, same dtype and device as ``query``.
-        k: neighbours per query, in ``[0, N]``.
+        query: ``(B, M, 3)`` floating point, finite, every coordinate at most 1e18 in magnitude
+            (1e153 for float64) so that squared distances cannot overflow.
+        points: ``(B, N, 3)``, same dtype, device and coordinate bound as ``query``.
+        k: neighbours per query, an int in ``[0, N]``.
 
     Returns:
         ``dist2`` ``(B, M, k)`` squared distances (dtype of the inputs, computed in float32 for
         half inputs) in ascending order, ties to the lower index, and ``index`` ``(B, M, k)``
         int64. ``dist2`` is differentiable with respect to ``query`` and ``points``.
     """
-    return torch.ops.ppt.knn.default(query, points, int(k))
+    k = as_int(k, "k", "knn")
+    return torch.ops.ppt.knn.default(query, points, k)
 
 
 @torch.library.register_fake("ppt::voxelize")

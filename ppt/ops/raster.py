@@ -19,6 +19,8 @@ import math
 import torch
 from torch import Tensor
 
+from ppt.ops._args import as_bool, as_int, as_real
+
 __all__ = ["rasterize_gaussians", "RENDER_MODES"]
 
 RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
@@ -87,6 +89,15 @@ def rasterize_gaussians(
         ``(I, tiles_y, tiles_x)`` int32 and ``flatten_ids`` ``(M,)`` int64 over the ``I``
         flattened images, plus ``tile_size``, ``tiles_x``, ``tiles_y``.
     """
+    op = "rasterize_gaussians"
+    width, height = as_int(width, "width", op), as_int(height, "height", op)
+    tile_size = as_int(tile_size, "tile_size", op)
+    if sh_degree is not None:
+        sh_degree = as_int(sh_degree, "sh_degree", op)
+    near_plane, far_plane = as_real(near_plane, "near_plane", op), as_real(far_plane, "far_plane", op)
+    eps2d, alpha_cap = as_real(eps2d, "eps2d", op), as_real(alpha_cap, "alpha_cap", op)
+    deterministic = as_bool(deterministic, "deterministic", op)
+    retain_means2d_grad = as_bool(retain_means2d_grad, "retain_means2d_grad", op)
     if render_mode not in RENDER_MODES:
         raise ValueError(f"rasterize_gaussians: render_mode must be one of {RENDER_MODES}, got {render_mode!r}")
     if backgrounds is not None and render_mode in ("D", "ED"):
@@ -185,14 +196,17 @@ def project_gaussians(means: Tensor, quats: Tensor, scales: Tensor, viewmats: Te
     (B, C, 4, 4), ``Ks`` (B, C, 3, 3) -> ``means2d`` (B, C, N, 2), ``depths`` (B, C, N) camera z,
     ``conics`` (B, C, N, 3) inverse 2D covariance ``(a, b, c)`` of ``[[a, b], [b, c]]`` and
     ``radii`` (B, C, N) int32 (0 = culled); means2d/conics are zero for culled Gaussians."""
-    return torch.ops.ppt.project_gaussians.default(means, quats, scales, viewmats, Ks, int(width), int(height),
-                                                   float(near_plane), float(far_plane), float(eps2d))
+    op = "project_gaussians"
+    return torch.ops.ppt.project_gaussians.default(
+        means, quats, scales, viewmats, Ks, as_int(width, "width", op), as_int(height, "height", op),
+        as_real(near_plane, "near_plane", op), as_real(far_plane, "far_plane", op), as_real(eps2d, "eps2d", op))
 
 
 def spherical_harmonics(sh: Tensor, means: Tensor, viewmats: Tensor, degree: int) -> Tensor:
     """``sh`` (B, N, K, 3), ``means`` (B, N, 3), ``viewmats`` (B, C, 4, 4) -> colours (B, C, N, 3):
     ``max(0, sum_k Y_k(dir) sh[k] + 0.5)`` with ``dir`` the unit vector camera centre -> mean."""
-    return torch.ops.ppt.spherical_harmonics.default(sh, means, viewmats, int(degree))
+    degree = as_int(degree, "degree", "spherical_harmonics")
+    return torch.ops.ppt.spherical_harmonics.default(sh, means, viewmats, degree)
 
 
 def rasterize_tiles(means2d: Tensor, conics: Tensor, colors: Tensor, opacities: Tensor, width: int, height: int,
@@ -202,9 +216,11 @@ def rasterize_tiles(means2d: Tensor, conics: Tensor, colors: Tensor, opacities: 
     ``opacities`` (I, N) with the bins of ``bin_gaussians`` -> colours (I, H, W, D), alphas
     (I, H, W, 1), ``last_ids`` (I, H, W) int32 (entries of the tile each pixel walked).
     ``deterministic`` only changes how the backward accumulates on CUDA."""
-    return torch.ops.ppt.rasterize_tiles.default(means2d, conics, colors, opacities, int(width), int(height),
-                                                int(tile_size), float(alpha_cap), tile_offsets, flatten_ids,
-                                                bool(deterministic))
+    op = "rasterize_tiles"
+    return torch.ops.ppt.rasterize_tiles.default(
+        means2d, conics, colors, opacities, as_int(width, "width", op), as_int(height, "height", op),
+        as_int(tile_size, "tile_size", op), as_real(alpha_cap, "alpha_cap", op), tile_offsets, flatten_ids,
+        as_bool(deterministic, "deterministic", op))
 
 
 def bin_gaussians(means2d: Tensor, radii: Tensor, depths: Tensor, width: int, height: int,
@@ -213,7 +229,9 @@ def bin_gaussians(means2d: Tensor, radii: Tensor, depths: Tensor, width: int, he
     (I, N) int32, ``tile_offsets`` (I, tiles_y, tiles_x) int32 (first entry of each tile) and
     ``flatten_ids`` (M,) int64 (``image * N + gaussian``) sorted by (image, tile, float32 depth,
     index)."""
-    return torch.ops.ppt.bin_gaussians.default(means2d, radii, depths, int(width), int(height), int(tile_size))
+    op = "bin_gaussians"
+    return torch.ops.ppt.bin_gaussians.default(means2d, radii, depths, as_int(width, "width", op),
+                                               as_int(height, "height", op), as_int(tile_size, "tile_size", op))
 
 
 # ---- fake kernels (torch.compile / meta) ---------------------------------------------------------

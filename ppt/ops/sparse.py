@@ -11,21 +11,23 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ppt.ops._args import as_bool, as_int, as_int_triple
+
 __all__ = ["sparse_kernel_map", "sparse_conv", "conv_output_shape"]
-
-
-def _triple(value: int | Sequence[int], name: str) -> list[int]:
-    values = [int(value)] * 3 if isinstance(value, int) else [int(v) for v in value]
-    if len(values) != 3:
-        raise ValueError(f"{name} must be an int or 3 ints (x, y, z), got {value!r}")
-    return values
 
 
 def conv_output_shape(spatial_shape: Sequence[int], kernel_size, stride=1, padding=0, dilation=1) -> list[int]:
     """spconv's output spatial shape ``floor((in + 2 p - d (k - 1) - 1) / s) + 1`` per axis."""
-    k, s, p, d = (_triple(v, n) for v, n in ((kernel_size, "kernel_size"), (stride, "stride"),
-                                              (padding, "padding"), (dilation, "dilation")))
-    return [(int(n) + 2 * p[a] - d[a] * (k[a] - 1) - 1) // s[a] + 1 for a, n in enumerate(spatial_shape)]
+    op = "conv_output_shape"
+    shape = as_int_triple(spatial_shape, "spatial_shape", op, minimum=1)
+    k, s, p, d = _conv_geometry(op, kernel_size, stride, padding, dilation)
+    return [(n + 2 * p[a] - d[a] * (k[a] - 1) - 1) // s[a] + 1 for a, n in enumerate(shape)]
+
+
+def _conv_geometry(op: str, kernel_size, stride, padding, dilation) -> list[list[int]]:
+    """kernel_size, stride, padding and dilation as 3 ints each (>= 1, >= 1, >= 0, >= 1)."""
+    return [as_int_triple(kernel_size, "kernel_size", op, minimum=1), as_int_triple(stride, "stride", op, minimum=1),
+            as_int_triple(padding, "padding", op, minimum=0), as_int_triple(dilation, "dilation", op, minimum=1)]
 
 
 def sparse_kernel_map(
@@ -62,9 +64,13 @@ def sparse_kernel_map(
         ``pair_offsets`` ``(K + 1,)`` int64 with offset ``k``'s pairs at
         ``pairs[:, pair_offsets[k]:pair_offsets[k + 1]]``. ``M`` and ``P`` depend on the data.
     """
+    op = "sparse_kernel_map"
+    batch_size = as_int(batch_size, "batch_size", op)
+    spatial_shape = as_int_triple(spatial_shape, "spatial_shape", op)
+    kernel_size, stride, padding, dilation = _conv_geometry(op, kernel_size, stride, padding, dilation)
+    submanifold = as_bool(submanifold, "submanifold", op)
     return torch.ops.ppt.sparse_kernel_map.default(
-        indices, int(batch_size), [int(v) for v in spatial_shape], _triple(kernel_size, "kernel_size"),
-        _triple(stride, "stride"), _triple(padding, "padding"), _triple(dilation, "dilation"), bool(submanifold),
+        indices, batch_size, spatial_shape, kernel_size, stride, padding, dilation, submanifold,
     )
 
 
@@ -87,6 +93,7 @@ def sparse_conv(features: Tensor, weight: Tensor, pairs: Tensor, pair_offsets: T
         for float64). Differentiable in ``features`` and ``weight``; forward and backward are
         deterministic (no atomics; offsets are summed in a fixed order).
     """
+    num_out = as_int(num_out, "num_out", "sparse_conv")
     return torch.ops.ppt.sparse_conv.default(features, weight, pairs, pair_offsets, num_out)
 
 

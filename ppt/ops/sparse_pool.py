@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ppt.ops._args import as_int
+
 __all__ = ["sparse_max_pool", "sparse_avg_pool"]
 
 
@@ -32,6 +34,7 @@ def sparse_max_pool(features: Tensor, pairs: Tensor, pair_offsets: Tensor, num_o
         winning (both as in ``torch.nn.functional.max_pool3d``); a row that no pair reaches is 0.
         Forward and backward are deterministic (no atomics).
     """
+    num_out = as_int(num_out, "num_out", "sparse_max_pool")
     return torch.ops.ppt.sparse_max_pool.default(features, pairs, pair_offsets, num_out)[0]
 
 
@@ -43,6 +46,7 @@ def sparse_avg_pool(features: Tensor, pairs: Tensor, pair_offsets: Tensor, num_o
     summed in float32 for half inputs (float64 for float64); a row that no pair reaches is 0.
     Forward and backward are deterministic (no float atomics).
     """
+    num_out = as_int(num_out, "num_out", "sparse_avg_pool")
     return torch.ops.ppt.sparse_avg_pool.default(features, pairs, pair_offsets, num_out)
 
 

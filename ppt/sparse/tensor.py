@@ -15,7 +15,8 @@ import torch
 from torch import Tensor
 
 from ppt.ops import _reference
-from ppt.ops.sparse import sparse_kernel_map
+from ppt.ops._args import as_int, as_int_triple
+from ppt.ops.sparse import conv_output_shape, sparse_kernel_map
 
 __all__ = ["SparseTensor", "KernelMap", "KernelMapCache"]
 
@@ -62,8 +63,7 @@ class KernelMapCache:
         out_indices, pairs, pair_offsets = sparse_kernel_map(
             indices, batch_size, spatial_shape, kernel_size, stride, padding, dilation, submanifold)
         out_shape = spatial_shape if submanifold else tuple(
-            (n + 2 * p - d * (k - 1) - 1) // s + 1
-            for n, k, s, p, d in zip(spatial_shape, kernel_size, stride, padding, dilation))
+            conv_output_shape(spatial_shape, kernel_size, stride, padding, dilation))
         if submanifold:
             out_indices = indices  # the same object, so later layers recognise their input
         built = KernelMap(indices, spatial_shape, out_indices, out_shape, pairs, pair_offsets, *geometry)
@@ -73,13 +73,6 @@ class KernelMapCache:
     def find(self, key: str) -> KernelMap | None:
         """The strided (non-submanifold) map stored under ``key``, if any."""
         return self._maps.get((key, False))
-
-
-def _as_shape(value: Sequence[int]) -> tuple[int, int, int]:
-    shape = tuple(int(v) for v in value)
-    if len(shape) != 3:
-        raise ValueError(f"spatial_shape must have 3 entries (X, Y, Z), got {value!r}")
-    return shape
 
 
 class SparseTensor:
@@ -106,8 +99,8 @@ class SparseTensor:
             batch_size = int(indices[:, 0].max()) + 1 if len(indices) else 1
         self.features = features
         self.indices = indices
-        self.spatial_shape = _as_shape(spatial_shape)
-        self.batch_size = int(batch_size)
+        self.spatial_shape = tuple(as_int_triple(spatial_shape, "spatial_shape", "SparseTensor", minimum=1))
+        self.batch_size = as_int(batch_size, "batch_size", "SparseTensor", minimum=1)
         self.cache = cache if cache is not None else KernelMapCache()
 
     def replace_feature(self, features: Tensor) -> SparseTensor:

@@ -1,8 +1,7 @@
 """`ppt bench` from a wheel installed outside the source checkout (the suites ship in the package).
 
-Slow-ish: it packs a wheel (reusing the checkout's CMake build folder, so nothing recompiles after
-an editable install) and runs a quick suite from a fresh virtual environment. Deselect with
-``-m "not slow"``.
+Slow-ish: it packs a wheel (the session's ``ppt_wheel``) and runs a quick suite from a fresh virtual
+environment. Deselect with ``-m "not slow"``.
 """
 
 import json
@@ -15,17 +14,10 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.mark.slow
-def test_installed_wheel_runs_ppt_bench(tmp_path):
-    if not (REPO / "pyproject.toml").is_file():
-        pytest.skip("needs the source checkout to build the wheel")
-    wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps", "-w", str(wheels),
-                    str(REPO)], check=True, timeout=1200)
-    (wheel,) = wheels.glob("ppt-*.whl")
+def test_installed_wheel_runs_ppt_bench(tmp_path, ppt_wheel):
+    wheel = ppt_wheel
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         entry_points = archive.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()

@@ -187,6 +187,30 @@ def test_constructor_rejects_bad_conditions():
         PDNorm(4, "ScanNet")
 
 
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(eps=0.0), ValueError, "PDNorm: eps must be a positive finite number, got 0.0"),
+        (dict(eps=-1e-3), ValueError, "PDNorm: eps must be a positive finite number, got -0.001"),
+        (dict(momentum=2.0), ValueError, r"PDNorm: momentum must be in \[0, 1\], got 2.0"),
+        (dict(num_features=4.0), TypeError, "PDNorm: num_features must be an int, got float 4.0"),
+        (dict(num_features=0), ValueError, "PDNorm: num_features must be >= 1, got 0"),
+        (dict(context_channels=5.5), TypeError, "PDNorm: context_channels must be an int, got float 5.5"),
+    ],
+)
+def test_constructor_rejects_bad_numbers(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        PDNorm(**{"num_features": 4, "conditions": CONDITIONS, "context_channels": 5, **kwargs})
+
+
+def test_eps_changed_after_construction_is_checked_at_forward():
+    norm = PDNorm(6, CONDITIONS, context_channels=5)
+    norm.eps = -1.0
+    x, contexts = _inputs(n=8)
+    with pytest.raises(ValueError, match="segment_batch_norm: eps must be a positive finite number, got -1.0"):
+        norm(x, 0, contexts)
+
+
 def test_exported_from_package():
     assert ppt.nn.PDNorm is PDNorm
 

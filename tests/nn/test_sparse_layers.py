@@ -45,8 +45,16 @@ def test_sparse_tensor_bad_input():
         SparseTensor(torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.long))
     with pytest.raises(ValueError, match=r"features must be \(N, C\) and indices \(N, 4\)"):
         SparseTensor(torch.zeros(3, 3), torch.zeros(2, 4, dtype=torch.int32))
-    with pytest.raises(ValueError, match="spatial_shape must have 3 entries"):
+    with pytest.raises(ValueError, match=r"spatial_shape must be an int or 3 ints \(x, y, z\), got \[4, 4\]"):
         SparseTensor(torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.int32), [4, 4])
+    with pytest.raises(TypeError, match="SparseTensor: spatial_shape must be an int, got float 4.5"):
+        SparseTensor(torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.int32), [4, 4.5, 4])
+    with pytest.raises(ValueError, match=r"SparseTensor: spatial_shape entries must be >= 1, got \[4, 0, 4\]"):
+        SparseTensor(torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.int32), [4, 0, 4])
+    with pytest.raises(TypeError, match="SparseTensor: batch_size must be an int, got float 2.0"):
+        SparseTensor(torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.int32), [4, 4, 4], 2.0)
+    with pytest.raises(ValueError, match="SparseTensor: batch_size must be >= 1, got 0"):
+        SparseTensor(torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.int32), [4, 4, 4], 0)
 
 
 @pytest.mark.parametrize("layer", ["subm3", "subm5", "down_k2s2", "down_k3s2p1"])
@@ -121,6 +129,32 @@ def test_layer_bad_input(device):
     duplicate = SparseTensor(torch.zeros(2, 5, device=device), torch.zeros(2, 4, dtype=torch.int32, device=device), [2, 2, 2], 1)
     with pytest.raises(RuntimeError, match="duplicate site"):
         pnn.SubMConv3d(5, 2, 3).to(device)(duplicate)
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda: pnn.SubMConv3d(5, 2, 2.5), TypeError, "SubMConv3d: kernel_size must be an int or 3 ints"),
+        (lambda: pnn.SubMConv3d(5, 2, (3, 3.0, 3)), TypeError, "SubMConv3d: kernel_size must be an int, got float 3.0"),
+        (lambda: pnn.SubMConv3d(5, 2, True), TypeError, "SubMConv3d: kernel_size must be an int or 3 ints"),
+        (lambda: pnn.SparseConv3d(5, 2, 3, stride=1.5), TypeError, "SparseConv3d: stride must be an int or 3 ints"),
+        (lambda: pnn.SparseConv3d(5, 2, 3, stride=0), ValueError, r"SparseConv3d: stride entries must be >= 1"),
+        (lambda: pnn.SparseConv3d(5, 2, 3, padding=-1), ValueError, r"SparseConv3d: padding entries must be >= 0"),
+        (lambda: pnn.SparseConv3d(5, 2, 3, padding=0.5), TypeError, "SparseConv3d: padding must be an int or 3 ints"),
+        (lambda: pnn.SparseConv3d(5, 2, 3, dilation=(1, 1)), ValueError, r"SparseConv3d: dilation must be an int or 3 ints"),
+        (lambda: pnn.SparseConv3d(5, 2, 3, dilation="1"), TypeError, "SparseConv3d: dilation must be an int or 3 ints"),
+        (lambda: pnn.SubMConv3d(5.0, 2, 3), TypeError, "SubMConv3d: in_channels must be an int, got float 5.0"),
+        (lambda: pnn.SubMConv3d(5, -2, 3), ValueError, "SubMConv3d: out_channels must be >= 1, got -2"),
+        (lambda: pnn.SubMConv3d(5, 2, 3, bias=1), TypeError, "SubMConv3d: bias must be a bool, got int 1"),
+        (lambda: pnn.SparseInverseConv3d(5, 2, 2.0, indice_key="d"), TypeError, "SparseInverseConv3d: kernel_size"),
+        (lambda: pnn.SparseMaxPool3d(2.0), TypeError, "SparseMaxPool3d: kernel_size must be an int or 3 ints"),
+        (lambda: pnn.SparseAvgPool3d(2, stride=-1), ValueError, r"SparseAvgPool3d: stride entries must be >= 1"),
+        (lambda: pnn.SparseMaxPool3d(2, dilation=1.0), TypeError, "SparseMaxPool3d: dilation must be an int or 3 ints"),
+    ],
+)
+def test_layer_constructors_reject_non_integer_geometry(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
 
 
 def test_spconv_layout_state_dict_loads_and_matches_dense(device):

@@ -1,5 +1,6 @@
 """Point ops (voxelize, farthest_point_sample, knn) against the pure-PyTorch references."""
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -136,6 +137,21 @@ def test_voxelize_bad_input(kwargs, message, device):
         voxelize(**kwargs)
 
 
+@pytest.mark.parametrize(
+    "voxel_size, error, message",
+    [
+        ("0.1", TypeError, "voxelize: voxel_size must be a real number, got str '0.1'"),
+        (True, TypeError, "voxelize: voxel_size must be a real number, got bool True"),
+        (None, TypeError, "voxelize: voxel_size must be a real number, got NoneType"),
+        (float("inf"), RuntimeError, "voxel_size must be a positive finite number, got inf"),
+        (-0.5, RuntimeError, "voxel_size must be a positive finite number, got -0.5"),
+    ],
+)
+def test_voxelize_voxel_size_must_be_a_positive_number(voxel_size, error, message):
+    with pytest.raises(error, match=message):
+        voxelize(torch.zeros(5, 3), voxel_size)
+
+
 def test_voxelize_device_mismatch():
     if not torch.cuda.is_available():
         pytest.skip("needs a GPU to build a mixed-device input")
@@ -199,6 +215,43 @@ def test_fps_non_contiguous(device):
 def test_fps_bad_input(xyz, num_samples, start_index, message, device):
     with pytest.raises(RuntimeError, match=message):
         farthest_point_sample(xyz.to(device), num_samples, start_index)
+
+
+@pytest.mark.parametrize(
+    "num_samples, start_index, message",
+    [
+        (5.7, 0, "farthest_point_sample: num_samples must be an int, got float 5.7"),
+        (5.0, 0, "farthest_point_sample: num_samples must be an int, got float 5.0"),
+        (True, 0, "farthest_point_sample: num_samples must be an int, got bool True"),
+        ("5", 0, "farthest_point_sample: num_samples must be an int, got str '5'"),
+        (torch.tensor(5.0), 0, "farthest_point_sample: num_samples must be an int, got Tensor"),
+        (5, 1.0, "farthest_point_sample: start_index must be an int, got float 1.0"),
+    ],
+)
+def test_fps_counts_must_be_integers(num_samples, start_index, message):
+    with pytest.raises(TypeError, match=message):
+        farthest_point_sample(torch.zeros(1, 10, 3), num_samples, start_index)
+
+
+def test_fps_accepts_integer_like_counts():
+    xyz = _cloud(1, 10, torch.float32, "cpu")
+    want = farthest_point_sample(xyz, 5, 2)
+    for num_samples in (np.int64(5), torch.tensor(5)):
+        assert torch.equal(farthest_point_sample(xyz, num_samples, np.int32(2)), want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_fps_rejects_coordinates_whose_squared_distances_overflow(dtype, device):
+    # Beyond 1e18, float32 squared distances overflow to Inf, every candidate ties and FPS would
+    # return 0, 1, 2, ... (float16 cannot hold such values, only Inf).
+    xyz = torch.tensor([[[1e20, 0, 0], [0, 0, 0], [-1e20, 0, 0]]], device=device)
+    message = (r"xyz has a coordinate of magnitude [0-9.]+e\+(19|20); coordinates must be at most 1e\+18"
+               if dtype != torch.float16
+               else "xyz contains NaN or Inf")
+    with pytest.raises(RuntimeError, match=message):
+        farthest_point_sample(xyz.to(dtype), 2)
+    # float64 accumulates in float64: the same cloud is fine.
+    assert farthest_point_sample(xyz.double(), 3).tolist() == [[0, 2, 1]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,6 +333,42 @@ def test_knn_gradcheck(device):
 def test_knn_bad_input(query, points, k, message, device):
     with pytest.raises(RuntimeError, match=message):
         knn(query.to(device), points.to(device), k)
+
+
+@pytest.mark.parametrize("k, message", [(2.0, "knn: k must be an int, got float 2.0"),
+                                        (False, "knn: k must be an int, got bool False")])
+def test_knn_k_must_be_an_int(k, message):
+    with pytest.raises(TypeError, match=message):
+        knn(torch.zeros(1, 1, 3), torch.zeros(1, 5, 3), k)
+
+
+def test_knn_rejects_coordinates_whose_squared_distances_overflow(device):
+    # Finite float32 inputs whose squared distances overflow float32 used to return uninitialised
+    # indices; they are rejected, naming the argument and the bound.
+    query = torch.zeros(1, 1, 3, device=device)
+    points = torch.tensor([[[1.0, 0, 0], [3e19, 0, 0], [4e19, 0, 0]]], device=device)
+    with pytest.raises(RuntimeError, match=r"knn: points has a coordinate of magnitude 4e\+19; coordinates must be at "
+                                           r"most 1e\+18 in magnitude so that squared distances fit float32"):
+        knn(query, points, 3)
+    with pytest.raises(RuntimeError, match=r"knn: query has a coordinate of magnitude 3e\+19"):
+        knn(points[:, 1:2], query.expand(1, 3, 3), 1)
+    # float64 holds these squared distances exactly enough to order them.
+    dist, index = knn(query.double(), points.double(), 3)
+    assert index.tolist() == [[[0, 1, 2]]]
+    torch.testing.assert_close(dist[0, 0].cpu(), torch.tensor([1.0, 9e38, 1.6e39], dtype=torch.float64))
+    with pytest.raises(RuntimeError, match=r"coordinates must be at most 1e\+153 in magnitude so that squared distances "
+                                           "fit float64"):
+        knn(query.double(), torch.full((1, 2, 3), 1e200, dtype=torch.float64, device=device), 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_knn_at_the_coordinate_bound_gives_finite_ordered_distances(dtype, device):
+    # The largest squared distance allowed, 3 * (2e18)^2 = 1.2e37, is finite in float32.
+    query = torch.full((1, 1, 3), -1e18, device=device)
+    points = torch.tensor([[[1e18] * 3, [0.0] * 3, [-1e18] * 3]], device=device)
+    dist, index = knn(query.to(dtype), points.to(dtype), 3)
+    assert index.tolist() == [[[2, 1, 0]]]
+    assert torch.isfinite(dist.float()).all() and dist.float()[0, 0, 2] > 1e37
 
 
 # ---------------------------------------------------------------------------------------------

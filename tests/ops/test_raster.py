@@ -333,6 +333,16 @@ BAD_CASES = [
     (dict(alpha_cap=1.0), RuntimeError, r"alpha_cap must be in \(0, 1\)"),
     (dict(near_plane=0.0), RuntimeError, "near_plane must be positive"),
     (dict(means="half"), RuntimeError, "means must be float32 or float64"),
+    (dict(quats="nan"), RuntimeError, "quats contains NaN or Inf"),
+    (dict(opacities="nan"), RuntimeError, "opacities contains NaN or Inf"),
+    (dict(opacities="above_one"), RuntimeError, r"opacities must be in \[0, 1\] .*got values in \[.*, 1.5\]"),
+    (dict(opacities="negative"), RuntimeError, r"opacities must be in \[0, 1\] .*got values in \[-0.25, "),
+    (dict(width=32.0), TypeError, "rasterize_gaussians: width must be an int, got float 32.0"),
+    (dict(height=True), TypeError, "rasterize_gaussians: height must be an int, got bool True"),
+    (dict(tile_size=8.0), TypeError, "rasterize_gaussians: tile_size must be an int, got float 8.0"),
+    (dict(colors="sh_short", sh_degree=1.0), TypeError, "rasterize_gaussians: sh_degree must be an int, got float"),
+    (dict(eps2d=None), TypeError, "rasterize_gaussians: eps2d must be a real number, got NoneType"),
+    (dict(deterministic=1), TypeError, "rasterize_gaussians: deterministic must be a bool, got int 1"),
 ]
 
 
@@ -364,6 +374,9 @@ def test_bad_input(changes, error, message, device):
             values[name] = t[:, :4]
         elif what == "rgb":
             values[name] = torch.zeros(2, 3, 3, dtype=torch.float64, device=device)
+        elif what in ("above_one", "negative"):
+            values[name] = t.clone()
+            values[name][0, 0] = 1.5 if what == "above_one" else -0.25
         elif what == "half":
             values = {k: v.half() if torch.is_tensor(v) else v for k, v in values.items()}
     with pytest.raises(error, match=message):

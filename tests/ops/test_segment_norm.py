@@ -141,7 +141,8 @@ def test_hand_checked(device):
     running_mean, running_var = torch.zeros(3, 1, device=device), torch.ones(3, 1, device=device)
     weight = torch.tensor([[2.0], [1.0], [7.0]], device=device)
     bias = torch.tensor([[0.0], [5.0], [7.0]], device=device)
-    y = segment_batch_norm(x, segment, 3, running_mean, running_var, weight, bias, True, 0.5, 0.0)
+    # eps must be > 0; 1e-30 vanishes when added to these variances in float32, so results are exact.
+    y = segment_batch_norm(x, segment, 3, running_mean, running_var, weight, bias, True, 0.5, 1e-30)
     assert y[:, 0].tolist() == [-2.0, 4.0, 2.0, 6.0]
     # unbiased variances 2 and 8; segment 2 is absent and keeps its buffers
     assert running_mean[:, 0].tolist() == [1.0, 6.0, 0.0]
@@ -153,7 +154,7 @@ def test_eval_uses_running_stats(device):
     segment = torch.tensor([1, 0, 1], device=device)
     running_mean = torch.tensor([[1.0, 1.0], [5.0, 6.0]], device=device)
     running_var = torch.tensor([[4.0, 4.0], [1.0, 16.0]], device=device)
-    y = segment_batch_norm(x, segment, 2, running_mean, running_var, training=False, eps=0.0)
+    y = segment_batch_norm(x, segment, 2, running_mean, running_var, training=False, eps=1e-30)
     assert y.tolist() == [[-4.0, -1.0], [1.0, 1.5], [0.0, 0.0]]
 
 
@@ -269,6 +270,14 @@ def _bad(device, **overrides):
         (dict(running_var=None), ValueError, "running_mean and running_var must both be given"),
         (dict(running_mean=torch.zeros(2, 4, device="meta")), ValueError, "running_mean must be on x's device"),
         (dict(momentum=None), ValueError, "momentum must be a float; momentum=None"),
+        (dict(eps=-1.0), ValueError, "segment_batch_norm: eps must be a positive finite number, got -1.0"),
+        (dict(eps=0.0), ValueError, "segment_batch_norm: eps must be a positive finite number, got 0.0"),
+        (dict(eps=float("nan")), ValueError, "segment_batch_norm: eps must be a positive finite number, got nan"),
+        (dict(eps="1e-5"), TypeError, "segment_batch_norm: eps must be a real number, got str"),
+        (dict(momentum=1.5), ValueError, r"segment_batch_norm: momentum must be in \[0, 1\], got 1.5"),
+        (dict(momentum=-0.1), ValueError, r"segment_batch_norm: momentum must be in \[0, 1\], got -0.1"),
+        (dict(num_segments=2.0), TypeError, "segment_batch_norm: num_segments must be an int, got float 2.0"),
+        (dict(training=1), TypeError, "segment_batch_norm: training must be a bool, got int 1"),
         (dict(segment=torch.tensor([0, 0, 0, 0, 0, 1])), ValueError, "Expected more than 1 value per channel when training"),
     ],
 )

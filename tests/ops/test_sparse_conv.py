@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ppt.ops import _reference as ref
-from ppt.ops import sparse_conv, sparse_kernel_map
+from ppt.ops import conv_output_shape, sparse_conv, sparse_kernel_map
 
 FLOAT_DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 TOLERANCE = {torch.float16: 2e-2, torch.bfloat16: 8e-2, torch.float32: 1e-4, torch.float64: 1e-10}
@@ -349,6 +349,36 @@ def test_kernel_map_bad_input(overrides, message, device):
             kwargs["indices"], kwargs["batch_size"], kwargs["spatial_shape"],
             *[[v] * 3 if isinstance(v, int) else v for v in (kwargs["kernel_size"], kwargs["stride"], kwargs["padding"], kwargs["dilation"])],
             kwargs["submanifold"])
+
+
+@pytest.mark.parametrize(
+    "overrides, error, message",
+    [
+        (dict(batch_size=1.0), TypeError, "sparse_kernel_map: batch_size must be an int, got float 1.0"),
+        (dict(spatial_shape=[4, 4.0, 4]), TypeError, "sparse_kernel_map: spatial_shape must be an int, got float 4.0"),
+        (dict(kernel_size=3.0), TypeError, "sparse_kernel_map: kernel_size must be an int or 3 ints"),
+        (dict(kernel_size=(3, 3, 2.9)), TypeError, "sparse_kernel_map: kernel_size must be an int, got float 2.9"),
+        (dict(stride=True, submanifold=False), TypeError, "sparse_kernel_map: stride must be an int or 3 ints"),
+        (dict(padding=0.0, submanifold=False), TypeError, "sparse_kernel_map: padding must be an int or 3 ints"),
+        (dict(dilation=[1, 1]), ValueError, r"sparse_kernel_map: dilation must be an int or 3 ints \(x, y, z\), got \[1, 1\]"),
+        (dict(padding=-1, submanifold=False), ValueError, r"sparse_kernel_map: padding entries must be >= 0, got \[-1"),
+        (dict(submanifold=1), TypeError, "sparse_kernel_map: submanifold must be a bool, got int 1"),
+    ],
+)
+def test_kernel_map_wrapper_rejects_non_integer_arguments(overrides, error, message):
+    with pytest.raises(error, match=message):
+        sparse_kernel_map(**_map_kwargs(**overrides))
+
+
+def test_conv_arguments_must_be_integers():
+    with pytest.raises(TypeError, match="sparse_conv: num_out must be an int, got float 2.0"):
+        sparse_conv(torch.zeros(2, 3), torch.zeros(4, 1, 3), torch.zeros(2, 0, dtype=torch.int32),
+                    torch.zeros(2, dtype=torch.long), 2.0)
+    with pytest.raises(TypeError, match="conv_output_shape: stride must be an int or 3 ints"):
+        conv_output_shape([8, 8, 8], 3, 1.5)
+    with pytest.raises(ValueError, match=r"conv_output_shape: stride entries must be >= 1, got \[0, 0, 0\]"):
+        conv_output_shape([8, 8, 8], 3, 0)
+    assert conv_output_shape([8, 8, 8], 3, 2, 1) == [4, 4, 4]
 
 
 def _conv_args(device):

@@ -3,11 +3,16 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/all.h>
-#include <ATen/ops/isfinite.h>
+#include <ATen/ops/aminmax.h>
+#include <ATen/ops/stack.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
+#include <cmath>
+#include <initializer_list>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "ppt/common.h"
 
@@ -61,10 +66,42 @@ inline void check_same_dtype(const char* op, const char* name_a, const at::Tenso
               " must have the same dtype, got ", a.scalar_type(), " and ", b.scalar_type());
 }
 
-// Rejects NaN/Inf up front (e.g. distance-based selection on non-finite values is meaningless).
-inline void check_all_finite(const char* op, const char* name, const at::Tensor& t) {
-  TORCH_CHECK(t.numel() == 0 || at::isfinite(t).all().item<bool>(), op, ": ", name,
-              " contains NaN or Inf; it must be finite");
+// Largest coordinate magnitude of distance-based ops (knn, farthest point sampling). Squared
+// distances are accumulated in float32 for float16/bfloat16/float32 inputs and in float64 for
+// float64; a squared distance is at most 3 * (2 * bound)^2, which must stay finite there:
+// 1.2e37 < 3.4e38 (float32) and 1.2e307 < 1.8e308 (float64). Beyond it, distances overflow to
+// Inf, every candidate ties and the selected indices are meaningless.
+inline double distance_coordinate_bound(at::ScalarType dtype) {
+  return dtype == at::kDouble ? 1e153 : 1e18;
+}
+
+// Rejects NaN/Inf and coordinates beyond distance_coordinate_bound, naming the argument. One
+// reduction per tensor and a single host sync for all of them.
+inline void check_distance_coordinates(
+    const char* op, std::initializer_list<std::pair<const char*, const at::Tensor*>> inputs) {
+  std::vector<at::Tensor> extremes;
+  for (const auto& [name, t] : inputs) {
+    if (t->numel() == 0) continue;
+    const auto [lowest, highest] = at::aminmax(*t);  // NaN propagates into both
+    extremes.push_back(lowest.to(at::kDouble));
+    extremes.push_back(highest.to(at::kDouble));
+  }
+  if (extremes.empty()) return;
+  const at::Tensor host = at::stack(extremes).cpu();
+  const double* value = host.const_data_ptr<double>();
+  for (const auto& [name, t] : inputs) {
+    if (t->numel() == 0) continue;
+    const double lowest = value[0], highest = value[1];
+    value += 2;
+    TORCH_CHECK(std::isfinite(lowest) && std::isfinite(highest), op, ": ", name,
+                " contains NaN or Inf; it must be finite");
+    const bool is_double = t->scalar_type() == at::kDouble;
+    const double largest = std::max(-lowest, highest), bound = distance_coordinate_bound(t->scalar_type());
+    TORCH_CHECK(largest <= bound, op, ": ", name, " has a coordinate of magnitude ", largest,
+                "; coordinates must be at most ", bound, " in magnitude so that squared distances fit ",
+                is_double ? "float64" : "float32, the accumulation type of float16/bfloat16/float32 inputs",
+                is_double ? "" : " (float64 inputs allow 1e+153)");
+  }
 }
 
 }  // namespace ppt
