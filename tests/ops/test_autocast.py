@@ -19,6 +19,9 @@ from ppt.ops import (farthest_point_sample, knn, rasterize_gaussians, segment_ba
                      sparse_conv, sparse_kernel_map, sparse_max_pool, voxelize)
 from ppt.sparse import SparseTensor
 
+# Tiny inputs: one thread avoids OpenMP wake-ups dominating (the kernels' threading is tested elsewhere).
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 TOLERANCE = {torch.float16: dict(atol=2e-2, rtol=2e-2), torch.bfloat16: dict(atol=8e-2, rtol=5e-2)}
 
 
@@ -256,7 +259,6 @@ def _scene_tensor(device, scenes=2, points=800, extent=32):
     return SparseTensor(torch.randn(indices.shape[0], 6, device=device), indices, batch_size=scenes)
 
 
-@pytest.mark.usefixtures("single_thread")
 @pytest.mark.parametrize("norm", ["bn", "pdnorm"])
 def test_spunet_training_step_under_autocast(norm, device):
     extra = dict(norm="pdnorm", context_channels=16, zero_init=False) if norm == "pdnorm" else {}
