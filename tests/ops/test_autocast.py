@@ -99,7 +99,8 @@ def test_conv_layer_output_like_conv3d(autocast_dtype, device):
     torch.testing.assert_close(out.features, want.features, rtol=0, atol=0)
 
 
-def test_torch_compile_conv_under_autocast(device):
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_torch_compile_conv_under_autocast(backend, device):
     features, weight, pairs, offsets, num_out = _conv_case(device)
 
     def step(features, weight):
@@ -108,7 +109,7 @@ def test_torch_compile_conv_under_autocast(device):
         return out, out.float().square().sum()
 
     torch._dynamo.reset()
-    compiled = torch.compile(step, backend="aot_eager", fullgraph=True)
+    compiled = torch.compile(step, backend=backend, fullgraph=True)
     results = []
     for fn in (step, compiled):
         leaves = [t.detach().clone().requires_grad_() for t in (features, weight)]
