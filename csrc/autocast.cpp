@@ -26,8 +26,9 @@ bool is_data_argument(const std::string& name) { return name == "x" || name == "
 template <CastPolicy policy, c10::DeviceType device>
 void autocast_kernel(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   c10::impl::ExcludeDispatchKeyGuard no_autocast(at::autocast::get_autocast_dispatch_key_from_device_type(device));
-  const at::ScalarType target =
-      policy == CastPolicy::kLowerPrecision ? at::autocast::get_lower_precision_fp_from_device_type(device) : at::kFloat;
+  const at::ScalarType target = policy == CastPolicy::kLowerPrecision
+                                    ? at::autocast::get_lower_precision_fp_from_device_type(device)
+                                    : at::kFloat;
   const std::vector<c10::Argument>& arguments = op.schema().arguments();
   const size_t first = stack->size() - arguments.size();
   for (size_t a = 0; a < arguments.size(); ++a) {
@@ -39,17 +40,19 @@ void autocast_kernel(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   op.callBoxed(stack);
 }
 
+template <CastPolicy policy, c10::DeviceType device>
+torch::CppFunction kernel() {
+  return torch::CppFunction::makeFromBoxedFunction<&autocast_kernel<policy, device>>();
+}
+
 template <c10::DeviceType device>
 void register_autocast_kernels(torch::Library& m) {
-  const auto lower_precision = torch::CppFunction::makeFromBoxedFunction<&autocast_kernel<CastPolicy::kLowerPrecision, device>>;
-  const auto float32 = torch::CppFunction::makeFromBoxedFunction<&autocast_kernel<CastPolicy::kFloat32, device>>;
-  const auto float32_tables = torch::CppFunction::makeFromBoxedFunction<&autocast_kernel<CastPolicy::kFloat32Tables, device>>;
-  m.impl("sparse_conv", lower_precision());
+  m.impl("sparse_conv", kernel<CastPolicy::kLowerPrecision, device>());
   for (const char* op : {"voxelize", "farthest_point_sample", "knn", "project_gaussians", "spherical_harmonics",
                          "bin_gaussians", "rasterize_tiles"})
-    m.impl(op, float32());
+    m.impl(op, kernel<CastPolicy::kFloat32, device>());
   for (const char* op : {"segment_bn_apply", "segment_bn_backward_reduce", "segment_bn_backward"})
-    m.impl(op, float32_tables());
+    m.impl(op, kernel<CastPolicy::kFloat32Tables, device>());
 }
 
 }  // namespace
