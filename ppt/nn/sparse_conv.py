@@ -72,7 +72,7 @@ class _SparseConvBase(SparseModule):
         weight = self._weight_matrices()
         out = sparse_conv(x.features, weight, pairs, pair_offsets, out_indices.shape[0])
         if self.bias is not None:
-            out = out + self.bias
+            out = out + self.bias.to(out.dtype)  # under autocast, like conv3d: the output keeps the conv dtype
         return SparseTensor(out, out_indices, out_spatial_shape, x.batch_size, cache=x.cache)
 
     def extra_repr(self) -> str:

@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from ppt.ops._args import as_bool, as_fraction, as_int, as_real
+from ppt.ops._autograd import register_not_differentiable
 
 __all__ = ["segment_batch_norm"]
 
@@ -64,13 +65,41 @@ def _check_table(name: str, table: Tensor | None, num_segments: int, x: Tensor) 
         raise ValueError(f"segment_batch_norm: {name} must be on x's device {x.device}, got {table.device}")
 
 
+def _segment_sum(values: Tensor, segment: Tensor, num_segments: int) -> Tensor:
+    return values.new_zeros((num_segments, values.shape[1])).index_add(0, segment, values)
+
+
+def _differentiable_backward(grad_out, x, segment, mean, invstd, count, weight, eps):
+    """The gradients of the kernel backward as torch ops, so that autograd can differentiate them
+    again (create_graph=True). In training the statistics are recomputed from ``x`` here: there
+    they are functions of ``x``, and their derivatives enter the second-order terms."""
+    acc = mean.dtype
+    num_segments = mean.shape[0]
+    g, xa = grad_out.to(acc), x.to(acc)
+    scale = invstd
+    if count is not None:
+        rows = count.clamp_min(1).to(acc)[:, None]
+        mean = _segment_sum(xa, segment, num_segments) / rows
+        centred = xa - mean[segment]
+        scale = torch.rsqrt(_segment_sum(centred.square(), segment, num_segments) / rows + eps)
+    x_hat = (xa - mean[segment]) * scale[segment]
+    sum_dy = _segment_sum(g, segment, num_segments)
+    sum_dy_xhat = _segment_sum(g * x_hat, segment, num_segments)
+    dy = g if count is None else g - (sum_dy / rows)[segment] - x_hat * (sum_dy_xhat / rows)[segment]
+    grad_x = dy * scale[segment]
+    if weight is not None:
+        grad_x = grad_x * weight[segment]
+    return grad_x.to(x.dtype), sum_dy_xhat, sum_dy
+
+
 class _SegmentBatchNormFunction(torch.autograd.Function):
     """Normalize with given statistics; the backward treats them as functions of x in training."""
 
     @staticmethod
-    def forward(ctx, x, segment, mean, invstd, count, weight, bias, group):
+    def forward(ctx, x, segment, mean, invstd, count, weight, bias, group, eps):
         ctx.save_for_backward(x, segment, mean, invstd, count, weight)
         ctx.group = group
+        ctx.eps = eps
         return torch.ops.ppt.segment_bn_apply.default(x, segment, mean, invstd, weight, bias)
 
     @staticmethod
@@ -78,6 +107,14 @@ class _SegmentBatchNormFunction(torch.autograd.Function):
         x, segment, mean, invstd, count, weight = ctx.saved_tensors
         need_x, need_weight, need_bias = ctx.needs_input_grad[0], ctx.needs_input_grad[5], ctx.needs_input_grad[6]
         training = count is not None
+        if torch.is_grad_enabled():  # create_graph=True: a backward that is itself differentiable
+            if training and ctx.group is not None:
+                raise RuntimeError("segment_batch_norm: double backward (create_graph=True) is not implemented with "
+                                   "sync=True across processes (the all-reduced statistics are not differentiable)")
+            grad_x, grad_weight, grad_bias = _differentiable_backward(grad_out, x, segment, mean, invstd, count,
+                                                                      weight, ctx.eps)
+            return (grad_x if need_x else None, None, None, None, None, grad_weight if need_weight else None,
+                    grad_bias if need_bias else None, None, None)
         grad_x = grad_weight = grad_bias = None
         if (training and need_x) or need_weight or need_bias:
             sum_dy, sum_dy_xhat = torch.ops.ppt.segment_bn_backward_reduce.default(grad_out, x, segment, mean, invstd)
@@ -92,7 +129,7 @@ class _SegmentBatchNormFunction(torch.autograd.Function):
             grad_x = torch.ops.ppt.segment_bn_backward.default(
                 grad_out, x, segment, mean, invstd, weight,
                 count if training else None, sum_dy if training else None, sum_dy_xhat if training else None)
-        return grad_x, None, None, None, None, grad_weight, grad_bias, None
+        return grad_x, None, None, None, None, grad_weight, grad_bias, None, None
 
 
 def segment_batch_norm(
@@ -133,7 +170,10 @@ def segment_batch_norm(
         process_group: the group to synchronise over (default: the world).
 
     Returns:
-        ``(N, C)`` tensor of ``x``'s dtype. Statistics are accumulated in float32 for half inputs.
+        ``(N, C)`` tensor of ``x``'s dtype. Statistics are accumulated in float32 for half inputs,
+        also under ``torch.autocast`` (which leaves ``x``'s dtype, as for ``batch_norm``).
+        Differentiable twice (``create_graph=True`` switches the backward to torch ops), except
+        with ``sync=True`` across processes, where double backward raises.
 
     Raises:
         ValueError: in training, when a segment present in the batch (the global batch when
@@ -172,12 +212,12 @@ def segment_batch_norm(
         invstd = torch.rsqrt(var + eps)
         if running_mean is not None:
             _update_running_stats(running_mean, running_var, count, mean, m2, momentum)
-        return _SegmentBatchNormFunction.apply(x, segment, mean, invstd, count, weight_acc, bias_acc, group)
+        return _SegmentBatchNormFunction.apply(x, segment, mean, invstd, count, weight_acc, bias_acc, group, eps)
     if running_mean is None:
         raise ValueError("segment_batch_norm: running_mean and running_var are required when training=False")
     mean = running_mean.detach().to(acc)
     invstd = torch.rsqrt(running_var.detach().to(acc) + eps)
-    return _SegmentBatchNormFunction.apply(x, segment, mean, invstd, None, weight_acc, bias_acc, None)
+    return _SegmentBatchNormFunction.apply(x, segment, mean, invstd, None, weight_acc, bias_acc, None, eps)
 
 
 @torch.no_grad()
@@ -213,3 +253,10 @@ def _segment_bn_backward_reduce_fake(grad_out, x, segment, mean, invstd):
 def _segment_bn_backward_fake(grad_out, x, segment, mean, invstd, weight=None, count=None, sum_dy=None,
                               sum_dy_xhat=None):
     return x.new_empty(x.shape)
+
+
+# The kernels are differentiable only as composed by segment_batch_norm (whose autograd.Function
+# holds the formulas); differentiating one directly raises instead of giving zero gradients.
+for _op in ("segment_bn_stats", "segment_bn_apply", "segment_bn_backward_reduce", "segment_bn_backward"):
+    register_not_differentiable(_op, f"ppt::{_op} has no autograd formula of its own; differentiate through "
+                                     "ppt.ops.segment_batch_norm, which composes it")

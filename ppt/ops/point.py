@@ -69,7 +69,8 @@ def knn(query: Tensor, points: Tensor, k: int) -> tuple[Tensor, Tensor]:
     Returns:
         ``dist2`` ``(B, M, k)`` squared distances (dtype of the inputs, computed in float32 for
         half inputs) in ascending order, ties to the lower index, and ``index`` ``(B, M, k)``
-        int64. ``dist2`` is differentiable with respect to ``query`` and ``points``.
+        int64. ``dist2`` is differentiable with respect to ``query`` and ``points``, twice. Under
+        ``torch.autocast`` the op runs in float32, like ``cdist``.
     """
     k = as_int(k, "k", "knn")
     return torch.ops.ppt.knn.default(query, points, k)
@@ -113,4 +114,38 @@ def _knn_backward(ctx, grad_dist2: Tensor, grad_index: Tensor | None):
     return grad_query, grad_points, None
 
 
+def _knn_backward_setup_context(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _knn_double_backward(ctx, grad_grad_query: Tensor | None, grad_grad_points: Tensor | None):
+    """VJP of the backward op, through the backward op itself so it is differentiable again.
+
+    ``knn_backward(g, q, p, index)`` is linear in ``(q, p)`` for fixed ``g``: with
+    ``d = q - p[index]`` it returns ``(sum_j 2 g d, -scatter(2 g d))``. For incoming
+    ``(a_q, a_p)``: ``d g = 2 <a_q - a_p[index], d>`` and ``(d q, d p) = knn_backward(g, a_q, a_p, index)``.
+    """
+    grad_dist2, query, points, index = ctx.saved_tensors
+    grad_grad_query = torch.zeros_like(query) if grad_grad_query is None else grad_grad_query.contiguous()
+    grad_grad_points = torch.zeros_like(points) if grad_grad_points is None else grad_grad_points.contiguous()
+    grad_grad_dist2 = grad_query = grad_points = None
+    if ctx.needs_input_grad[0]:
+        # In float32 for half inputs, like the kernels.
+        compute = torch.float64 if query.dtype == torch.float64 else torch.float32
+        gather_index = index.reshape(index.shape[0], -1, 1).expand(-1, -1, 3)
+
+        def offsets(q: Tensor, p: Tensor) -> Tensor:
+            """(B, M, k, 3) ``q[m] - p[index[m, j]]``."""
+            neighbours = torch.gather(p.to(compute), 1, gather_index).reshape(*index.shape, 3)
+            return q.to(compute)[:, :, None, :] - neighbours
+
+        product = offsets(grad_grad_query, grad_grad_points) * offsets(query, points)
+        grad_grad_dist2 = (2 * product.sum(-1)).to(grad_dist2.dtype)
+    if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+        grad_query, grad_points = torch.ops.ppt.knn_backward.default(grad_dist2, grad_grad_query, grad_grad_points,
+                                                                     index)
+    return grad_grad_dist2, grad_query, grad_points, None
+
+
 torch.library.register_autograd("ppt::knn", _knn_backward, setup_context=_knn_setup_context)
+torch.library.register_autograd("ppt::knn_backward", _knn_double_backward, setup_context=_knn_backward_setup_context)

@@ -9,7 +9,9 @@ with a fake implementation and, where differentiable, an autograd formula callin
 4. ``rasterize_tiles``: front-to-back alpha compositing per tile.
 
 Gradients reach ``means``, ``quats``, ``scales``, ``opacities``, ``colors`` (or SH coefficients)
-and ``backgrounds``; cameras (``viewmats``, ``Ks``) are treated as constants.
+and ``backgrounds``; cameras (``viewmats``, ``Ks``) are treated as constants. Double backward is
+not implemented: differentiating gradients taken with ``create_graph=True`` raises a RuntimeError
+naming the op. Under ``torch.autocast`` every op runs in float32.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from torch import Tensor
 
 from ppt.ops._args import as_bool, as_int, as_real
+from ppt.ops._autograd import register_not_differentiable
 
 __all__ = ["rasterize_gaussians", "RENDER_MODES"]
 
@@ -341,3 +344,10 @@ def _dense_grad(grad: Tensor | None, shape, like: Tensor) -> Tensor:
 torch.library.register_autograd("ppt::project_gaussians", _project_backward, setup_context=_project_setup_context)
 torch.library.register_autograd("ppt::spherical_harmonics", _sh_backward, setup_context=_sh_setup_context)
 torch.library.register_autograd("ppt::rasterize_tiles", _rasterize_backward, setup_context=_rasterize_setup_context)
+# Double backward (create_graph=True through the rasterizer) is not implemented: differentiating a
+# backward op raises, naming the op.
+for _op in ("project_gaussians", "spherical_harmonics", "rasterize_tiles"):
+    register_not_differentiable(
+        f"{_op}_backward",
+        f"ppt::{_op} (rasterize_gaussians): double backward is not implemented; gradients computed with "
+        "create_graph=True cannot be differentiated again through the rasterizer")

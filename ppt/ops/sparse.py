@@ -90,8 +90,10 @@ def sparse_conv(features: Tensor, weight: Tensor, pairs: Tensor, pair_offsets: T
 
     Returns:
         ``(M, Cout)`` in the dtype of ``features``, accumulated in float32 for half inputs (float64
-        for float64). Differentiable in ``features`` and ``weight``; forward and backward are
-        deterministic (no atomics; offsets are summed in a fixed order).
+        for float64). Differentiable in ``features`` and ``weight``, twice (the backward op has an
+        autograd formula of its own); forward and backward are deterministic (no atomics; offsets
+        are summed in a fixed order). Under ``torch.autocast`` the floating inputs are cast to the
+        autocast dtype, like ``conv3d``.
     """
     num_out = as_int(num_out, "num_out", "sparse_conv")
     return torch.ops.ppt.sparse_conv.default(features, weight, pairs, pair_offsets, num_out)
@@ -134,4 +136,43 @@ def _sparse_conv_backward(ctx, grad_out: Tensor):
     return grad_features, grad_weight, None, None, None
 
 
+def _sparse_conv_backward_setup_context(ctx, inputs, output):
+    grad_out, features, weight, pairs, pair_offsets, num_out = inputs
+    ctx.save_for_backward(grad_out, features, weight, pairs, pair_offsets)
+    ctx.num_out = num_out
+
+
+def _sparse_conv_double_backward(ctx, grad_grad_features: Tensor | None, grad_grad_weight: Tensor | None):
+    """VJP of the backward op, expressed through the two conv ops so it is differentiable again.
+
+    With ``F`` the forward (``F(f, W)[o] = sum W_k f[i]``), the backward op returns
+    ``grad_features = F^T(g, W)`` (``sum W_k^T g[o]`` into row ``i``) and ``grad_weight = G(g, f)``
+    (``sum g[o] f[i]^T`` into ``W_k``), both bilinear. For incoming ``a = d grad_features`` and
+    ``B = d grad_weight``: ``d g = F(a, W) + F(f, B)``, ``d f = F^T(g, B)`` (a forward conv over the
+    flipped map with ``B`` transposed) and ``d W = G(g, a)``.
+    """
+    grad_out, features, weight, pairs, pair_offsets = ctx.saved_tensors
+    need_grad_out, need_features, need_weight = ctx.needs_input_grad[:3]
+    conv = torch.ops.ppt.sparse_conv.default
+    grad_grad_out = grad_features = grad_weight = None
+    if need_grad_out:
+        grad_grad_out = grad_out.new_zeros(grad_out.shape)
+        if grad_grad_features is not None:
+            grad_grad_out = grad_grad_out + conv(grad_grad_features.contiguous(), weight, pairs, pair_offsets,
+                                                 ctx.num_out)
+        if grad_grad_weight is not None:
+            grad_grad_out = grad_grad_out + conv(features, grad_grad_weight.contiguous(), pairs, pair_offsets,
+                                                 ctx.num_out)
+    if need_features and grad_grad_weight is not None:
+        grad_features = conv(grad_out, grad_grad_weight.transpose(0, 2).contiguous(), pairs.flip(0), pair_offsets,
+                             features.shape[0])
+    if need_weight and grad_grad_features is not None:
+        # The op's grad_features half is computed and dropped: G has no op of its own.
+        grad_weight = torch.ops.ppt.sparse_conv_backward.default(
+            grad_out, grad_grad_features.contiguous(), weight, pairs, pair_offsets, ctx.num_out)[1]
+    return grad_grad_out, grad_features, grad_weight, None, None, None
+
+
 torch.library.register_autograd("ppt::sparse_conv", _sparse_conv_backward, setup_context=_sparse_conv_setup_context)
+torch.library.register_autograd("ppt::sparse_conv_backward", _sparse_conv_double_backward,
+                                setup_context=_sparse_conv_backward_setup_context)

@@ -71,6 +71,17 @@ def _worker(rank, world_size, init_file, out_dir):
             if name.startswith("grad."):
                 dist.all_reduce(module_result[name])
         torch.save(module_result, os.path.join(out_dir, f"pdnorm_rank{rank}.pt"))
+        # Double backward through all-reduced statistics is not implemented: the create_graph
+        # backward raises on every rank before any collective.
+        x = x[rows].clone().requires_grad_(True)
+        y = segment_batch_norm(x, segment[rows], NUM_SEGMENTS, training=True, sync=True)
+        try:
+            torch.autograd.grad(y.sum(), x, create_graph=True)
+            message = ""
+        except RuntimeError as error:
+            message = str(error)
+        with open(os.path.join(out_dir, f"create_graph_rank{rank}.txt"), "w") as file:
+            file.write(message)
     finally:
         dist.destroy_process_group()
 
@@ -89,6 +100,11 @@ def test_two_process_sync_equals_single_process(tmp_path):
     for name in ("grad_weight", "grad_bias", "running_mean", "running_var"):
         for rank in ranks:
             torch.testing.assert_close(rank[name], single[name], atol=1e-12, rtol=1e-12)
+
+    for rank in range(2):
+        message = (tmp_path / f"create_graph_rank{rank}.txt").read_text()
+        assert message.startswith("segment_batch_norm: double backward (create_graph=True) is not implemented with "
+                                  "sync=True across processes"), message
 
     module_ranks = [torch.load(tmp_path / f"pdnorm_rank{r}.pt", weights_only=True) for r in range(2)]
     module_single = _pdnorm_step(x, segment, grad_out, slice(None), sync=False)
