@@ -150,14 +150,16 @@ class ScheduleConfig:
 
 @dataclass
 class TrainConfig:
-    """The loop. ``steps``: optimizer steps of the run. ``amp``: ``off``, ``bf16`` or ``fp16``
-    (fp16 uses a gradient scaler). ``eval_every``/``checkpoint_every``: in steps (0: at the end
-    only). ``grad_clip``: max global gradient norm (unset: no clipping)."""
+    """The loop. ``steps``: optimizer steps of the run. ``amp``: ``auto`` (bf16 on a GPU, none on
+    CPU), ``none``, ``bf16`` or ``fp16`` (with a gradient scaler). ``accumulate``: micro-batches per
+    step. ``eval_every``/``checkpoint_every``: in steps (0: at the end only). ``grad_clip``: max
+    global gradient norm (unset: no clipping). ``best_metric``: the validation metric (mean over
+    sources) that picks ``best.safetensors``."""
 
     steps: int = 1000
     seed: int = 0
     device: str = "auto"
-    amp: str = "off"
+    amp: str = "auto"
     accumulate: int = 1
     grad_clip: Optional[float] = None
     label_smoothing: float = 0.0

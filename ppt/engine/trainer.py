@@ -70,18 +70,18 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Precision:
-    """Autocast and gradient scaling for ``train.amp``: ``off``; ``bf16``; ``fp16`` (with a
-    GradScaler); ``auto`` = bf16 on a GPU that supports it, off on CPU (where bf16 autocast is
+    """Autocast and gradient scaling for ``train.amp``: ``none``; ``bf16``; ``fp16`` (with a
+    GradScaler); ``auto`` = bf16 on a GPU that supports it, none on CPU (where bf16 autocast is
     rarely faster for these networks)."""
 
     def __init__(self, amp: str, device: torch.device) -> None:
-        if amp not in ("off", "auto", "bf16", "fp16"):
-            raise ValueError(f"train.amp must be 'off', 'auto', 'bf16' or 'fp16', got {amp!r}")
+        if amp not in ("none", "auto", "bf16", "fp16"):
+            raise ValueError(f"train.amp must be 'none', 'auto', 'bf16' or 'fp16', got {amp!r}")
         if amp == "auto":
-            amp = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "off"
+            amp = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "none"
         self.mode = amp
         self.device_type = device.type
-        self.dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+        self.dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
 
     def autocast(self) -> contextlib.AbstractContextManager:
