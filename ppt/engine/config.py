@@ -231,6 +231,8 @@ def _finish(cfg: DictConfig, where: str) -> RecipeConfig:
         _raise(error, where, RecipeConfig())
     if recipe.task not in TASKS:
         raise ConfigError(f"{where}: task must be one of {TASKS}, got {recipe.task!r}")
+    if recipe.train.best_metric not in ("mIoU", "mAcc", "allAcc"):
+        raise ConfigError(f"{where}: train.best_metric must be mIoU, mAcc or allAcc, got {recipe.train.best_metric!r}")
     if not recipe.data.sources:
         raise ConfigError(f"{where}: data.sources is empty; a recipe needs at least one dataset")
     if recipe.data.root is not None:

@@ -160,8 +160,10 @@ class SegmentationTask(Task):
 
     def loss(self, model: nn.Module, batch: SceneBatch) -> Tensor:
         logits = self.forward(model, batch)
-        return F.cross_entropy(logits.float(), batch.segment, ignore_index=-1,
-                               label_smoothing=self.config.train.label_smoothing)
+        # mean over labelled points, and 0 (not NaN) for a crop without any
+        total = F.cross_entropy(logits.float(), batch.segment, ignore_index=-1, reduction="sum",
+                                label_smoothing=self.config.train.label_smoothing)
+        return total / (batch.segment >= 0).sum().clamp(min=1)
 
     def evaluate_batch(self, model: nn.Module, batch: SceneBatch, confusion: ConfusionMatrix) -> None:
         prediction = self.forward(model, batch).argmax(1)

@@ -113,9 +113,16 @@ def _check_same_run(saved: dict, current: dict, where: Path) -> None:
 class _Log:
     """JSON lines on the main process, mirrored to TensorBoard when it is installed."""
 
-    def __init__(self, out: Path, enabled: bool, tensorboard: bool) -> None:
+    def __init__(self, out: Path, enabled: bool, tensorboard: bool, resume_step: int | None) -> None:
         self.enabled = enabled
-        self.file = open(out / "log.jsonl", "a") if enabled else None
+        self.file = None
+        if enabled:
+            path = out / "log.jsonl"
+            # a resumed run drops what the interrupted session logged after its checkpoint
+            kept = [line for line in path.read_text().splitlines(keepends=True)
+                    if json.loads(line)["step"] <= resume_step] if resume_step is not None and path.is_file() else []
+            self.file = open(path, "w")
+            self.file.writelines(kept)
         self.writer = None
         if enabled and tensorboard:
             try:
@@ -237,7 +244,7 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
 
     if ctx.is_main:
         OmegaConf.save(OmegaConf.structured(config), out / "config.yaml")
-    log = _Log(out, ctx.is_main, train_cfg.tensorboard)
+    log = _Log(out, ctx.is_main, train_cfg.tensorboard, step if resume else None)
     count = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if ctx.is_main:

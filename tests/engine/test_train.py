@@ -53,6 +53,8 @@ def test_resume_continues_exactly(tmp_path, scene_overrides):
     assert first.step == 3 and not (tmp_path / "split" / "best.safetensors").exists()
     second = train(config, tmp_path / "split", resume=True, progress=False)
     assert first.losses + second.losses == pytest.approx(whole.losses, rel=1e-6, abs=1e-7)
+    logged = [[r["loss"] for r in _log(tmp_path / run) if "loss" in r] for run in ("whole", "split")]
+    assert logged[1] == pytest.approx(logged[0], rel=1e-6, abs=1e-7) and len(logged[1]) == 5
     a, b = load_file(tmp_path / "whole" / "last.safetensors"), load_file(tmp_path / "split" / "last.safetensors")
     assert all(torch.allclose(a[key].double(), b[key].double(), rtol=1e-5, atol=1e-7) for key in a)
     with pytest.raises(ValueError, match=r"config differs .*train.seed: 0 -> 1"):
