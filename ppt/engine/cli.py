@@ -3,13 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Callable
 
 __all__ = ["add_engine_commands"]
 
 
+def _user_errors(command: str, errors: Callable[[], tuple[type[Exception], ...]]):
+    """Report bad input (config, paths, checkpoints) as one line and exit status 2, not a traceback.
+    ``errors`` returns the exception types (imported lazily, so ``ppt --help`` stays light)."""
+    def wrap(handler):
+        @functools.wraps(handler)
+        def run(args: argparse.Namespace) -> int:
+            try:
+                return handler(args)
+            except errors() as error:
+                print(f"ppt {command}: {error}", file=sys.stderr)
+                return 2
+        return run
+    return wrap
+
+
+def _train_errors() -> tuple[type[Exception], ...]:
+    from ppt.engine.checkpoint import CheckpointError
+    from ppt.engine.config import ConfigError
+    from ppt.engine.trainer import RunFolderError
+
+    return ConfigError, CheckpointError, RunFolderError, FileNotFoundError
+
+
+# Training reports only errors of its inputs in one line: a failure inside the loop keeps its traceback.
+@_user_errors("train", _train_errors)
 def _train(args: argparse.Namespace) -> int:
-    from ppt.engine.config import ConfigError, list_recipes, load_recipe, recipe_path
+    from ppt.engine.config import list_recipes, load_recipe, recipe_path
 
     if args.list:
         from omegaconf import OmegaConf
@@ -21,11 +48,7 @@ def _train(args: argparse.Namespace) -> int:
     if not args.recipe:
         print("ppt train: give a RECIPE (see ppt train --list)", file=sys.stderr)
         return 2
-    try:
-        config = load_recipe(args.recipe, args.set)
-    except ConfigError as error:
-        print(f"ppt train: {error}", file=sys.stderr)
-        return 2
+    config = load_recipe(args.recipe, args.set)
     from ppt.engine.trainer import train
 
     name = args.recipe.rsplit("/", 1)[-1].removesuffix(".yaml")
@@ -34,6 +57,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+@_user_errors("eval", lambda: (ValueError, FileNotFoundError))
 def _eval(args: argparse.Namespace) -> int:
     from ppt.engine.inference import evaluate_checkpoint, format_table, load_checkpoint
     from ppt.engine.tasks import SegmentationTask
@@ -49,6 +73,7 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+@_user_errors("predict", lambda: (ValueError, FileNotFoundError))
 def _predict(args: argparse.Namespace) -> int:
     from ppt.engine.inference import load_checkpoint, predict_file
 

@@ -33,7 +33,10 @@ Autocast = Callable[[], AbstractContextManager]
 
 
 class Task(ABC):
-    """One family of recipes. ``class_names`` maps each data source to its classes."""
+    """One family of recipes. ``class_names`` maps each data source to its classes;
+    ``headline_metrics`` are the metrics printed after each evaluation."""
+
+    headline_metrics: tuple[str, ...] = ("mIoU", "mAcc", "allAcc")
 
     def __init__(self, config: RecipeConfig) -> None:
         self.config = config
@@ -198,6 +201,8 @@ class ClassificationTask(Task):
     """Object classification: cross-entropy (with ``train.label_smoothing``, 0.2 in Point-MAE and
     DAPT) on clouds subsampled to ``data.num_points`` (random FPS + scale-and-translate for
     training, FPS for evaluation, as Point-MAE); overall (``allAcc``) and mean-class (``mAcc``) accuracy."""
+
+    headline_metrics = ("allAcc", "mAcc")
 
     def dataset_class(self, source: SourceConfig) -> type:
         if source.dataset not in OBJECT_DATASETS:

@@ -40,11 +40,16 @@ from ppt.engine.optim import build_optimizer, build_scheduler
 from ppt.engine.sampling import plan_epoch, steps_per_epoch
 from ppt.engine.tasks import Task, create_task
 
-__all__ = ["train", "TrainResult", "resolve_device", "Precision"]
+__all__ = ["train", "TrainResult", "resolve_device", "Precision", "RunFolderError"]
 
 # Keys a resumed run may change without changing its results.
 RESUMABLE_CHANGES = ("data.num_workers", "data.val_batch_size", "train.log_every", "train.tensorboard",
                      "description")
+
+
+class RunFolderError(ValueError):
+    """The output folder does not fit the request: a run already there without ``resume``, or a
+    resume with another config or process count."""
 
 
 @dataclass
@@ -106,7 +111,7 @@ def _check_same_run(saved: dict, current: dict, where: Path) -> None:
                if old.get(key) != new.get(key) and key not in RESUMABLE_CHANGES]
     if changed:
         details = "; ".join(f"{key}: {old.get(key)!r} -> {new.get(key)!r}" for key in changed[:6])
-        raise ValueError(f"--resume: the config differs from the run in {where} ({details}); resume with the same "
+        raise RunFolderError(f"--resume: the config differs from the run in {where} ({details}); resume with the same "
                          "recipe and --set values, or train into another --out")
 
 
@@ -197,7 +202,7 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
         if resume and not last.is_file():
             raise CheckpointError(f"--resume: {last} does not exist; nothing to resume in {out}")
         if not resume and last.is_file():
-            raise ValueError(f"{out} already holds a run ({last.name}); pass --resume to continue it or choose "
+            raise RunFolderError(f"{out} already holds a run ({last.name}); pass --resume to continue it or choose "
                              "another --out")
         out.mkdir(parents=True, exist_ok=True)
 
@@ -224,7 +229,7 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
         step, best = int(state["step"]), float(state["best"])
         rngs = state["rng"]
         if len(rngs) != ctx.world_size:
-            raise ValueError(f"--resume: the run used {len(rngs)} processes, this one has {ctx.world_size}; resume "
+            raise RunFolderError(f"--resume: the run used {len(rngs)} processes, this one has {ctx.world_size}; resume "
                              "with the same number to continue exactly")
         set_rng_state(rngs[ctx.rank])
     else:
@@ -328,8 +333,7 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
                 metrics = evaluate()
                 log.write({"step": step, "eval": metrics})
                 if ctx.is_main:
-                    summary = ", ".join(f"{source}: " + " ".join(f"{k} {v:.4f}" for k, v in m.items()
-                                                                 if k in ("mIoU", "mAcc", "allAcc"))
+                    summary = ", ".join(f"{source}: " + " ".join(f"{k} {m[k]:.4f}" for k in task.headline_metrics)
                                         for source, m in metrics.items())
                     bar.write(f"step {step}: {summary}")
                 score = _score(metrics, train_cfg.best_metric)

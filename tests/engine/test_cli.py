@@ -66,10 +66,10 @@ def test_train_eval_predict(tmp_path, scene_overrides, capsys):
         assert (predictions / f"{name}.png").stat().st_size > 1000
 
 
-def test_eval_rejects_a_corrupt_checkpoint(tmp_path):
+def test_bad_input_is_one_line_and_status_2(tmp_path, capsys):
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
-    from ppt.engine import CheckpointError
-
-    with pytest.raises(CheckpointError, match="broken.safetensors: not a readable safetensors file"):
-        main(["eval", str(broken)])
+    assert _run(["eval", str(broken)]) == 2
+    assert "ppt eval: " in (err := capsys.readouterr().err) and "broken.safetensors: not a readable safetensors file" in err
+    assert _run(["predict", str(tmp_path / "missing.safetensors"), "scene", "--out", str(tmp_path)]) == 2
+    assert "missing.safetensors does not exist" in capsys.readouterr().err
