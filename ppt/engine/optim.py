@@ -69,9 +69,12 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: ScheduleConfig,
                     total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
     """A scheduler stepped once per optimizer step over ``total_steps`` steps."""
     if config.name == "onecycle":
+        # torch's OneCycleLR divides by its warm-up length (pct_start * total_steps - 1), so
+        # the warm-up lasts at least 2 steps (runs of 3 steps and more) and stays short of 1 step below that
+        pct_start = max(config.pct_start, 2 / total_steps) if total_steps >= 3 else min(config.pct_start, 0.25)
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=[group["lr"] for group in optimizer.param_groups], total_steps=total_steps,
-            pct_start=config.pct_start, anneal_strategy="cos", div_factor=config.div_factor,
+            pct_start=pct_start, anneal_strategy="cos", div_factor=config.div_factor,
             final_div_factor=config.final_div_factor,
             cycle_momentum=isinstance(optimizer, torch.optim.SGD) and optimizer.defaults["momentum"] > 0)
     if config.name == "cosine":

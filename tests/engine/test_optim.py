@@ -56,6 +56,17 @@ def test_onecycle_peaks_at_pct_start_with_group_scales():
     assert all(row[1] == pytest.approx(row[0] * 0.1) for row in lrs)  # prompt group keeps its scale
 
 
+@pytest.mark.parametrize("total", [1, 2, 3, 20, 40])
+def test_onecycle_runs_for_any_length(total):
+    # 0.05 * 20 steps would be a 1-step warm-up, on which torch's OneCycleLR divides by zero
+    optimizer = build_optimizer(_Net(), OptimConfig(lr=0.05))
+    scheduler = build_scheduler(optimizer, ScheduleConfig(name="onecycle", pct_start=0.05), total_steps=total)
+    lrs = [row[0] for row in _lrs(scheduler, optimizer, total)]
+    assert all(0 < lr <= 0.05 + 1e-12 for lr in lrs)
+    if total >= 3:
+        assert lrs[0] == pytest.approx(0.005) and max(lrs) == pytest.approx(0.05)
+
+
 def test_cosine_warm_up():
     net = _Net()
     optimizer = build_optimizer(net, OptimConfig(name="adamw", lr=1.0))
