@@ -107,3 +107,11 @@ def test_amp_bf16_on_cpu_with_the_sparse_unet(tmp_path, scene_overrides):
     config = load_recipe("spunet-scannet", [*scene_overrides, "train.steps=2", "train.amp=bf16"])
     result = train(config, tmp_path / "run", progress=False)
     assert all(torch.isfinite(torch.tensor(result.losses)))
+
+
+@pytest.mark.parametrize("recipe, source, classes", [("spunet-s3dis", "s3dis", 13), ("spunet-structured3d", "structured3d", 25)])
+def test_other_scene_recipes_train_a_step(tmp_path, scene_overrides, recipe, source, classes):
+    result = train(load_recipe(recipe, [*scene_overrides, "train.steps=1"]), tmp_path / "run", progress=False)
+    assert result.step == 1 and torch.isfinite(torch.tensor(result.losses)).all()
+    assert result.metrics[source]["count"] > 0
+    assert len(read_meta(tmp_path / "run" / "last.safetensors").class_names[source]) == classes
