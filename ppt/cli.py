@@ -1,7 +1,6 @@
 """The ``ppt`` command: ``ppt info`` describes the build, ``ppt bench`` runs benchmark suites,
-``ppt data`` generates datasets.
+``ppt data`` generates datasets, ``ppt train`` / ``eval`` / ``predict`` train and use models.
 
-Later subcommands (``train``, ``eval``) register on the same parser through :func:`build_parser`.
 """
 
 from __future__ import annotations
@@ -57,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ppt.text.cli import add_text_command
 
     add_text_command(commands)
+
+    from ppt.engine.cli import add_engine_commands
+
+    add_engine_commands(commands)
     return parser
 
 

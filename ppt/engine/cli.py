@@ -1,0 +1,125 @@
+"""``ppt train``, ``ppt eval`` and ``ppt predict``."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from collections.abc import Callable
+
+__all__ = ["add_engine_commands"]
+
+
+def _user_errors(command: str, errors: Callable[[], tuple[type[Exception], ...]]):
+    """Report bad input (config, paths, checkpoints) as one line and exit status 2, not a traceback.
+    ``errors`` returns the exception types (imported lazily, so ``ppt --help`` stays light)."""
+    def wrap(handler):
+        @functools.wraps(handler)
+        def run(args: argparse.Namespace) -> int:
+            try:
+                return handler(args)
+            except errors() as error:
+                print(f"ppt {command}: {error}", file=sys.stderr)
+                return 2
+        return run
+    return wrap
+
+
+def _train_errors() -> tuple[type[Exception], ...]:
+    from ppt.engine.checkpoint import CheckpointError
+    from ppt.engine.config import ConfigError
+    from ppt.engine.trainer import RunFolderError
+
+    return ConfigError, CheckpointError, RunFolderError, FileNotFoundError
+
+
+# Training reports only errors of its inputs in one line: a failure inside the loop keeps its traceback.
+@_user_errors("train", _train_errors)
+def _train(args: argparse.Namespace) -> int:
+    from ppt.engine.config import list_recipes, load_recipe, recipe_path
+
+    if args.list:
+        from omegaconf import OmegaConf
+
+        for name in list_recipes():
+            description = OmegaConf.load(recipe_path(name)).get("description", "")
+            print(f"{name:<34} {description}")
+        return 0
+    if not args.recipe:
+        print("ppt train: give a RECIPE (see ppt train --list)", file=sys.stderr)
+        return 2
+    config = load_recipe(args.recipe, args.set)
+    from ppt.engine.trainer import train
+
+    name = args.recipe.rsplit("/", 1)[-1].removesuffix(".yaml")
+    out = args.out or f"runs/{name}"
+    train(config, out, recipe=name, resume=args.resume, stop_after=args.stop_after, progress=not args.no_progress)
+    return 0
+
+
+@_user_errors("eval", lambda: (ValueError, FileNotFoundError))
+def _eval(args: argparse.Namespace) -> int:
+    from ppt.engine.inference import evaluate_checkpoint, format_table, load_checkpoint
+    from ppt.engine.tasks import SegmentationTask
+
+    loaded = load_checkpoint(args.checkpoint, data_root=args.data, device=args.device)
+    recipe = loaded.meta.provenance.get("recipe", "")
+    print(f"{args.checkpoint}: {recipe} at step {loaded.meta.step} (ppt {loaded.meta.provenance.get('ppt')}, "
+          f"torch {loaded.meta.provenance.get('torch')}, {loaded.meta.provenance.get('time')})")
+    for name, confusion in evaluate_checkpoint(loaded, progress=not args.no_progress).items():
+        split = loaded.config.data.sources[name].val_split
+        print(f"\n{name} ({split} split)")
+        print(format_table(confusion, loaded.task.class_names[name], isinstance(loaded.task, SegmentationTask)))
+    return 0
+
+
+@_user_errors("predict", lambda: (ValueError, FileNotFoundError))
+def _predict(args: argparse.Namespace) -> int:
+    from ppt.engine.inference import load_checkpoint, predict_file
+
+    loaded = load_checkpoint(args.checkpoint, device=args.device)
+    for scene in args.scenes:
+        result = predict_file(loaded, scene, args.out)
+        score = f", mIoU against its labels {result['mIoU']:.4f}" if "mIoU" in result else ""
+        print(f"{scene}: {result['points']} points{score} -> {', '.join(result['files'])}"
+              + (f" ({result['note']})" if result["note"] else ""))
+    return 0
+
+
+def add_engine_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``train``, ``eval`` and ``predict`` on the ``ppt`` sub-parsers."""
+    train = commands.add_parser(
+        "train", help="train a recipe (ppt train --list shows them)",
+        description="Train a recipe: a YAML file shipped with ppt (by name) or a path to one. Recipes without "
+                    "data.root train on synthetic data written to the cache on first use.")
+    train.add_argument("recipe", nargs="?", help="recipe name or .yaml path")
+    train.add_argument("--list", action="store_true", help="list the shipped recipes")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value by dotted key (repeatable), e.g. --set train.steps=100 "
+                            "--set data.root=/data/scannet")
+    train.add_argument("--out", help="output folder (default runs/RECIPE)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--stop-after", type=int, metavar="STEPS",
+                       help="end this session after STEPS steps (checkpointed; continue with --resume)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser(
+        "eval", help="evaluate a checkpoint on its validation data (per-class table)",
+        description="Evaluate a training checkpoint on its recipe's validation split: whole scenes (votes over "
+                    "test-mode grid fragments) for segmentation, every test object for classification.")
+    evaluate.add_argument("checkpoint", help="a .safetensors checkpoint written by ppt train")
+    evaluate.add_argument("--data", help="dataset root to evaluate on (default: the recipe's)")
+    evaluate.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default auto)")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluate.set_defaults(handler=_eval)
+
+    predict = commands.add_parser(
+        "predict", help="label the points of scenes (.npy scene folders or .ply files)",
+        description="Predict a class for every point; writes NAME.labels.npy, NAME.ply (coloured by class) and "
+                    "NAME.png (top-down, beside the ground truth when the scene is labelled) into --out.")
+    predict.add_argument("checkpoint", help="a .safetensors checkpoint written by ppt train")
+    predict.add_argument("scenes", nargs="+", metavar="SCENE", help="scene folders (coord.npy, color.npy, ...) or .ply files")
+    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default auto)")
+    predict.set_defaults(handler=_predict)

@@ -1,0 +1,297 @@
+"""Recipes: YAML files shipped in :mod:`ppt.recipes`, loaded into the typed dataclasses below with
+OmegaConf structured configs, then overridden with ``--set key=value`` (dotted keys).
+
+An unknown key or a value of the wrong type raises :class:`ConfigError`, whose message names the
+key and lists the valid keys at that level. The schema is shared by every family (scene
+segmentation, object classification): a recipe fills the sections it uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+__all__ = [
+    "RecipeConfig", "DataConfig", "SourceConfig", "SyntheticConfig", "ModelConfig", "OptimConfig",
+    "ParamGroupConfig", "ScheduleConfig", "TrainConfig", "ConfigError", "load_recipe", "list_recipes",
+    "recipe_path", "config_from_dict", "config_to_dict",
+]
+
+TASKS = ("segmentation", "classification")
+
+
+class ConfigError(ValueError):
+    """A recipe or an override that does not fit the schema."""
+
+
+@dataclass
+class SourceConfig:
+    """One dataset of a recipe.
+
+    ``dataset``: ``scannet``, ``s3dis``, ``structured3d`` (scenes) or ``scanobjectnn`` (objects).
+    ``root``: the dataset folder; unset, synthetic data is generated into the cache on first use.
+    ``ratio``: this dataset's share of the training batches when a recipe has several.
+    ``variant``: ScanObjectNN's ``PB_T50_RS``, ``OBJ_BG`` or ``OBJ_ONLY``.
+    """
+
+    dataset: str = "scannet"
+    root: Optional[str] = None
+    ratio: float = 1.0
+    train_split: str = "train"
+    val_split: str = "val"
+    variant: str = "PB_T50_RS"
+
+
+@dataclass
+class SyntheticConfig:
+    """The embedded data written when a source has no ``root``: ``scenes`` rooms per scene dataset
+    (``ppt data synth-rooms``) or ``train_per_class``/``test_per_class`` objects (``ppt data synth-objects``)."""
+
+    seed: int = 0
+    scenes: int = 40
+    density: float = 1.0
+    train_per_class: int = 64
+    test_per_class: int = 16
+    object_points: int = 2048
+
+
+@dataclass
+class DataConfig:
+    """Data of a recipe. ``batch_size`` is per process and per micro-batch: a step sees
+    ``batch_size * train.accumulate * world_size`` samples."""
+
+    sources: Dict[str, SourceConfig] = field(default_factory=dict)  # name -> dataset; metrics are reported per name
+    root: Optional[str] = None  # shorthand for the root of a recipe's only source
+    cache_dir: Optional[str] = None  # synthetic data; default $PPT_CACHE or ~/.cache/ppt
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    batch_size: int = 2
+    val_batch_size: int = 1
+    num_workers: int = 0
+    # scenes
+    grid_size: float = 0.02
+    feat_keys: List[str] = field(default_factory=lambda: ["color", "normal"])
+    point_max: int = 100000  # SphereCrop of the training chain
+    augment: bool = True
+    # objects
+    num_points: int = 2048
+
+
+@dataclass
+class ModelConfig:
+    """The network. ``name``: ``spunet`` or ``object-classifier`` (Point-MAE with ``peft``, or DAPT).
+    ``weights``: a checkpoint loaded before training with :func:`ppt.models.load_weights`."""
+
+    name: str = "spunet"
+    weights: Optional[str] = None
+    weights_format: str = "auto"
+    # spunet
+    base_channels: int = 32
+    channels: List[int] = field(default_factory=lambda: [32, 64, 128, 256, 256, 128, 96, 96])
+    layers: List[int] = field(default_factory=lambda: [2, 3, 4, 6, 2, 2, 2, 2])
+    # object-classifier
+    peft: str = "dapt"
+    num_groups: int = 128
+    group_size: int = 32
+    depth: int = 12
+    dim: int = 384
+    heads: int = 6
+    drop_path: Optional[float] = None
+    rank: Optional[int] = None
+    adapter_dropout: float = 0.2
+    frozen_norm_stats: bool = False
+
+
+@dataclass
+class ParamGroupConfig:
+    """Parameters whose name matches ``pattern`` (``fnmatch``, e.g. ``*prompt*``) train with
+    ``lr * lr_scale`` and, when set, their own ``weight_decay``. The first matching group wins."""
+
+    pattern: str = "*"
+    lr_scale: float = 1.0
+    weight_decay: Optional[float] = None
+
+
+@dataclass
+class OptimConfig:
+    """``name``: ``sgd`` or ``adamw``. Frozen parameters (``requires_grad=False``) are not optimised.
+    ``no_decay_1d``: no weight decay on biases and norm weights (Point-MAE's rule)."""
+
+    name: str = "sgd"
+    lr: float = 0.05
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    nesterov: bool = True
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    no_decay_1d: bool = False
+    param_groups: List[ParamGroupConfig] = field(default_factory=list)
+
+
+@dataclass
+class ScheduleConfig:
+    """Step-wise learning-rate schedule over ``train.steps``. ``name``: ``onecycle`` (torch's
+    OneCycleLR, cosine anneal, as Pointcept), ``cosine`` (linear warm-up over ``warmup_fraction``
+    of the steps, then cosine to ``lr * min_lr_ratio``) or ``constant``."""
+
+    name: str = "onecycle"
+    pct_start: float = 0.05
+    div_factor: float = 10.0
+    final_div_factor: float = 1e4
+    warmup_fraction: float = 0.0
+    min_lr_ratio: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """The loop. ``steps``: optimizer steps of the run. ``amp``: ``auto`` (bf16 on a GPU, none on
+    CPU), ``none``, ``bf16`` or ``fp16`` (with a gradient scaler). ``accumulate``: micro-batches per
+    step. ``eval_every``/``checkpoint_every``: in steps (0: at the end only). ``grad_clip``: max
+    global gradient norm (unset: no clipping). ``best_metric``: the validation metric (mean over
+    sources) that picks ``best.safetensors``."""
+
+    steps: int = 1000
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"
+    accumulate: int = 1
+    grad_clip: Optional[float] = None
+    label_smoothing: float = 0.0
+    eval_every: int = 0
+    checkpoint_every: int = 0
+    log_every: int = 1
+    best_metric: str = "mIoU"
+    tensorboard: bool = True
+
+
+@dataclass
+class RecipeConfig:
+    """A recipe: the task family, data, model, optimizer, schedule and loop."""
+
+    task: str = "segmentation"
+    description: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _valid_keys(schema: Any, path: Sequence[str]) -> tuple[str, list[str]]:
+    """The deepest existing node along ``path`` and its valid keys."""
+    node, walked = schema, []
+    for key in path:
+        if dataclasses.is_dataclass(node):
+            names = {f.name: f for f in dataclasses.fields(node)}
+            if key not in names:
+                break
+            node = getattr(node, key)
+        elif isinstance(node, dict):
+            if key not in node:
+                break
+            node = node[key]
+        else:
+            break
+        walked.append(key)
+    if dataclasses.is_dataclass(node):
+        keys = [f.name for f in dataclasses.fields(node)]
+    elif isinstance(node, dict):
+        keys = list(node)
+    else:
+        keys = []
+    return ".".join(walked) or "<top level>", keys
+
+
+def _raise(error: OmegaConfBaseException, where: str, current: Any) -> None:
+    full_key = str(getattr(error, "full_key", "") or "")
+    path = [part for part in full_key.replace("[", ".").replace("]", "").split(".") if part]
+    reason = str(getattr(error, "msg", error)).splitlines()[0]
+    parent, keys = _valid_keys(current, path[:-1] if path else [])
+    listing = f"valid keys of {parent}: {', '.join(keys)}" if keys else ""
+    raise ConfigError(f"{where}: {full_key or 'config'}: {reason}" + (f"; {listing}" if listing else "")) from None
+
+
+def _merge(base: DictConfig, update: Any, where: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(base, update)
+    except OmegaConfBaseException as error:
+        _raise(error, where, OmegaConf.to_object(base))
+
+
+def _finish(cfg: DictConfig, where: str) -> RecipeConfig:
+    try:
+        recipe: RecipeConfig = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as error:
+        _raise(error, where, RecipeConfig())
+    if recipe.task not in TASKS:
+        raise ConfigError(f"{where}: task must be one of {TASKS}, got {recipe.task!r}")
+    if recipe.train.best_metric not in ("mIoU", "mAcc", "allAcc"):
+        raise ConfigError(f"{where}: train.best_metric must be mIoU, mAcc or allAcc, got {recipe.train.best_metric!r}")
+    if not recipe.data.sources:
+        raise ConfigError(f"{where}: data.sources is empty; a recipe needs at least one dataset")
+    if recipe.data.root is not None:
+        if len(recipe.data.sources) != 1:
+            raise ConfigError(f"{where}: data.root sets the root of a recipe's only dataset, but this recipe has "
+                              f"{len(recipe.data.sources)} ({', '.join(recipe.data.sources)}); set "
+                              "data.sources.<name>.root instead")
+        next(iter(recipe.data.sources.values())).root = recipe.data.root
+    return recipe
+
+
+def recipe_path(name: str) -> Path:
+    """The YAML file of a shipped recipe, or ``name`` itself when it is a path to a YAML file."""
+    if name.endswith((".yaml", ".yml")) and Path(name).is_file():
+        return Path(name)
+    path = Path(str(importlib.resources.files("ppt.recipes").joinpath(f"{name}.yaml")))
+    if not path.is_file():
+        raise ConfigError(f"unknown recipe {name!r}; shipped recipes: {', '.join(list_recipes())} (or give a .yaml path)")
+    return path
+
+
+def list_recipes() -> list[str]:
+    """Names of the recipes shipped in :mod:`ppt.recipes`."""
+    folder = importlib.resources.files("ppt.recipes")
+    return sorted(entry.name[:-5] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+
+
+def _parse_overrides(overrides: Sequence[str]) -> DictConfig:
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise ConfigError(f"--set {item!r}: expected key=value with a dotted key, e.g. train.steps=100")
+    try:
+        return OmegaConf.from_dotlist(list(overrides))
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"--set: {error}") from None
+
+
+def load_recipe(name: str | PathLike, overrides: Sequence[str] = ()) -> RecipeConfig:
+    """Load a shipped recipe (by name) or a YAML file, apply ``key=value`` overrides, and return
+    the typed config.
+
+    Raises:
+        ConfigError: unknown recipe, unknown key or wrong type (the message lists the valid keys).
+    """
+    path = recipe_path(str(name))
+    try:
+        content = OmegaConf.load(path)
+    except Exception as error:
+        raise ConfigError(f"{path}: not a readable YAML recipe ({error})") from None
+    cfg = _merge(OmegaConf.structured(RecipeConfig), content, f"recipe {path}")
+    cfg = _merge(cfg, _parse_overrides(overrides), "--set")
+    return _finish(cfg, f"recipe {Path(path).stem}")
+
+
+def config_from_dict(content: dict, where: str = "config") -> RecipeConfig:
+    """A typed config from a plain dict (as stored in checkpoint metadata)."""
+    return _finish(_merge(OmegaConf.structured(RecipeConfig), content, where), where)
+
+
+def config_to_dict(config: RecipeConfig) -> dict:
+    """Plain containers (for JSON)."""
+    return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)

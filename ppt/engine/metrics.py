@@ -1,0 +1,73 @@
+"""Metrics from a confusion matrix: mIoU / mAcc / allAcc and per-class IoU for segmentation,
+overall and mean-class accuracy for classification. Label ``-1`` is ignored."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["ConfusionMatrix"]
+
+
+class ConfusionMatrix:
+    """``matrix[t, p]`` counts points (or objects) of class ``t`` predicted as ``p``.
+
+    Classes that never occur in the targets have no IoU / accuracy (NaN) and are left out of the
+    means, as in Pointcept's evaluator.
+    """
+
+    def __init__(self, num_classes: int, device: torch.device | str = "cpu") -> None:
+        if num_classes < 1:
+            raise ValueError(f"ConfusionMatrix: num_classes must be >= 1, got {num_classes}")
+        self.num_classes = num_classes
+        self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+
+    def update(self, prediction: Tensor, target: Tensor) -> None:
+        """Count ``prediction`` against ``target`` (same shape, int; targets of ``-1`` are skipped)."""
+        if prediction.shape != target.shape:
+            raise ValueError(f"ConfusionMatrix.update: prediction {tuple(prediction.shape)} and target "
+                             f"{tuple(target.shape)} differ in shape")
+        keep = target >= 0
+        target, prediction = target[keep].long(), prediction[keep].long()
+        if target.numel() and (int(target.max()) >= self.num_classes or int(prediction.min()) < 0
+                               or int(prediction.max()) >= self.num_classes):
+            raise ValueError(f"ConfusionMatrix.update: labels must lie in [0, {self.num_classes})")
+        flat = target.to(self.matrix.device) * self.num_classes + prediction.to(self.matrix.device)
+        self.matrix += torch.bincount(flat, minlength=self.num_classes ** 2).view(self.num_classes, self.num_classes)
+
+    def all_reduce(self) -> None:
+        """Sum the matrices of every process (a no-op outside ``torch.distributed``)."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(self.matrix)
+
+    @property
+    def total(self) -> int:
+        return int(self.matrix.sum())
+
+    def per_class(self) -> tuple[Tensor, Tensor]:
+        """Per-class IoU and accuracy (recall), float64, NaN for classes absent from the targets."""
+        m = self.matrix.double()
+        hits, targets, predicted = m.diagonal(), m.sum(1), m.sum(0)
+        present = targets > 0
+        nan = torch.full_like(hits, float("nan"))
+        iou = torch.where(present, hits / (targets + predicted - hits).clamp(min=1), nan)
+        accuracy = torch.where(present, hits / targets.clamp(min=1), nan)
+        return iou, accuracy
+
+    def summary(self, class_names: Sequence[str] | None = None) -> dict[str, float]:
+        """``mIoU``, ``mAcc`` (mean class accuracy), ``allAcc`` (overall accuracy), ``count``, and
+        ``IoU/<class>`` per class present in the targets."""
+        iou, accuracy = self.per_class()
+        present = ~torch.isnan(iou)
+        total = self.matrix.sum()
+        result = {
+            "mIoU": float(iou[present].mean()) if present.any() else float("nan"),
+            "mAcc": float(accuracy[present].mean()) if present.any() else float("nan"),
+            "allAcc": float(self.matrix.diagonal().sum() / total) if total else float("nan"),
+            "count": int(total),
+        }
+        names = class_names if class_names is not None else [str(i) for i in range(self.num_classes)]
+        result.update({f"IoU/{name}": float(iou[i]) for i, name in enumerate(names) if present[i]})
+        return result

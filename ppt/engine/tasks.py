@@ -1,0 +1,240 @@
+"""Task families: how a recipe's data become batches and a batch becomes a loss or predictions.
+
+The train loop (:mod:`ppt.engine.trainer`) sees only this interface, so it knows no model:
+:class:`SegmentationTask` (scene segmentation on :class:`~ppt.data.SceneBatch`, any network
+mapping a :class:`~ppt.sparse.SparseTensor` to per-point logits) and :class:`ClassificationTask`
+(object classification on :class:`~ppt.data.ObjectBatch`, any network mapping ``(B, N, 3)``
+clouds to logits).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from ppt.data import ObjectBatch, SceneBatch, SceneSample, collate_objects, collate_scenes
+from ppt.data import object_transforms as OT
+from ppt.data import transforms as T
+from ppt.engine.builders import OBJECT_DATASETS, SCENE_DATASETS, build_model, dataset_root
+from ppt.engine.config import RecipeConfig, SourceConfig
+from ppt.engine.metrics import ConfusionMatrix
+from ppt.engine.sampling import shard_indices
+
+__all__ = ["Task", "SegmentationTask", "ClassificationTask", "create_task"]
+
+Autocast = Callable[[], AbstractContextManager]
+
+
+class Task(ABC):
+    """One family of recipes. ``class_names`` maps each data source to its classes;
+    ``headline_metrics`` are the metrics printed after each evaluation."""
+
+    headline_metrics: tuple[str, ...] = ("mIoU", "mAcc", "allAcc")
+
+    def __init__(self, config: RecipeConfig) -> None:
+        self.config = config
+        self.class_names: dict[str, list[str]] = {}
+        for name, source in config.data.sources.items():
+            self.class_names[name] = list(self.dataset_class(source).class_names)
+
+    @abstractmethod
+    def dataset_class(self, source: SourceConfig) -> type: ...
+
+    @abstractmethod
+    def dataset(self, source: SourceConfig, split: str, *, train: bool, is_main: bool = True) -> Dataset:
+        """The dataset of one source and split, with the training or evaluation transforms."""
+
+    @abstractmethod
+    def collate(self, samples: Sequence) -> object: ...
+
+    @abstractmethod
+    def build_model(self) -> nn.Module: ...
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch) -> Tensor:
+        """Mean loss of a (device-resident) batch."""
+
+    @abstractmethod
+    def evaluate_batch(self, model: nn.Module, batch, confusion: ConfusionMatrix) -> None:
+        """Add the batch's predictions to ``confusion``."""
+
+    @property
+    def num_classes(self) -> int:
+        """Output width of the model: the classes of the (first) source; sources must agree."""
+        names = list(self.class_names.values())
+        if any(len(n) != len(names[0]) for n in names):
+            raise ValueError("this task trains one head, but the data sources have different class counts "
+                             f"({ {k: len(v) for k, v in self.class_names.items()} })")
+        return len(names[0])
+
+    def train_datasets(self, is_main: bool = True) -> list[Dataset]:
+        return [self.dataset(source, source.train_split, train=True, is_main=is_main)
+                for source in self.config.data.sources.values()]
+
+    def evaluate(self, model: nn.Module, datasets: dict[str, Dataset], *, device: torch.device, autocast: Autocast,
+                 rank: int = 0, world_size: int = 1, progress: Callable[[Iterable], Iterable] | None = None
+                 ) -> dict[str, dict[str, float]]:
+        """Metrics per source (confusion matrices summed over processes)."""
+        results = {}
+        was_training = model.training
+        model.eval()
+        for name, dataset in datasets.items():
+            confusion = ConfusionMatrix(len(self.class_names[name]), device=device)
+            loader = DataLoader(torch.utils.data.Subset(dataset, shard_indices(len(dataset), rank, world_size)),
+                                batch_size=self.config.data.val_batch_size, collate_fn=self.collate,
+                                num_workers=self.config.data.num_workers)
+            with torch.no_grad():
+                for batch in (progress(loader) if progress else loader):
+                    with autocast():
+                        self.evaluate_batch(model, batch.to(device), confusion)
+            confusion.all_reduce()
+            results[name] = confusion.summary(self.class_names[name])
+        model.train(was_training)
+        return results
+
+
+# ------------------------------------------------------------------------------------------
+# Scene segmentation
+
+
+def scene_train_transform(grid_size: float, point_max: int, augment: bool) -> T.Compose:
+    """Pointcept's SpUNet training chain (see :mod:`ppt.data.transforms`); without ``augment``
+    only the centring, grid sampling, crop and colour normalisation."""
+    augmentations = [
+        T.RandomDropout(dropout_ratio=0.2, application_ratio=0.2),
+        T.RandomRotate(angle=(-1, 1), axis="z", center=(0, 0, 0), p=0.5),
+        T.RandomRotate(angle=(-1 / 64, 1 / 64), axis="x", p=0.5),
+        T.RandomRotate(angle=(-1 / 64, 1 / 64), axis="y", p=0.5),
+        T.RandomScale(scale=(0.9, 1.1)),
+        T.RandomFlip(p=0.5),
+        T.RandomJitter(sigma=0.005, clip=0.02),
+        T.ElasticDistortion(),
+        T.ChromaticAutoContrast(p=0.2),
+        T.ChromaticTranslation(p=0.95, ratio=0.05),
+        T.ChromaticJitter(p=0.95, std=0.05),
+    ] if augment else []
+    return T.Compose([T.CenterShift(apply_z=True), *augmentations, T.GridSample(grid_size=grid_size),
+                      T.SphereCrop(point_max=point_max), T.CenterShift(apply_z=False), T.NormalizeColor(),
+                      T.ShufflePoint()])
+
+
+def scene_val_transform(grid_size: float) -> T.Compose:
+    """Pointcept's validation chain: one point per voxel, with the inverse map to every point."""
+    return T.Compose([T.CenterShift(apply_z=True), T.GridSample(grid_size=grid_size, return_inverse=True),
+                      T.CenterShift(apply_z=False), T.NormalizeColor()])
+
+
+class SegmentationTask(Task):
+    """Per-point classification of scenes: cross-entropy over labelled points (``-1`` ignored);
+    validation on one grid sample per scene mapped back to every point (the voxel inverse map);
+    :meth:`predict_scene` votes over all test-mode fragments."""
+
+    def dataset_class(self, source: SourceConfig) -> type:
+        if source.dataset not in SCENE_DATASETS:
+            raise ValueError(f"task 'segmentation' needs scene datasets {sorted(SCENE_DATASETS)}, got {source.dataset!r}")
+        return SCENE_DATASETS[source.dataset]
+
+    @property
+    def in_channels(self) -> int:
+        return 3 * len(self.config.data.feat_keys)
+
+    def dataset(self, source: SourceConfig, split: str, *, train: bool, is_main: bool = True) -> Dataset:
+        data = self.config.data
+        transform = (scene_train_transform(data.grid_size, data.point_max, data.augment) if train
+                     else scene_val_transform(data.grid_size))
+        root = dataset_root(source, data, is_main=is_main)
+        return self.dataset_class(source)(root, split, transform, seed=self.config.train.seed)
+
+    def collate(self, samples: Sequence[SceneSample]) -> SceneBatch:
+        return collate_scenes(samples, feat_keys=tuple(self.config.data.feat_keys))
+
+    def build_model(self) -> nn.Module:
+        return build_model(self.config.model, num_classes=self.num_classes, in_channels=self.in_channels)
+
+    def forward(self, model: nn.Module, batch: SceneBatch) -> Tensor:
+        return model(batch.sparse_tensor())
+
+    def loss(self, model: nn.Module, batch: SceneBatch) -> Tensor:
+        logits = self.forward(model, batch)
+        # mean over labelled points, and 0 (not NaN) for a crop without any
+        total = F.cross_entropy(logits.float(), batch.segment, ignore_index=-1, reduction="sum",
+                                label_smoothing=self.config.train.label_smoothing)
+        return total / (batch.segment >= 0).sum().clamp(min=1)
+
+    def evaluate_batch(self, model: nn.Module, batch: SceneBatch, confusion: ConfusionMatrix) -> None:
+        prediction = self.forward(model, batch).argmax(1)
+        # every original point takes its voxel's prediction; points dropped before (inverse -1) are skipped
+        kept = batch.inverse >= 0
+        confusion.update(prediction[batch.inverse.clamp(min=0)][kept], batch.origin_segment[kept])
+
+    def predict_scene(self, model: nn.Module, sample: SceneSample, *, device: torch.device, autocast: Autocast,
+                      fragments_per_batch: int = 4) -> Tensor:
+        """Class scores ``(N, K)`` for every point of ``sample`` (as stored): softmax votes summed
+        over the test-mode grid fragments (:class:`~ppt.data.transforms.GridFragments`), so
+        each point is predicted from a voxel sample that contains it."""
+        sample = T.NormalizeColor()(T.CenterShift(apply_z=True)(sample, None))
+        fragments = [T.CenterShift(apply_z=False)(f, None)
+                     for f in T.GridFragments(self.config.data.grid_size)(sample)]
+        scores = torch.zeros(sample.num_points, self.num_classes, dtype=torch.float32, device=device)
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(fragments), fragments_per_batch):
+                batch = self.collate(fragments[start:start + fragments_per_batch]).to(device)
+                with autocast():
+                    logits = self.forward(model, batch)
+                scores.index_add_(0, batch.index, logits.float().softmax(1))
+        return scores
+
+
+# ------------------------------------------------------------------------------------------
+# Object classification
+
+
+class ClassificationTask(Task):
+    """Object classification: cross-entropy (with ``train.label_smoothing``, 0.2 in Point-MAE and
+    DAPT) on clouds subsampled to ``data.num_points`` (random FPS + scale-and-translate for
+    training, FPS for evaluation, as Point-MAE); overall (``allAcc``) and mean-class (``mAcc``) accuracy."""
+
+    headline_metrics = ("allAcc", "mAcc")
+
+    def dataset_class(self, source: SourceConfig) -> type:
+        if source.dataset not in OBJECT_DATASETS:
+            raise ValueError(f"task 'classification' needs object datasets {sorted(OBJECT_DATASETS)}, "
+                             f"got {source.dataset!r}")
+        return OBJECT_DATASETS[source.dataset]
+
+    def dataset(self, source: SourceConfig, split: str, *, train: bool, is_main: bool = True) -> Dataset:
+        points = self.config.data.num_points
+        if train:
+            transform = OT.Compose([OT.RandomFarthestPointSubsample(points), OT.ScaleAndTranslate()]
+                                   if self.config.data.augment else [OT.FarthestPointSubsample(points)])
+        else:
+            transform = OT.FarthestPointSubsample(points)
+        root = dataset_root(source, self.config.data, is_main=is_main)
+        return self.dataset_class(source)(root, split, source.variant, transform, seed=self.config.train.seed)
+
+    def collate(self, samples) -> ObjectBatch:
+        return collate_objects(samples)
+
+    def build_model(self) -> nn.Module:
+        return build_model(self.config.model, num_classes=self.num_classes, in_channels=3)
+
+    def loss(self, model: nn.Module, batch: ObjectBatch) -> Tensor:
+        return F.cross_entropy(model(batch.points).float(), batch.labels, ignore_index=-1,
+                               label_smoothing=self.config.train.label_smoothing)
+
+    def evaluate_batch(self, model: nn.Module, batch: ObjectBatch, confusion: ConfusionMatrix) -> None:
+        confusion.update(model(batch.points).argmax(1), batch.labels)
+
+
+TASKS: dict[str, type[Task]] = {"segmentation": SegmentationTask, "classification": ClassificationTask}
+
+
+def create_task(config: RecipeConfig) -> Task:
+    return TASKS[config.task](config)

@@ -1,0 +1,350 @@
+"""The train loop shared by every recipe.
+
+It owns the data order, AMP, gradient accumulation and clipping, the schedule, evaluation,
+checkpoints, resume, DDP and logging, and reaches the model only through a
+:class:`~ppt.engine.tasks.Task`. Output folder::
+
+    OUT/config.yaml         the resolved recipe
+    OUT/log.jsonl           one JSON object per logged step ({"step", "epoch", "loss", "lr", ...})
+                            and per evaluation ({"step", "eval": {source: {metric: value}}})
+    OUT/last.safetensors    weights + metadata of the latest step; last.state.pt resumes from it
+    OUT/best.safetensors    the weights with the best validation ``train.best_metric``
+    OUT/tensorboard/        event files, when tensorboard is installed
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from omegaconf import OmegaConf
+from safetensors.torch import load_file
+from torch import nn
+from torch.utils.data import ConcatDataset, DataLoader
+from tqdm import tqdm
+
+from ppt.engine.checkpoint import (CheckpointError, CheckpointMeta, provenance, read_meta, read_train_state,
+                                   rng_state, save_checkpoint, set_rng_state)
+from ppt.engine.config import RecipeConfig, config_to_dict
+from ppt.engine.distributed import DistributedContext, all_reduce_mean, init_distributed
+from ppt.engine.optim import build_optimizer, build_scheduler
+from ppt.engine.sampling import plan_epoch, steps_per_epoch
+from ppt.engine.tasks import Task, create_task
+
+__all__ = ["train", "TrainResult", "resolve_device", "Precision", "RunFolderError"]
+
+# Keys a resumed run may change without changing its results.
+RESUMABLE_CHANGES = ("data.num_workers", "data.val_batch_size", "train.log_every", "train.tensorboard",
+                     "description")
+
+
+class RunFolderError(ValueError):
+    """The output folder does not fit the request: a run already there without ``resume``, or a
+    resume with another config or process count."""
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    step: int
+    losses: list[float] = field(default_factory=list)  # this session's step losses
+    metrics: dict = field(default_factory=dict)  # the last evaluation
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: this process's GPU under torchrun (``LOCAL_RANK``) when CUDA is available, else CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            import os
+
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device={name!r} but torch sees no GPU")
+    return device
+
+
+class Precision:
+    """Autocast and gradient scaling for ``train.amp``: ``none``; ``bf16``; ``fp16`` (with a
+    GradScaler); ``auto`` = bf16 on a GPU that supports it, none on CPU (where bf16 autocast is
+    rarely faster for these networks)."""
+
+    def __init__(self, amp: str, device: torch.device) -> None:
+        if amp not in ("none", "auto", "bf16", "fp16"):
+            raise ValueError(f"train.amp must be 'none', 'auto', 'bf16' or 'fp16', got {amp!r}")
+        if amp == "auto":
+            amp = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "none"
+        self.mode = amp
+        self.device_type = device.type
+        self.dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+
+def _flatten(content: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in content.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _check_same_run(saved: dict, current: dict, where: Path) -> None:
+    old, new = _flatten(saved), _flatten(current)
+    changed = [key for key in sorted(set(old) | set(new))
+               if old.get(key) != new.get(key) and key not in RESUMABLE_CHANGES]
+    if changed:
+        details = "; ".join(f"{key}: {old.get(key)!r} -> {new.get(key)!r}" for key in changed[:6])
+        raise RunFolderError(f"--resume: the config differs from the run in {where} ({details}); resume with the same "
+                         "recipe and --set values, or train into another --out")
+
+
+class _Log:
+    """JSON lines on the main process, mirrored to TensorBoard when it is installed."""
+
+    def __init__(self, out: Path, enabled: bool, tensorboard: bool, resume_step: int | None) -> None:
+        self.enabled = enabled
+        self.file = None
+        if enabled:
+            path = out / "log.jsonl"
+            # a resumed run drops what the interrupted session logged after its checkpoint
+            kept = [line for line in path.read_text().splitlines(keepends=True)
+                    if json.loads(line)["step"] <= resume_step] if resume_step is not None and path.is_file() else []
+            self.file = open(path, "w")
+            self.file.writelines(kept)
+        self.writer = None
+        if enabled and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                pass
+            else:
+                self.writer = SummaryWriter(str(out / "tensorboard"))
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.writer is not None:
+            step = record["step"]
+            for key in ("loss", "lr"):
+                if key in record:
+                    self.writer.add_scalar(f"train/{key}", record[key], step)
+            for source, metrics in record.get("eval", {}).items():
+                for name, value in metrics.items():
+                    if not name.startswith("IoU/") and name != "count":
+                        self.writer.add_scalar(f"val/{source}/{name}", value, step)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _score(metrics: dict, name: str) -> float:
+    values = [m[name] for m in metrics.values() if name in m and not math.isnan(m[name])]
+    return sum(values) / len(values) if values else float("-inf")
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+
+
+def _gather_rng(ctx: DistributedContext) -> list:
+    state = rng_state()
+    if not ctx.enabled:
+        return [state]
+    states = [None] * ctx.world_size
+    dist.all_gather_object(states, state)
+    return states
+
+
+def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume: bool = False,
+          stop_after: int | None = None, progress: bool = True) -> TrainResult:
+    """Train ``config`` into ``out``.
+
+    Args:
+        recipe: the recipe's name (stored in the checkpoint metadata).
+        resume: continue the run in ``out`` from ``last.safetensors`` exactly where it stopped
+            (same data order, RNG, optimizer and schedule state as an uninterrupted run).
+        stop_after: end this session after that many steps (checkpointed, so ``resume``
+            continues); the schedule still spans ``train.steps``.
+        progress: show a tqdm bar on the main process.
+    """
+    out = Path(out)
+    device = resolve_device(config.train.device)
+    ctx = init_distributed(device)
+    train_cfg = config.train
+    if train_cfg.steps < 1 or train_cfg.accumulate < 1:
+        raise ValueError(f"train.steps and train.accumulate must be >= 1, got {train_cfg.steps} and {train_cfg.accumulate}")
+    last = out / "last.safetensors"
+    if ctx.is_main:
+        if resume and not last.is_file():
+            raise CheckpointError(f"--resume: {last} does not exist; nothing to resume in {out}")
+        if not resume and last.is_file():
+            raise RunFolderError(f"{out} already holds a run ({last.name}); pass --resume to continue it or choose "
+                             "another --out")
+        out.mkdir(parents=True, exist_ok=True)
+
+    _seed_everything(train_cfg.seed)
+    task = create_task(config)
+    train_sets = task.train_datasets(is_main=ctx.is_main)
+    val_sets = {name: task.dataset(source, source.val_split, train=False, is_main=ctx.is_main)
+                for name, source in config.data.sources.items()}
+    model = task.build_model().to(device)
+    optimizer = build_optimizer(model, config.optim)
+    scheduler = build_scheduler(optimizer, config.schedule, train_cfg.steps)
+    precision = Precision(train_cfg.amp, device)
+    config_dict = config_to_dict(config)
+
+    step, best = 0, float("-inf")
+    if resume:
+        meta = read_meta(last)
+        _check_same_run(meta.config, config_dict, last)
+        model.load_state_dict(load_file(str(last), device=str(device)))
+        state = read_train_state(last)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        precision.scaler.load_state_dict(state.get("scaler", {}))
+        step, best = int(state["step"]), float(state["best"])
+        rngs = state["rng"]
+        if len(rngs) != ctx.world_size:
+            raise RunFolderError(f"--resume: the run used {len(rngs)} processes, this one has {ctx.world_size}; resume "
+                             "with the same number to continue exactly")
+        set_rng_state(rngs[ctx.rank])
+    else:
+        # the same initial weights on every process; then each process its own random stream
+        _seed_everything(train_cfg.seed + 1000003 * ctx.rank)
+
+    wrapped: nn.Module = model
+    if ctx.enabled:
+        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    sizes = [len(d) for d in train_sets]
+    ratios = [source.ratio for source in config.data.sources.values()]
+    accumulate = train_cfg.accumulate
+    per_epoch = steps_per_epoch(sizes, config.data.batch_size * accumulate * ctx.world_size)
+    concat = ConcatDataset(train_sets)
+    end = train_cfg.steps if stop_after is None else min(train_cfg.steps, step + stop_after)
+
+    if ctx.is_main:
+        OmegaConf.save(OmegaConf.structured(config), out / "config.yaml")
+    log = _Log(out, ctx.is_main, train_cfg.tensorboard, step if resume else None)
+    count = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if ctx.is_main:
+        sources = ", ".join(f"{name} ({len(d)} train / {len(val_sets[name])} val)" for name, d in zip(config.data.sources, train_sets))
+        print(f"ppt train {recipe or ''}: {config.task} on {sources}; {config.model.name} with {trainable:,} trainable "
+              f"of {count:,} parameters; {device}, {ctx.world_size} process(es), amp {precision.mode}; steps "
+              f"{step} -> {end} of {train_cfg.steps} ({per_epoch} per epoch)\n"
+              f"outputs: {out}/ (log.jsonl, last.safetensors, best.safetensors"
+              f"{', tensorboard/' if log.writer else ''})", flush=True)
+
+    def evaluate() -> dict:
+        bar = (lambda loader: tqdm(loader, desc="eval", leave=False)) if progress and ctx.is_main else None
+        return task.evaluate(model, val_sets, device=device, autocast=precision.autocast, rank=ctx.rank,
+                             world_size=ctx.world_size, progress=bar)
+
+    def save(path: Path, metrics: dict, with_state: bool) -> None:
+        rngs = _gather_rng(ctx) if with_state else None
+        if not ctx.is_main:
+            return
+        meta = CheckpointMeta(config=config_dict, class_names=task.class_names, step=step, metrics=metrics,
+                              provenance={**provenance(), "recipe": recipe})
+        state = None
+        if with_state:
+            state = {"step": step, "best": best, "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "scaler": precision.scaler.state_dict(), "rng": rngs}
+        save_checkpoint(path, model, meta, state)
+
+    trainable_params = [p for p in model.parameters() if p.requires_grad]
+    losses: list[float] = []
+    metrics: dict = {}
+    bar = tqdm(total=end, initial=step, desc="train", disable=not (progress and ctx.is_main), dynamic_ncols=True)
+    model.train()
+    started = time.perf_counter()
+    while step < end:
+        epoch, skip = divmod(step, per_epoch)
+        for dataset in train_sets:
+            dataset.set_epoch(epoch)
+        micro_batches = plan_epoch(sizes, ratios, batch_size=config.data.batch_size, accumulate=accumulate,
+                                   world_size=ctx.world_size, rank=ctx.rank, seed=train_cfg.seed, epoch=epoch)
+        loader = DataLoader(concat, batch_sampler=micro_batches[skip * accumulate:], collate_fn=task.collate,
+                            num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
+                            generator=torch.Generator())  # its own generator: worker seeds leave the global RNG alone
+        batches = iter(loader)
+        for _ in range(per_epoch - skip):
+            if step >= end:
+                break
+            optimizer.zero_grad(set_to_none=True)
+            total = torch.zeros((), device=device)
+            for micro in range(accumulate):
+                batch = next(batches).to(device)
+                sync = wrapped.no_sync() if ctx.enabled and micro < accumulate - 1 else contextlib.nullcontext()
+                with sync:
+                    with precision.autocast():
+                        loss = task.loss(wrapped, batch)
+                    precision.scaler.scale(loss / accumulate).backward()
+                total += loss.detach()
+            lr = optimizer.param_groups[0]["lr"]
+            grad_norm = None
+            if train_cfg.grad_clip is not None:
+                precision.scaler.unscale_(optimizer)
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable_params, train_cfg.grad_clip))
+            precision.scaler.step(optimizer)
+            precision.scaler.update()
+            scheduler.step()
+            step += 1
+            step_loss = float(all_reduce_mean(total / accumulate))
+            if not math.isfinite(step_loss) and precision.mode != "fp16":
+                raise FloatingPointError(f"the loss is {step_loss} at step {step}; lower optim.lr or enable "
+                                         "train.grad_clip")
+            losses.append(step_loss)
+            bar.update(1)
+            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
+            if step % train_cfg.log_every == 0 or step == end:
+                record = {"step": step, "epoch": epoch, "loss": step_loss, "lr": lr,
+                          "time": round(time.perf_counter() - started, 3)}
+                if grad_norm is not None:
+                    record["grad_norm"] = grad_norm
+                log.write(record)
+            evaluate_now = step == train_cfg.steps or (train_cfg.eval_every and step % train_cfg.eval_every == 0)
+            if evaluate_now:
+                metrics = evaluate()
+                log.write({"step": step, "eval": metrics})
+                if ctx.is_main:
+                    summary = ", ".join(f"{source}: " + " ".join(f"{k} {m[k]:.4f}" for k in task.headline_metrics)
+                                        for source, m in metrics.items())
+                    bar.write(f"step {step}: {summary}")
+                score = _score(metrics, train_cfg.best_metric)
+                if score > best:
+                    best = score
+                    save(out / "best.safetensors", metrics, with_state=False)
+            if step == end or (train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0):
+                save(last, metrics, with_state=True)
+    bar.close()
+    log.close()
+    if ctx.is_main:
+        print(f"done: step {step} of {train_cfg.steps}; checkpoint {last}" +
+              ("" if step == train_cfg.steps else f" (continue with --resume)"), flush=True)
+    return TrainResult(out=out, step=step, losses=losses, metrics=metrics)

@@ -1,0 +1,40 @@
+"""Tiny recipes for the engine tests: synthetic data in a per-session cache, small networks,
+one intra-op thread (whole-pipeline tests on tiny inputs)."""
+
+import pytest
+import torch
+
+TINY_SCENE = [
+    "data.synthetic.scenes=6", "data.synthetic.density=0.05", "data.grid_size=0.1", "data.point_max=3000",
+    "model.base_channels=4", "model.channels=[4,8,8,4]", "model.layers=[1,1,1,1]", "train.tensorboard=false",
+    "train.eval_every=0", "train.checkpoint_every=0", "train.amp=none",
+]
+TINY_OBJECT = [
+    "data.synthetic.train_per_class=2", "data.synthetic.test_per_class=1", "data.synthetic.object_points=128",
+    "data.num_points=64", "data.batch_size=6", "data.val_batch_size=16", "model.depth=1", "model.dim=24",
+    "model.heads=2", "model.num_groups=8", "model.group_size=8", "train.tensorboard=false", "train.eval_every=0",
+    "train.checkpoint_every=0", "train.amp=none",
+]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("ppt-cache")
+
+
+@pytest.fixture
+def scene_overrides(cache_dir):
+    return [f"data.cache_dir={cache_dir}", *TINY_SCENE]
+
+
+@pytest.fixture
+def object_overrides(cache_dir):
+    return [f"data.cache_dir={cache_dir}", *TINY_OBJECT]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
