@@ -86,8 +86,17 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot_log(args: argparse.Namespace) -> int:
+    from ppt.engine.plots import plot_training_log
+
+    run = args.run.rstrip("/")
+    out = args.out or (f"{run}/curves.png" if not run.endswith(".jsonl") else run.removesuffix(".jsonl") + ".png")
+    print(f"wrote {plot_training_log(args.run, out, metric=args.metric, title=args.title)}")
+    return 0
+
+
 def add_engine_commands(commands: argparse._SubParsersAction) -> None:
-    """Register ``train``, ``eval`` and ``predict`` on the ``ppt`` sub-parsers."""
+    """Register ``train``, ``eval``, ``predict`` and ``plot-log`` on the ``ppt`` sub-parsers."""
     train = commands.add_parser(
         "train", help="train a recipe (ppt train --list shows them)",
         description="Train a recipe: a YAML file shipped with ppt (by name) or a path to one. Recipes without "
@@ -123,3 +132,12 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default auto)")
     predict.set_defaults(handler=_predict)
+
+    plot = commands.add_parser(
+        "plot-log", help="plot a run's training curves (loss, lr, validation metric)",
+        description="Draw a run's loss, learning rate and validation metric per dataset from its log.jsonl.")
+    plot.add_argument("run", help="a run folder of ppt train (or its log.jsonl)")
+    plot.add_argument("--out", help="PNG path (default RUN/curves.png)")
+    plot.add_argument("--metric", default="mIoU", help="validation metric to draw (default mIoU; allAcc, mAcc ...)")
+    plot.add_argument("--title", help="figure title")
+    plot.set_defaults(handler=_user_errors("plot-log", lambda: (ValueError, FileNotFoundError))(_plot_log))

@@ -1,0 +1,88 @@
+"""Training curves from a run's ``log.jsonl`` (``ppt plot-log``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["read_log", "plot_training_log"]
+
+
+def read_log(path: str | Path) -> tuple[list[dict], list[dict]]:
+    """Split a run's JSON-lines log into training-step records (with ``loss``) and eval records
+    (with ``eval``: ``{source: {metric: value}}``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "log.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"no training log at {path} (ppt train writes RUN/log.jsonl)")
+    steps, evals = [], []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{number}: not a JSON line ({error.msg})") from None
+        if "eval" in record:
+            evals.append(record)
+        elif "loss" in record:
+            steps.append(record)
+    if not steps and not evals:
+        raise ValueError(f"{path} holds no training steps or evaluations")
+    return steps, evals
+
+
+def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    # A trailing mean over `window` steps (shorter at the start), so the smoothed curve starts at step 1.
+    cumulative = np.concatenate([[0.0], np.cumsum(values)])
+    index = np.arange(1, len(values) + 1)
+    start = np.maximum(index - window, 0)
+    return (cumulative[index] - cumulative[start]) / (index - start)
+
+
+def plot_training_log(log: str | Path, out: str | Path, metric: str = "mIoU", title: str | None = None) -> Path:
+    """Draw the loss (raw and smoothed) and learning rate against the step, and ``metric`` of every
+    evaluated source, into one PNG at ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, evals = read_log(log)
+    figure, (loss_axes, metric_axes) = plt.subplots(1, 2, figsize=(11, 4))
+    if steps:
+        step = np.array([record["step"] for record in steps])
+        loss = np.array([record["loss"] for record in steps], dtype=np.float64)
+        loss_axes.plot(step, loss, color="0.75", linewidth=0.8, label="loss")
+        window = max(1, len(loss) // 50)
+        loss_axes.plot(step, _moving_average(loss, window), color="C0", label=f"loss ({window}-step mean)")
+        loss_axes.set_xlabel("step")
+        loss_axes.set_ylabel("training loss")
+        loss_axes.legend(loc="upper right")
+        lr_axes = loss_axes.twinx()
+        lr_axes.plot(step, [record["lr"] for record in steps], color="C1", linewidth=0.8)
+        lr_axes.set_ylabel("learning rate", color="C1")
+    sources = sorted({name for record in evals for name in record["eval"]})
+    for index, name in enumerate(sources):
+        points = [(record["step"], record["eval"][name][metric]) for record in evals
+                  if metric in record["eval"].get(name, {})]
+        if points:
+            x, y = zip(*points)
+            metric_axes.plot(x, y, marker="o", color=f"C{index + 2}", label=name)
+            metric_axes.annotate(f"{y[-1]:.3f}", (x[-1], y[-1]), textcoords="offset points", xytext=(4, 4))
+    metric_axes.set_xlabel("step")
+    metric_axes.set_ylabel(f"validation {metric}")
+    if sources:
+        metric_axes.legend(loc="lower right")
+    metric_axes.grid(alpha=0.3)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+    return out

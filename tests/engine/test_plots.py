@@ -1,0 +1,48 @@
+import json
+
+import numpy as np
+import pytest
+
+from ppt.engine.plots import _moving_average, plot_training_log, read_log
+from ppt.cli import main
+
+
+def _write_log(folder, steps=12):
+    lines = [{"step": s, "epoch": 0, "loss": 3.0 / s, "lr": 0.01, "time": float(s)} for s in range(1, steps + 1)]
+    lines.insert(6, {"step": 6, "eval": {"scannet": {"mIoU": 0.1, "allAcc": 0.5}}})
+    lines.append({"step": steps, "eval": {"scannet": {"mIoU": 0.2, "allAcc": 0.6}}})
+    (folder / "log.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+
+
+def test_read_log_splits_steps_and_evaluations(tmp_path):
+    _write_log(tmp_path)
+    steps, evals = read_log(tmp_path)
+    assert [record["step"] for record in steps] == list(range(1, 13))
+    assert [record["eval"]["scannet"]["mIoU"] for record in evals] == [0.1, 0.2]
+
+
+def test_moving_average_is_a_trailing_mean():
+    values = np.array([1.0, 3.0, 5.0, 7.0])
+    np.testing.assert_allclose(_moving_average(values, 2), [1.0, 2.0, 4.0, 6.0])
+    np.testing.assert_allclose(_moving_average(values, 1), values)
+
+
+def test_plot_log_cli_writes_png(tmp_path, capsys):
+    _write_log(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["plot-log", str(tmp_path), "--metric", "allAcc"])
+    assert exit_info.value.code == 0
+    png = tmp_path / "curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(png) in capsys.readouterr().out
+
+
+def test_bad_logs_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no training log"):
+        plot_training_log(tmp_path, tmp_path / "x.png")
+    (tmp_path / "log.jsonl").write_text('{"step": 1, "loss": 1.0, "lr": 0.1}\nnot json\n')
+    with pytest.raises(ValueError, match=r"log.jsonl:2: not a JSON line"):
+        read_log(tmp_path)
+    (tmp_path / "log.jsonl").write_text("\n")
+    with pytest.raises(ValueError, match="no training steps or evaluations"):
+        read_log(tmp_path)
