@@ -82,7 +82,8 @@ def _command(args: argparse.Namespace, device: torch.device) -> str:
 
 def _without_targets(result: CaseResult) -> CaseResult:
     """Quick runs use small inputs: the speed targets, set for the full sizes, are not judged."""
-    baselines = [replace(b, target=None, meets_target=None) for b in result.baselines]
+    baselines = [replace(b, target=None, meets_target=None, memory_target=None, meets_memory_target=None)
+                 for b in result.baselines]
     return replace(result, baselines=baselines, ceiling_target=None)
 
 
@@ -161,7 +162,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.quick:
         print("quick run: small sizes, speed targets not judged (they apply to the full sizes: "
               "ppt bench without --quick)")
-    missed = sum(b.meets_target is False for r in all_results for b in r.baselines)
+    missed = sum((b.meets_target is False) + (b.meets_memory_target is False) for r in all_results for b in r.baselines)
     missed += sum(r.derived.get("meets_ceiling_target") is False for r in all_results)
     if missed:
         print(f"{missed} target(s) not met")
