@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -45,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare", type=Path, default=None, metavar="OLD.json",
                         help="print the change of every case against an earlier results.json")
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="torch.set_num_threads(N) first")
+    parser.add_argument("--case", default=None, metavar="TEXT",
+                        help="run only the cases whose name contains TEXT (case-insensitive)")
 
 
 def resolve_device(name: str | None) -> torch.device:
@@ -76,6 +79,8 @@ def _command(args: argparse.Namespace, device: torch.device) -> str:
         parts.append("--quick")
     if args.threads:
         parts.append(f"--threads {args.threads}")
+    if args.case:
+        parts.append(f"--case {shlex.quote(args.case)}")
     parts.append(f"--out {args.out}")
     return " ".join(parts)
 
@@ -107,6 +112,8 @@ def _run_suite(name: str, module, dtypes: list[str], device: torch.device, ceili
     results = []
     for dtype in dtypes:
         for case in module.cases(device, DTYPES[dtype], args.quick):
+            if args.case and args.case.lower() not in case.name.lower():
+                continue
             print(f"  {case.name} ({dtype})", file=sys.stderr, flush=True)
             result = _run_case(case, name, device, args)
             derive(result, ceilings)

@@ -69,6 +69,14 @@ def test_run_prints_the_table_and_writes_results_and_plots(tmp_path, small_suite
     assert (tmp_path / "run" / "small.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_case_filter_runs_the_matching_cases_only(tmp_path, small_suite, capsys):
+    small_suite()
+    assert _run(["small", "--quick", "--device", "cpu", "--case", "MATMUL", "--out", str(tmp_path)]) == 0
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert [r["case"] for r in payload["results"]] == ["matmul 96"]
+    assert payload["command"].endswith(f"--case MATMUL --out {tmp_path}")
+
+
 def test_profile_and_compare(tmp_path, small_suite, capsys):
     small_suite()
     assert _run(["small", "--quick", "--device", "cpu", "--out", str(tmp_path / "before")]) == 0
