@@ -52,8 +52,9 @@ NUM_CLASSES = 20
 # Point-MAE / DAPT: objects per batch, points per object.
 OBJECTS = {False: dict(batch=32, points=2048), True: dict(batch=2, points=1024)}
 # ppt vs spconv on the same sites: float32 sums over ~10^5 sites in different orders. Through
-# ~40 layers of batch-normalised backward the gradients drift further (float64 runs agree to 1e-14).
-TOLERANCE, GRAD_TOLERANCE = 1e-3, 1e-2
+# ~40 layers of batch-normalised backward the gradients drift further: up to 1.1e-2 (relative norm,
+# the first down-sampling conv) on the full 153k-voxel batch, while float64 runs agree to 1e-14.
+TOLERANCE, GRAD_TOLERANCE = 1e-3, 5e-2
 
 
 def default_dtypes(device: torch.device) -> tuple[str, ...]:

@@ -92,7 +92,7 @@ def test_spunet_case_checks_parity_and_reports_memory():
     models._check_same_step((logits, loss, grads), expected)
     name = "enc.1.block0.conv2.weight"
     with pytest.raises(AssertionError, match=f"gradient of {name} differs"):
-        models._check_same_step((logits, loss, grads | {name: grads[name] * 1.05}), expected)
+        models._check_same_step((logits, loss, grads | {name: grads[name] * 1.2}), expected)
 
 
 def test_dapt_case_trains_exactly_the_adapters_and_judges_memory():
