@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import ppt.spconv
+from ppt.bench.spconv_reference import import_spconv
 
 needs_spconv = pytest.mark.skipif(importlib.util.find_spec("spconv") is None,
                                   reason="spconv (CPU wheel, in the `test` extra) is not installed")
@@ -67,18 +68,10 @@ def build_unet(spconv, in_channels=4, num_classes=5, enc_mode=False):
     return UNet()
 
 
-def _spconv():
-    import spconv.pytorch as spconv_torch
-    from spconv.pytorch import ops as spconv_ops
-
-    spconv_ops.get_current_stream = lambda: 0  # spconv 2.3.8's CPU backward asks for a CUDA stream
-    return spconv_torch
-
-
 @needs_spconv
 @pytest.mark.parametrize("enc_mode", [False, True])
 def test_spconv_style_unet_equals_spconv(enc_mode):
-    spconv_torch = _spconv()
+    spconv_torch = import_spconv()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # spconv 2.3.8's CPU path races with more than one thread
     try:

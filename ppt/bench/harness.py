@@ -11,12 +11,15 @@ interleaved rounds in the same process and reports the median and spread of each
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.metadata
+import re
 import shlex
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -46,6 +49,7 @@ class Baseline:
     ``check(ppt_output, baseline_output)`` raises when the two disagree; ``None`` makes the
     baseline timing-only (the case must then be checked some other way). ``target`` is the
     speedup over this baseline that ppt is expected to reach (baseline time / ppt time);
+    ``memory_target`` the largest ratio of ppt's peak memory to this baseline's that is expected;
     ``repeats`` caps the timed rounds of a very slow baseline.
     """
 
@@ -54,6 +58,7 @@ class Baseline:
     check: Callable[[Any, Any], None] | None = None
     target: float | None = None
     repeats: int | None = None
+    memory_target: float | None = None
 
 
 @dataclass
@@ -74,6 +79,8 @@ class Case:
     ``flops`` (useful floating-point operations of one call) and ``bytes`` (the least memory
     traffic of one call) give GFLOP/s and GB/s against the run's ceilings; ``items`` = (count per
     call, unit) gives throughput. ``ceiling_target`` is the fraction of the ceiling expected.
+    ``cpu_memory`` also records the peak resident memory of one call on CPU (peak memory is always
+    recorded on CUDA).
     """
 
     name: str
@@ -88,6 +95,7 @@ class Case:
     warmup: int = 2
     repeats: int = 10
     ceiling_target: float | None = None
+    cpu_memory: bool = False
 
 
 @dataclass
@@ -95,7 +103,9 @@ class Timing:
     median_ms: float
     spread: float  # interquartile range / median of the rounds (0 with a single round)
     times_ms: list[float]
-    peak_bytes: int | None  # CUDA only: peak allocation of one call beyond what was allocated before
+    # peak memory of one call beyond what was in use before it: CUDA allocations; on CPU (cases with
+    # cpu_memory) the process's resident memory; None when not measured
+    peak_bytes: int | None
 
 
 @dataclass
@@ -106,6 +116,9 @@ class BaselineResult:
     speedup: float | None = None  # baseline time / ppt time: > 1 means ppt is faster
     target: float | None = None
     meets_target: bool | None = None
+    memory_ratio: float | None = None  # ppt's peak memory / this baseline's
+    memory_target: float | None = None
+    meets_memory_target: bool | None = None
     checked: bool = False  # whether ppt's output was checked against this baseline's
     reason: str = ""
     hint: str = ""
@@ -145,10 +158,47 @@ def time_once(fn: Callable[[], Any], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def peak_memory_bytes(fn: Callable[[], Any], device: torch.device) -> int | None:
-    """Peak CUDA memory allocated during one call beyond what was allocated before (None on CPU)."""
-    if device.type != "cuda":
+_PROC_STATUS = Path("/proc/self/status")
+_PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def _status_kib(field: str) -> int:
+    match = re.search(rf"^{field}:\s+(\d+) kB", _PROC_STATUS.read_text(), re.MULTILINE)
+    if match is None:
+        raise OSError(f"{_PROC_STATUS} has no {field}")
+    return int(match.group(1))
+
+
+def _return_free_heap() -> None:
+    """Hand glibc's free heap pages back to the system (no-op with another C library)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def peak_resident_bytes(fn: Callable[[], Any]) -> int | None:
+    """Peak resident memory (RSS) of this process during one call of ``fn`` beyond what was resident
+    before it; None where the kernel does not offer it (it needs Linux's /proc).
+
+    The kernel's own high-water mark (``VmHWM``, reset through ``/proc/self/clear_refs``) is read,
+    so no short-lived peak is missed. Free heap memory is returned to the system first, so the
+    figure counts what the call touches, not what earlier calls left in the allocator's free lists.
+    Other processes on the machine do not affect it.
+    """
+    try:
+        _return_free_heap()
+        _PROC_CLEAR_REFS.write_text("5")  # 5: reset the peak RSS to the current RSS
+        before = _status_kib("VmRSS")
+        fn()
+        return 1024 * max(0, _status_kib("VmHWM") - before)
+    except OSError:
         return None
+
+
+def peak_memory_bytes(fn: Callable[[], Any], device: torch.device, cpu: bool = False) -> int | None:
+    """Peak memory of one call beyond what was in use before: CUDA allocations on a GPU; the
+    process's resident memory on CPU when ``cpu`` (:func:`peak_resident_bytes`), else None."""
+    if device.type != "cuda":
+        return peak_resident_bytes(fn) if cpu else None
     synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
@@ -224,14 +274,20 @@ def measure(case: Case, suite: str, device: torch.device) -> CaseResult:
         for b in ran:
             if b.repeats is None or round_ < b.repeats:
                 baseline_seconds[b.name].append(time_once(b.run, device))
-    ppt = _timing(ppt_seconds, peak_memory_bytes(case.run, device))
+    ppt = _timing(ppt_seconds, peak_memory_bytes(case.run, device, case.cpu_memory))
     results: dict[str, BaselineResult] = {r.name: r for r in failed}
     for b in ran:
-        timing = _timing(baseline_seconds[b.name], peak_memory_bytes(b.run, device))
+        timing = _timing(baseline_seconds[b.name], peak_memory_bytes(b.run, device, case.cpu_memory))
         speedup = timing.median_ms / ppt.median_ms
+        memory_ratio = (ppt.peak_bytes / timing.peak_bytes
+                        if ppt.peak_bytes is not None and timing.peak_bytes else None)
         results[b.name] = BaselineResult(
             name=b.name, status="ok", timing=timing, speedup=speedup, target=b.target,
-            meets_target=None if b.target is None else speedup >= b.target, checked=b.check is not None)
+            meets_target=None if b.target is None else speedup >= b.target, memory_ratio=memory_ratio,
+            memory_target=b.memory_target,
+            meets_memory_target=(None if b.memory_target is None or memory_ratio is None
+                                 else memory_ratio <= b.memory_target),
+            checked=b.check is not None)
     for b in case.baselines:
         if isinstance(b, Unavailable):
             results[b.name] = BaselineResult(name=b.name, status="skipped", reason=b.reason, hint=b.hint)

@@ -81,9 +81,13 @@ def _achieved(result: CaseResult) -> tuple[str, str]:
 
 
 def _target(baseline) -> str:
-    if baseline.target is None or baseline.meets_target is None:
-        return ""
-    return f"≥{baseline.target:.3g}x {'met' if baseline.meets_target else 'NOT met'}"
+    parts = []
+    if baseline.target is not None and baseline.meets_target is not None:
+        parts.append(f"≥{baseline.target:.3g}x {'met' if baseline.meets_target else 'NOT met'}")
+    if baseline.memory_target is not None and baseline.meets_memory_target is not None:
+        parts.append(f"memory {baseline.memory_ratio:.2f}x (≤{baseline.memory_target:.3g}x "
+                     f"{'met' if baseline.meets_memory_target else 'NOT met'})")
+    return "; ".join(parts)
 
 
 def aligned(header: Sequence[str], rows: Iterable[Sequence[str]], right: set[int]) -> str:

@@ -1,13 +1,17 @@
 """Sparse-convolution benchmarks on a synthetic indoor room voxelized at 2 cm (~100k voxels), in
 float32 on CPU and in float16 and bfloat16 on CUDA (``--dtype`` picks others).
 
-The cases are :data:`NETWORKS` (each run forward and forward+backward):
+The cases are :data:`NETWORKS` (each run forward and forward+backward unless it says otherwise):
 - per layer: SubM k3 at C = 32, 64, 96; the k5 stem (6 -> 32); k2 s2 down (32 -> 64); the inverse
   up (64 -> 32) of that down;
 - end to end: a SpUNet-S-shaped stack (k5 stem, four k2 s2 stages 32-64-128-256-256 with two SubM
-  k3 each, inverse-conv decoder with skip concatenation).
+  k3 each, inverse-conv decoder with skip concatenation);
+- the drop-in path: Pointcept's SpUNet-v1m1 (SpUNet-S, 20 classes; the model file of
+  :mod:`ppt.bench.spconv_reference`, written against the spconv API) built on ``ppt.spconv`` and on
+  ``spconv.pytorch`` from one state_dict, one train step (forward, cross-entropy against fixed
+  labels, backward); the gate compares logits, loss and every parameter's gradient.
 A new case is one more :class:`Network` entry: a name, its input channels and a builder that makes
-the same module from ``ppt.nn`` or from ``spconv.pytorch``.
+the same module from ``ppt.nn`` (or ``ppt.spconv``) or from ``spconv.pytorch``.
 
 Every case checks that two ppt runs agree bit for bit, and ppt's output against spconv's. Baselines,
 each timed in the same rounds as ppt:
@@ -24,16 +28,18 @@ Run: ``ppt bench sparse_conv [--quick] [--device cpu|cuda] [--dtype ...]``.
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import ModuleType
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import ppt.nn as pnn
-from ppt.bench.harness import Baseline, Case, Unavailable, bench_extra_hint, torch_threads
+import ppt.spconv
+from ppt.bench.harness import Baseline, Case, Unavailable, torch_threads
+from ppt.bench.spconv_reference import PointceptSpUNet, spconv_or_reason
 from ppt.data.synthetic import indoor_room
 from ppt.ops import voxelize
 from ppt.sparse import SparseTensor
@@ -42,26 +48,10 @@ SUITE = "sparse_conv"
 SUPPORTED_DTYPES = ("float32", "float16", "bfloat16")
 VOXEL_SIZE = 0.02
 ROOM_POINTS = {False: 108_000, True: 6_000}  # ~100k voxels at 2 cm (full), ~6k (quick)
-SPCONV_CUDA_HINT = ("pip install spconv-cu126 (the wheel matching your CUDA 12.x; uninstall the CPU wheel "
-                    "spconv first)")
 
 
 def default_dtypes(device: torch.device) -> tuple[str, ...]:
     return ("float32",) if device.type == "cpu" else ("float16", "bfloat16")
-
-
-def _spconv(device: torch.device):
-    """spconv.pytorch, or the reason (and install hint) why it cannot be a baseline here."""
-    if importlib.util.find_spec("spconv") is None:
-        return None, ("not installed", bench_extra_hint() if device.type == "cpu" else SPCONV_CUDA_HINT)
-    wheels = importlib.metadata.packages_distributions().get("spconv", [])
-    if device.type == "cuda" and wheels and all(name.lower() == "spconv" for name in wheels):
-        return None, ("the installed spconv wheel is the CPU build", SPCONV_CUDA_HINT)
-    import spconv.pytorch as spconv_torch
-    from spconv.pytorch import ops as spconv_ops
-
-    spconv_ops.get_current_stream = lambda: 0  # CPU backward with a CPU-only torch (see module doc)
-    return spconv_torch, None
 
 
 def room_sites(quick: bool, device: torch.device) -> tuple[torch.Tensor, list[int]]:
@@ -126,6 +116,19 @@ class SpUNetS(nn.Module):
         return x
 
 
+class PointceptOnSites(nn.Module):
+    """:class:`PointceptSpUNet` (SpUNet-S) called on a sparse tensor's sites and features, in
+    Pointcept's batch layout; returns the tensor with the logits as its features."""
+
+    def __init__(self, spconv: ModuleType, in_channels: int = 6, num_classes: int = 20, **widths):
+        super().__init__()
+        self.net = PointceptSpUNet(spconv, in_channels, num_classes, **widths)
+
+    def forward(self, x):
+        offset = torch.bincount(x.indices[:, 0].long(), minlength=x.batch_size).cumsum(0)
+        return x.replace_feature(self.net(x.indices[:, 1:], x.features, offset))
+
+
 # ---------------------------------------------------------------------------------------------
 # FLOP counting from ppt's kernel maps
 
@@ -160,13 +163,18 @@ def conv_flops(model: nn.Module, x: SparseTensor) -> int:
 
 @dataclass(frozen=True)
 class Network:
-    """A case of this suite: ``build(lib)`` makes the module from ``ppt.nn`` or ``spconv.pytorch``;
-    ``targets`` maps (device type, "fwd" | "fwd+bwd") to the speedup over spconv it must reach."""
+    """A case of this suite: ``build(lib)`` makes the module from ``ppt_lib`` (``ppt.nn``, or
+    ``ppt.spconv`` for a model file written against the spconv API) or from ``spconv.pytorch``;
+    ``passes`` are any of "fwd", "fwd+bwd" and "train step"; ``targets`` maps (device type, pass)
+    to the speedup over spconv it must reach; ``repeats`` caps the timed rounds of a full run."""
 
     name: str
     in_channels: int
     build: Callable[[object], nn.Module]
     targets: dict[tuple[str, str], float] = field(default_factory=dict)
+    ppt_lib: ModuleType = pnn
+    passes: tuple[str, ...] = ("fwd", "fwd+bwd")
+    repeats: int | None = None
 
 
 def _layer(make: Callable, parent: Callable | None = None) -> Callable[[object], nn.Module]:
@@ -186,7 +194,11 @@ NETWORKS = [
     # Targets of the sparse-conv issue: CPU stack fwd and fwd+bwd >= 2x spconv; GPU fwd+bwd >= 1x.
     Network("SpUNet-S stack", 6, SpUNetS,
             targets={("cpu", "fwd"): 2.0, ("cpu", "fwd+bwd"): 2.0, ("cuda", "fwd+bwd"): 1.0}),
+    # Target of the kernel-hardening issue: the drop-in train step >= 2.5x spconv on CPU.
+    Network("Pointcept SpUNet-S on ppt.spconv", 6, PointceptOnSites, targets={("cpu", "train step"): 2.5},
+            ppt_lib=ppt.spconv, passes=("train step",), repeats=5),
 ]
+NUM_CLASSES = 20  # of the train-step cases' labels (PointceptOnSites' default)
 
 
 def _sorted_rows(indices: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
@@ -217,6 +229,33 @@ def _runner(model: nn.Module, make_input: Callable, backward: bool) -> Callable:
     return run
 
 
+def _train_step_runner(model: nn.Module, make_input: Callable, labels: torch.Tensor) -> Callable:
+    """Forward, cross-entropy, backward; returns the sites, logits, loss and the parameters'
+    gradients flattened into one vector (in ``model.parameters()`` order)."""
+    def run():
+        model.zero_grad(set_to_none=True)
+        y = model(make_input())
+        loss = F.cross_entropy(y.features, labels)
+        loss.backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters()])
+        return y.indices, y.features.detach(), loss.detach(), grads
+    return run
+
+
+def _check_train_step(tolerance: float) -> Callable:
+    """Same sites, logits and loss within ``tolerance``; gradient vectors within 10 x ``tolerance``
+    of each other relative to their norm (the rounding of sums in different orders grows through
+    ~40 batch-normalised layers of backward; float64 runs agree to 1e-14)."""
+    same_sites = _check_same_sites(tolerance)
+
+    def check(got, expected):
+        same_sites(got[:2], expected[:2])
+        torch.testing.assert_close(got[2].float(), expected[2].float(), rtol=tolerance, atol=tolerance)
+        error = torch.linalg.vector_norm((got[3] - expected[3]).float()) / torch.linalg.vector_norm(expected[3].float())
+        assert error <= 10 * tolerance, f"parameter gradients differ by {error:.3g} (relative norm) > {10 * tolerance}"
+    return check
+
+
 def _deterministic(run: Callable) -> Callable:
     def check(got):
         for a, b in zip(got, run()):
@@ -225,7 +264,7 @@ def _deterministic(run: Callable) -> Callable:
 
 
 def _spconv_baselines(spconv_run: Callable | None, missing: tuple[str, str] | None, device: torch.device,
-                      target: float | None, tolerance: float) -> list[Baseline | Unavailable]:
+                      target: float | None, check: Callable) -> list[Baseline | Unavailable]:
     """spconv as the oracle (on CPU under one thread), and on CPU its multi-thread run, timed only."""
     threads = torch.get_num_threads()
     if device.type == "cuda":
@@ -240,39 +279,58 @@ def _spconv_baselines(spconv_run: Callable | None, missing: tuple[str, str] | No
             return spconv_run()
 
     oracle = single_thread if device.type == "cpu" else spconv_run
-    return [Baseline(names[0], oracle, check=_check_same_sites(tolerance), target=target),
+    return [Baseline(names[0], oracle, check=check, target=target),
             *(Baseline(name, spconv_run) for name in names[1:])]
+
+
+def network_cases(network: Network, indices: torch.Tensor, shape: list[int], features: torch.Tensor,
+                  labels: torch.Tensor | None, spconv: tuple, repeats: int, warmup: int) -> Iterator[Case]:
+    """The cases of one network on the given sites (``labels`` for its train step);
+    ``spconv`` = :func:`spconv_or_reason`'s answer."""
+    spconv_torch, missing = spconv
+    device, dtype = features.device, features.dtype
+    num_sites = indices.shape[0]
+    ours = network.build(network.ppt_lib).to(device=device, dtype=dtype)
+    theirs = None
+    if spconv_torch is not None:
+        theirs = network.build(spconv_torch).to(device=device, dtype=dtype)
+        theirs.load_state_dict(ours.state_dict())
+
+    def make_ours(backward):
+        return lambda: SparseTensor(features.clone().requires_grad_(backward), indices, shape, 1)
+
+    def make_theirs(backward):
+        return lambda: spconv_torch.SparseConvTensor(features.clone().requires_grad_(backward), indices, shape, 1)
+
+    flops = conv_flops(ours, make_ours(False)())
+    for pass_name in network.passes:
+        backward = pass_name != "fwd"
+        if pass_name == "train step":
+            run = _train_step_runner(ours, make_ours(False), labels)
+            spconv_run = None if theirs is None else _train_step_runner(theirs, make_theirs(False), labels)
+            check = _check_train_step(_TOLERANCE[dtype])
+        else:
+            run = _runner(ours, make_ours(backward), backward)
+            spconv_run = None if theirs is None else _runner(theirs, make_theirs(backward), backward)
+            check = _check_same_sites(_TOLERANCE[dtype])
+        yield Case(
+            name=f"{network.name} {pass_name}", run=run, check=_deterministic(run),
+            dtype=str(dtype).removeprefix("torch."),
+            baselines=_spconv_baselines(spconv_run, missing, device, network.targets.get((device.type, pass_name)),
+                                        check),
+            params=dict(voxels=num_sites, spatial_shape=shape, voxel_size=VOXEL_SIZE, threads=torch.get_num_threads()),
+            flops=flops * (3 if backward else 1), items=(num_sites, "voxels"), warmup=warmup,
+            repeats=min(repeats, network.repeats or repeats))
 
 
 def cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Iterator[Case]:
     repeats, warmup = (3, 1) if quick else (10, 2)
-    spconv_torch, missing = _spconv(device)
+    spconv = spconv_or_reason(device)
     indices, shape = room_sites(quick, device)
-    num_sites = indices.shape[0]
-    dtype_name = str(dtype).removeprefix("torch.")
     generator = torch.Generator().manual_seed(0)
     for network in NETWORKS:
-        ours = network.build(pnn).to(device=device, dtype=dtype)
-        theirs = None
-        if spconv_torch is not None:
-            theirs = network.build(spconv_torch).to(device=device, dtype=dtype)
-            theirs.load_state_dict(ours.state_dict())
-        features = torch.randn(num_sites, network.in_channels, generator=generator).to(device=device, dtype=dtype)
-
-        def make_ours(backward, features=features):
-            return lambda: SparseTensor(features.clone().requires_grad_(backward), indices, shape, 1)
-
-        def make_theirs(backward, features=features):
-            return lambda: spconv_torch.SparseConvTensor(features.clone().requires_grad_(backward), indices, shape, 1)
-
-        flops = conv_flops(ours, make_ours(False)())
-        for pass_name, backward in (("fwd", False), ("fwd+bwd", True)):
-            run = _runner(ours, make_ours(backward), backward)
-            spconv_run = None if theirs is None else _runner(theirs, make_theirs(backward), backward)
-            yield Case(
-                name=f"{network.name} {pass_name}", run=run, check=_deterministic(run), dtype=dtype_name,
-                baselines=_spconv_baselines(spconv_run, missing, device, network.targets.get((device.type, pass_name)),
-                                            _TOLERANCE[dtype]),
-                params=dict(voxels=num_sites, spatial_shape=shape, voxel_size=VOXEL_SIZE,
-                            threads=torch.get_num_threads()),
-                flops=flops * (3 if backward else 1), items=(num_sites, "voxels"), warmup=warmup, repeats=repeats)
+        features = torch.randn(indices.shape[0], network.in_channels, generator=generator).to(device=device, dtype=dtype)
+        labels = None
+        if "train step" in network.passes:
+            labels = torch.randint(NUM_CLASSES, (indices.shape[0],), generator=generator).to(device)
+        yield from network_cases(network, indices, shape, features, labels, spconv, repeats, warmup)

@@ -1,5 +1,5 @@
 """`ppt bench` end to end on a small suite defined here: table, results.json, plots, --profile,
---compare, failures, device errors and the default output folder."""
+--compare, failures, device errors, the default output folder and an empty suite."""
 
 import json
 import sys
@@ -69,6 +69,14 @@ def test_run_prints_the_table_and_writes_results_and_plots(tmp_path, small_suite
     assert (tmp_path / "run" / "small.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_case_filter_runs_the_matching_cases_only(tmp_path, small_suite, capsys):
+    small_suite()
+    assert _run(["small", "--quick", "--device", "cpu", "--case", "MATMUL", "--out", str(tmp_path)]) == 0
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert [r["case"] for r in payload["results"]] == ["matmul 96"]
+    assert payload["command"].endswith(f"--case MATMUL --out {tmp_path}")
+
+
 def test_profile_and_compare(tmp_path, small_suite, capsys):
     small_suite()
     assert _run(["small", "--quick", "--device", "cpu", "--out", str(tmp_path / "before")]) == 0
@@ -92,12 +100,18 @@ def test_a_wrong_kernel_fails_the_run(tmp_path, small_suite, capsys):
     assert [r["status"] for r in payload["results"]] == ["failed", "ok"]
 
 
-def test_results_default_to_the_current_folder(tmp_path, monkeypatch, small_suite):
-    small_suite()
+def test_results_default_to_the_current_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert _run(["small", "--quick", "--device", "cpu"]) == 0
+    empty = types.ModuleType("empty_bench_suite")
+    empty.SUITE, empty.SUPPORTED_DTYPES, empty.PENDING = "empty", ("float32",), "Its cases arrive later."
+    empty.default_dtypes = lambda device: ("float32",)
+    empty.cases = lambda device, dtype, quick: iter(())
+    monkeypatch.setitem(sys.modules, "empty_bench_suite", empty)
+    monkeypatch.setitem(bench_cli.SUITES, "empty", "empty_bench_suite")
+    assert _run(["empty", "--quick", "--device", "cpu"]) == 0
+    assert "empty: no cases yet. Its cases arrive later." in capsys.readouterr().out
     payload = json.loads((tmp_path / "ppt-bench-results" / "results.json").read_text())
-    assert payload["suites"]["small"]["cases"] == 2
+    assert payload["suites"]["empty"]["cases"] == 0 and payload["results"] == []
 
 
 def test_unusable_devices_end_in_one_line():

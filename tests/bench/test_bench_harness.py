@@ -10,6 +10,7 @@ import torch
 from ppt.bench import raster, sparse_conv
 from ppt.bench.harness import (Baseline, Case, CorrectnessError, Unavailable, failed_result, measure)
 from ppt.bench.machine import Ceilings, machine_info
+from ppt.bench.spconv_reference import spconv_or_reason
 from ppt.bench.report import (SCHEMA, case_results, compare_with, derive, load_results, notes, table,
                               write_results)
 from ppt.bench.summarize import render
@@ -91,10 +92,10 @@ def test_measure_records_timings_speedups_and_skips():
 def test_missing_baselines_are_reported_with_their_install_hint(monkeypatch):
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "spconv" else find_spec(name, *a))
-    spconv, (reason, hint) = sparse_conv._spconv(CPU)
+    spconv, (reason, hint) = spconv_or_reason(CPU)
     assert spconv is None and reason == "not installed"
     assert '--no-build-isolation' in hint and '.[bench]' in hint
-    baselines = sparse_conv._spconv_baselines(None, (reason, hint), CPU, 2.0, 1e-3)
+    baselines = sparse_conv._spconv_baselines(None, (reason, hint), CPU, 2.0, sparse_conv._check_same_sites(1e-3))
     assert baselines and all(isinstance(b, Unavailable) and b.hint == hint for b in baselines)
     gsplat = raster._gsplat(CPU, lambda: None)
     assert isinstance(gsplat, Unavailable) and gsplat.reason == "runs on CUDA only"

@@ -3,12 +3,12 @@ built on spconv 2.3.8 (the oracle), loaded from a checkpoint in Pointcept's layo
 
 import importlib.util
 from collections import OrderedDict
-from functools import partial
 
 import pytest
 import torch
 from torch import nn
 
+from ppt.bench.spconv_reference import PointceptSpUNet, import_spconv
 from ppt.data import SceneSample, collate_scenes
 from ppt.data.rooms import synthesize_room
 from ppt.data.transforms import Compose, GridSample, NormalizeColor
@@ -54,7 +54,7 @@ def test_spunet_s_has_pointcept_parameter_count():
 
 @needs_spconv
 def test_spunet_s_state_dict_matches_pointcept_after_conversion():
-    theirs = PointceptSpUNet(_spconv(), 6, 20).state_dict()
+    theirs = PointceptSpUNet(import_spconv(), 6, 20).state_dict()
     ours = SpUNet(in_channels=6, num_classes=20).state_dict()
     converted = SpUNet.convert_pointcept_state_dict({"backbone." + k: v for k, v in theirs.items()})
     assert set(converted) == set(ours)
@@ -131,98 +131,10 @@ def test_bad_input():
         SpUNet(**SMALL)(SparseTensor(torch.zeros(0, 6), torch.zeros(0, 4, dtype=torch.int32)))
 
 
-# ---------------------------------------------------------------------------------------------
-# Pointcept's SpUNet-v1m1 on spconv 2.3.8, written after pointcept/models/sparse_unet/
-# spconv_unet_v1m1_base.py (same module tree, so its state_dict has Pointcept's keys).
-
-
-def _spconv():
-    import spconv.pytorch as spconv
-    from spconv.pytorch import ops as spconv_ops
-
-    spconv_ops.get_current_stream = lambda: 0  # spconv 2.3.8's CPU path asks for a CUDA stream
-    return spconv
-
-
-def _basic_block(spconv):
-    class BasicBlock(spconv.SparseModule):
-        def __init__(self, in_channels, embed_channels, norm_fn, indice_key):
-            super().__init__()
-            if in_channels == embed_channels:
-                self.proj = spconv.SparseSequential(nn.Identity())
-            else:
-                self.proj = spconv.SparseSequential(
-                    spconv.SubMConv3d(in_channels, embed_channels, kernel_size=1, bias=False), norm_fn(embed_channels))
-            self.conv1 = spconv.SubMConv3d(in_channels, embed_channels, kernel_size=3, stride=1, padding=1, bias=False,
-                                           indice_key=indice_key)
-            self.bn1 = norm_fn(embed_channels)
-            self.relu = nn.ReLU()
-            self.conv2 = spconv.SubMConv3d(embed_channels, embed_channels, kernel_size=3, stride=1, padding=1,
-                                           bias=False, indice_key=indice_key)
-            self.bn2 = norm_fn(embed_channels)
-
-        def forward(self, x):
-            residual = x
-            out = self.conv1(x)
-            out = out.replace_feature(self.relu(self.bn1(out.features)))
-            out = self.conv2(out)
-            out = out.replace_feature(self.bn2(out.features))
-            out = out.replace_feature(out.features + self.proj(residual).features)
-            return out.replace_feature(self.relu(out.features))
-
-    return BasicBlock
-
-
-class PointceptSpUNet(nn.Module):
-    def __init__(self, spconv, in_channels, num_classes, base_channels=32, channels=(32, 64, 128, 256, 256, 128, 96, 96),
-                 layers=(2, 3, 4, 6, 2, 2, 2, 2)):
-        super().__init__()
-        self.spconv = spconv
-        self.num_stages = len(layers) // 2
-        norm_fn = partial(nn.BatchNorm1d, eps=1e-3, momentum=0.01)
-        block = _basic_block(spconv)
-        self.conv_input = spconv.SparseSequential(
-            spconv.SubMConv3d(in_channels, base_channels, kernel_size=5, padding=1, bias=False, indice_key="stem"),
-            norm_fn(base_channels), nn.ReLU())
-        enc_channels, dec_channels = base_channels, channels[-1]
-        self.down, self.up, self.enc, self.dec = nn.ModuleList(), nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
-        for s in range(self.num_stages):
-            self.down.append(spconv.SparseSequential(
-                spconv.SparseConv3d(enc_channels, channels[s], kernel_size=2, stride=2, bias=False,
-                                    indice_key=f"spconv{s + 1}"), norm_fn(channels[s]), nn.ReLU()))
-            self.enc.append(spconv.SparseSequential(OrderedDict(
-                (f"block{i}", block(channels[s], channels[s], norm_fn, f"subm{s + 1}")) for i in range(layers[s]))))
-            self.up.append(spconv.SparseSequential(
-                spconv.SparseInverseConv3d(channels[len(channels) - s - 2], dec_channels, kernel_size=2, bias=False,
-                                           indice_key=f"spconv{s + 1}"), norm_fn(dec_channels), nn.ReLU()))
-            self.dec.append(spconv.SparseSequential(OrderedDict(
-                (f"block{i}", block(dec_channels + enc_channels if i == 0 else dec_channels, dec_channels, norm_fn,
-                                    f"subm{s}")) for i in range(layers[len(channels) - s - 1]))))
-            enc_channels, dec_channels = channels[s], channels[len(channels) - s - 2]
-        self.final = spconv.SubMConv3d(channels[-1], num_classes, kernel_size=1, padding=1, bias=True)
-
-    def forward(self, grid_coord, feat, offset):
-        batch = torch.repeat_interleave(torch.arange(len(offset)), torch.diff(offset, prepend=offset.new_zeros(1)))
-        sparse_shape = torch.add(torch.max(grid_coord, dim=0).values, 96).tolist()
-        x = self.spconv.SparseConvTensor(features=feat, indices=torch.cat([batch.unsqueeze(-1).int(), grid_coord.int()], 1),
-                                         spatial_shape=sparse_shape, batch_size=len(offset))
-        x = self.conv_input(x)
-        skips = [x]
-        for s in range(self.num_stages):
-            x = self.enc[s](self.down[s](x))
-            skips.append(x)
-        x = skips.pop(-1)
-        for s in reversed(range(self.num_stages)):
-            x = self.up[s](x)
-            x = x.replace_feature(torch.cat((x.features, skips.pop(-1).features), dim=1))
-            x = self.dec[s](x)
-        return self.final(x).features
-
-
 @needs_spconv
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
 def test_pointcept_checkpoint_gives_pointcept_logits(tmp_path, train):
-    spconv = _spconv()
+    spconv = import_spconv()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # spconv 2.3.8's CPU path races with more than one thread
     try:
