@@ -35,6 +35,7 @@ from ppt.models.point_transformer import (
     init_transformer_weights,
     positional_mlp,
     scale_shift_parameters,
+    scaled_layer_norm,
 )
 
 __all__ = ["DAPT", "DAPTBlock", "HEAD_FEATURES"]
@@ -60,8 +61,8 @@ class DAPTBlock(Block):
         self.tfts_gamma_3, self.tfts_beta_3 = scale_shift_parameters(dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x) * self.tfts_gamma_1 + self.tfts_beta_1))
-        mlp_input = self.norm2(x) * self.tfts_gamma_2 + self.tfts_beta_2
+        x = x + self.drop_path(self.attn(scaled_layer_norm(x, self.norm1, self.tfts_gamma_1, self.tfts_beta_1)))
+        mlp_input = scaled_layer_norm(x, self.norm2, self.tfts_gamma_2, self.tfts_beta_2)
         adapted = self.Adapter_MLP(mlp_input)
         x = x + self.drop_path(self.mlp(mlp_input) + adapted)
         prompt = F.gelu(adapted).mean(dim=1, keepdim=True) * self.tfts_gamma_3 + self.tfts_beta_3
@@ -129,7 +130,7 @@ class DAPT(PeftModule):
         batch = tokens.shape[0]
         x = torch.cat([self.cls_token.expand(batch, -1, -1), tokens], dim=1)
         x = x + torch.cat([self.cls_pos.expand(batch, -1, -1), self.pos_embed(centers)], dim=1)
-        return self.norm(self.blocks(x)) * self.tfts_gamma_2 + self.tfts_beta_2
+        return scaled_layer_norm(self.blocks(x), self.norm, self.tfts_gamma_2, self.tfts_beta_2)
 
     def forward(self, points: Tensor) -> Tensor:
         """``(B, N, 3)`` -> logits ``(B, num_classes)``."""

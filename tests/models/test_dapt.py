@@ -1,8 +1,10 @@
 import pytest
 import torch
+from torch import nn
 
 from ppt.models import DAPT
 from ppt.models.adapters import BottleneckAdapter
+from ppt.models.point_transformer import scaled_layer_norm, scaled_linear
 
 TINY = dict(num_groups=8, group_size=8, depth=2, dim=48, heads=3)
 
@@ -79,3 +81,27 @@ def test_bad_arguments():
         DAPT(head_features=(), **TINY)
     with pytest.raises(ValueError, match="adapter rank must be >= 1"):
         DAPT(rank=0, **TINY)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_folded_scale_shift_equals_the_product_form(bias):
+    # DAPT's scale/shift is folded into the preceding layer's affine (it keeps less for backward);
+    # values and every gradient must equal `layer(x) * scale + shift`.
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 8, dtype=torch.float64, requires_grad=True)
+    linear = nn.Linear(8, 12, bias=bias).double()
+    norm = nn.LayerNorm(8).double()
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5), norm.bias.normal_()
+    for layer, folded, width in ((linear, scaled_linear, 12), (norm, scaled_layer_norm, 8)):
+        scale = torch.randn(width, dtype=torch.float64, requires_grad=True)
+        shift = torch.randn(width, dtype=torch.float64, requires_grad=True)
+        inputs = [x, scale, shift, *layer.parameters()]
+        out = folded(x, layer, scale, shift)
+        expected = layer(x) * scale + shift
+        torch.testing.assert_close(out, expected)
+        weights = torch.randn_like(out)
+        got = torch.autograd.grad((out * weights).sum(), inputs)
+        want = torch.autograd.grad((expected * weights).sum(), inputs)
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w)
