@@ -112,3 +112,19 @@ def test_eval_votes_option_runs_in_training(tmp_path, object_overrides):
     config = load_recipe("pointmae-finetune-scanobjectnn", [*object_overrides, "train.steps=1", "train.eval_votes=3"])
     result = train(config, tmp_path / "run", progress=False)
     assert result.metrics["scanobjectnn"]["count"] == 15
+
+
+def test_fewshot_command_runs_folds_and_rejects_other_recipes(tmp_path, object_overrides, capsys):
+    from ppt.cli import main
+
+    with pytest.raises(SystemExit) as exit_code:
+        main(["fewshot", "dapt-scanobjectnn", "--folds", "1"])
+    assert exit_code.value.code == 2
+    assert "exactly one data source of dataset 'modelnet40_fewshot'" in capsys.readouterr().err
+    sets = [f"--set={item}" for item in [*object_overrides, "data.sources.modelnet40_fewshot.way=2",
+                                         "data.sources.modelnet40_fewshot.shot=1", "data.synthetic.test_per_class=1",
+                                         "train.steps=1"]]
+    with pytest.raises(SystemExit) as exit_code:
+        main(["fewshot", "pointmae-fewshot", "--folds", "1", "--out", str(tmp_path / "fs"), "--no-progress", *sets])
+    assert exit_code.value.code == 0
+    assert "pointmae-fewshot: 1 folds: accuracy" in capsys.readouterr().out
