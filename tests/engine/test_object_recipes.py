@@ -122,7 +122,7 @@ def test_fewshot_command_runs_folds_and_rejects_other_recipes(tmp_path, object_o
     assert exit_code.value.code == 2
     assert "exactly one data source of dataset 'modelnet40_fewshot'" in capsys.readouterr().err
     sets = [f"--set={item}" for item in [*object_overrides, "data.sources.modelnet40_fewshot.way=2",
-                                         "data.sources.modelnet40_fewshot.shot=1", "data.synthetic.test_per_class=1",
+                                         "data.sources.modelnet40_fewshot.shot=3", "data.synthetic.test_per_class=1",
                                          "train.steps=1"]]
     with pytest.raises(SystemExit) as exit_code:
         main(["fewshot", "pointmae-fewshot", "--folds", "1", "--out", str(tmp_path / "fs"), "--no-progress", *sets])
