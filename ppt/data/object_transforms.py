@@ -133,10 +133,15 @@ class ScaleAndTranslate:
         self.scale_high = scale_high
         self.translate_range = translate_range
 
+    def draw(self, count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scales and shifts of ``count`` clouds, each ``(count, 1, 3)``."""
+        scale = self.scale_low + (self.scale_high - self.scale_low) * torch.rand(count, 1, 3, generator=generator)
+        shift = self.translate_range * (2 * torch.rand(count, 1, 3, generator=generator) - 1)
+        return scale, shift
+
     def __call__(self, sample: ObjectSample, generator: torch.Generator) -> ObjectSample:
-        scale = self.scale_low + (self.scale_high - self.scale_low) * torch.rand(3, generator=generator)
-        shift = self.translate_range * (2 * torch.rand(3, generator=generator) - 1)
-        return sample.with_points(sample.points * scale + shift)
+        scale, shift = self.draw(1, generator)
+        return sample.with_points(sample.points * scale[0] + shift[0])
 
 
 class Compose:

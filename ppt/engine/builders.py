@@ -9,15 +9,15 @@ from pathlib import Path
 
 from torch import nn
 
-from ppt.data import S3DIS, ScanNet, ScanObjectNN, SceneDataset, Structured3D
+from ppt.data import S3DIS, ScanNet, SceneDataset, Structured3D
 from ppt.engine.config import DataConfig, ModelConfig, SourceConfig, SyntheticConfig
 from ppt.engine.distributed import barrier
+from ppt.engine.object_data import OBJECT_DATASETS, synthetic_object_name, write_synthetic_object_data
 
-__all__ = ["build_spunet", "build_object_classifier", "MODEL_BUILDERS", "SCENE_DATASETS", "OBJECT_DATASETS",
+__all__ = ["build_spunet", "build_object_classifier", "build_point_mae_pretraining", "MODEL_BUILDERS", "SCENE_DATASETS", "OBJECT_DATASETS",
            "cache_root", "dataset_root"]
 
 SCENE_DATASETS: dict[str, type[SceneDataset]] = {"scannet": ScanNet, "s3dis": S3DIS, "structured3d": Structured3D}
-OBJECT_DATASETS = {"scanobjectnn": ScanObjectNN}
 
 
 def build_spunet(config: ModelConfig, *, num_classes: int, in_channels: int) -> nn.Module:
@@ -33,11 +33,22 @@ def build_object_classifier(config: ModelConfig, *, num_classes: int, in_channel
     return create_object_classifier(config.peft, num_classes=num_classes, num_groups=config.num_groups,
                                     group_size=config.group_size, depth=config.depth, dim=config.dim,
                                     heads=config.heads, drop_path=config.drop_path, rank=config.rank,
-                                    adapter_dropout=config.adapter_dropout,
+                                    adapter_dropout=config.adapter_dropout, head_features=tuple(config.head_features),
                                     frozen_norm_stats=config.frozen_norm_stats)
 
 
-MODEL_BUILDERS = {"spunet": build_spunet, "object-classifier": build_object_classifier}
+def build_point_mae_pretraining(config: ModelConfig, *, num_classes: int = 0, in_channels: int = 3) -> nn.Module:
+    from ppt.models import PointMAEPretraining
+
+    return PointMAEPretraining(num_groups=config.num_groups, group_size=config.group_size, depth=config.depth,
+                               dim=config.dim, heads=config.heads,
+                               drop_path=0.1 if config.drop_path is None else config.drop_path,
+                               mask_ratio=config.mask_ratio, decoder_depth=config.decoder_depth,
+                               decoder_heads=config.heads)
+
+
+MODEL_BUILDERS = {"spunet": build_spunet, "object-classifier": build_object_classifier,
+                  "point-mae-pretraining": build_point_mae_pretraining}
 
 
 def build_model(config: ModelConfig, *, num_classes: int, in_channels: int) -> nn.Module:
@@ -62,16 +73,11 @@ def cache_root(data: DataConfig) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "ppt"
 
 
-def _object_flavor(variant: str) -> str:
-    return "clean" if variant == "OBJ_ONLY" else "background"
-
-
 def _synthetic_folder(source: SourceConfig, synthetic: SyntheticConfig, cache: Path) -> Path:
     if source.dataset in SCENE_DATASETS:
         name = f"{source.dataset}-seed{synthetic.seed}-{synthetic.scenes}scenes-density{synthetic.density:g}"
     else:
-        name = (f"{source.dataset}-{_object_flavor(source.variant)}-seed{synthetic.seed}-"
-                f"{synthetic.train_per_class}x{synthetic.test_per_class}-{synthetic.object_points}pts")
+        name = synthetic_object_name(source, synthetic)
     return cache / "synthetic" / name
 
 
@@ -81,11 +87,7 @@ def _write_synthetic(source: SourceConfig, synthetic: SyntheticConfig, folder: P
 
         write_synthetic_rooms(folder, source.dataset, synthetic.scenes, seed=synthetic.seed, density=synthetic.density)
     else:
-        from ppt.data import write_synthetic_objects
-
-        write_synthetic_objects(folder, _object_flavor(source.variant), seed=synthetic.seed,
-                                train_per_class=synthetic.train_per_class, test_per_class=synthetic.test_per_class,
-                                num_points=synthetic.object_points)
+        write_synthetic_object_data(source, synthetic, folder)
 
 
 def dataset_root(source: SourceConfig, data: DataConfig, *, is_main: bool = True, quiet: bool = False) -> Path:

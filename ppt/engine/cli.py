@@ -1,4 +1,4 @@
-"""``ppt train``, ``ppt eval`` and ``ppt predict``."""
+"""``ppt train``, ``ppt fewshot``, ``ppt eval`` and ``ppt predict``."""
 
 from __future__ import annotations
 
@@ -57,6 +57,17 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+@_user_errors("fewshot", _train_errors)
+def _fewshot(args: argparse.Namespace) -> int:
+    from ppt.engine.fewshot import run_fewshot
+
+    name = args.recipe.rsplit("/", 1)[-1].removesuffix(".yaml")
+    result = run_fewshot(args.recipe, args.out or f"runs/{name}", folds=range(args.folds), overrides=args.set,
+                         progress=not args.no_progress)
+    print(f"{name}: {result.summary()}; {result.out / 'fewshot.json'}")
+    return 0
+
+
 @_user_errors("eval", lambda: (ValueError, FileNotFoundError))
 def _eval(args: argparse.Namespace) -> int:
     from ppt.engine.inference import evaluate_checkpoint, format_table, load_checkpoint
@@ -96,7 +107,7 @@ def _plot_log(args: argparse.Namespace) -> int:
 
 
 def add_engine_commands(commands: argparse._SubParsersAction) -> None:
-    """Register ``train``, ``eval``, ``predict`` and ``plot-log`` on the ``ppt`` sub-parsers."""
+    """Register ``train``, ``fewshot``, ``eval``, ``predict`` and ``plot-log`` on the ``ppt`` sub-parsers."""
     train = commands.add_parser(
         "train", help="train a recipe (ppt train --list shows them)",
         description="Train a recipe: a YAML file shipped with ppt (by name) or a path to one. Recipes without "
@@ -112,6 +123,20 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
                        help="end this session after STEPS steps (checkpointed; continue with --resume)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(handler=_train)
+
+    fewshot = commands.add_parser(
+        "fewshot", help="train a few-shot recipe on every fold and report mean ± std accuracy",
+        description="Train RECIPE (a recipe with one modelnet40_fewshot source, e.g. pointmae-fewshot) once per fold "
+                    "{way}way_{shot}shot/{fold}.pkl into OUT/fold{k}/ and report the mean ± standard deviation of "
+                    "the final test accuracy; writes OUT/fewshot.json. Finished folds are read back, interrupted "
+                    "ones resumed.")
+    fewshot.add_argument("recipe", help="recipe name or .yaml path")
+    fewshot.add_argument("--folds", type=int, default=10, help="folds 0 .. N-1 (default 10, as Point-BERT's)")
+    fewshot.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="override a config value (repeatable), e.g. --set data.sources.modelnet40_fewshot.way=10")
+    fewshot.add_argument("--out", help="output folder (default runs/RECIPE)")
+    fewshot.add_argument("--no-progress", action="store_true", help="no progress bar")
+    fewshot.set_defaults(handler=_fewshot)
 
     evaluate = commands.add_parser(
         "eval", help="evaluate a checkpoint on its validation data (per-class table)",

@@ -16,7 +16,8 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from omegaconf import DictConfig, OmegaConf
+import omegaconf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 __all__ = [
@@ -25,11 +26,28 @@ __all__ = [
     "recipe_path", "config_from_dict", "config_to_dict",
 ]
 
-TASKS = ("segmentation", "classification")
+TASKS = ("segmentation", "classification", "pretraining")
 
 
 class ConfigError(ValueError):
     """A recipe or an override that does not fit the schema."""
+
+
+def _pick(key: Any, table: Any) -> Any:
+    """``${pick:${data.sources.scanobjectnn.variant},{PB_T50_RS: 0.2, OBJ_BG: 0.5}}`` in a recipe:
+    the entry of ``table`` for ``key``, so one setting follows another (per-variant values)."""
+    if key not in table:
+        raise ValueError(f"pick: {key!r} is not one of {list(table)}")
+    value = table[key]
+    return OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
+
+
+if not OmegaConf.has_resolver("pick"):
+    # omegaconf 2.4 renamed register_new_resolver to register_resolver (2.3's register_resolver is the legacy API)
+    if tuple(int(part) for part in omegaconf.__version__.split(".")[:2]) >= (2, 4):
+        OmegaConf.register_resolver("pick", _pick)
+    else:
+        OmegaConf.register_new_resolver("pick", _pick)
 
 
 @dataclass
@@ -40,6 +58,7 @@ class SourceConfig:
     ``root``: the dataset folder; unset, synthetic data is generated into the cache on first use.
     ``ratio``: this dataset's share of the training batches when a recipe has several.
     ``variant``: ScanObjectNN's ``PB_T50_RS``, ``OBJ_BG`` or ``OBJ_ONLY``.
+    ``way``/``shot``/``fold``: the few-shot fold ``{way}way_{shot}shot/{fold}.pkl`` (``modelnet40_fewshot``).
     """
 
     dataset: str = "scannet"
@@ -48,6 +67,9 @@ class SourceConfig:
     train_split: str = "train"
     val_split: str = "val"
     variant: str = "PB_T50_RS"
+    way: int = 5
+    shot: int = 10
+    fold: int = 0
 
 
 @dataclass
@@ -86,8 +108,10 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The network. ``name``: ``spunet`` or ``object-classifier`` (Point-MAE with ``peft``, or DAPT).
-    ``weights``: a checkpoint loaded before training with :func:`ppt.models.load_weights`."""
+    """The network. ``name``: ``spunet``, ``object-classifier`` (Point-MAE with ``peft``, or DAPT) or
+    ``point-mae-pretraining`` (the masked autoencoder). ``weights``: a checkpoint loaded before
+    training with :func:`ppt.models.load_weights` (``auto`` recognises ppt checkpoints, including
+    a ``pointmae-pretrain`` run's, and official Point-MAE / DAPT ``.pth`` files)."""
 
     name: str = "spunet"
     weights: Optional[str] = None
@@ -106,7 +130,11 @@ class ModelConfig:
     drop_path: Optional[float] = None
     rank: Optional[int] = None
     adapter_dropout: float = 0.2
+    head_features: List[str] = field(default_factory=lambda: ["cls", "prompt_mean", "patch_max"])  # DAPT's head
     frozen_norm_stats: bool = False
+    # point-mae-pretraining
+    mask_ratio: float = 0.6
+    decoder_depth: int = 4
 
 
 @dataclass
@@ -154,7 +182,8 @@ class TrainConfig:
     CPU), ``none``, ``bf16`` or ``fp16`` (with a gradient scaler). ``accumulate``: micro-batches per
     step. ``eval_every``/``checkpoint_every``: in steps (0: at the end only). ``grad_clip``: max
     global gradient norm (unset: no clipping). ``best_metric``: the validation metric (mean over
-    sources) that picks ``best.safetensors``."""
+    sources) that picks ``best.safetensors``. ``eval_votes``: classification logits averaged over
+    that many scale-and-translate passes per test cloud (Point-MAE's voting; optimistic, 1 = off)."""
 
     steps: int = 1000
     seed: int = 0
@@ -168,6 +197,7 @@ class TrainConfig:
     log_every: int = 1
     best_metric: str = "mIoU"
     tensorboard: bool = True
+    eval_votes: int = 1  # classification: logits averaged over this many scale-and-translate passes (optimistic)
 
 
 @dataclass

@@ -157,8 +157,9 @@ def load_weights(model: nn.Module, checkpoint: str | PathLike | StateDict, forma
         checkpoint: a file path (``.safetensors``, or a torch pickle read with ``weights_only=True``)
             or an in-memory mapping.
         format: a key of :data:`FORMATS` (``"ppt"``, ``"pointcept"``, ...) or ``"auto"``:
-            ``.safetensors`` files are ``"ppt"``, otherwise the first format whose detector
-            accepts the checkpoint.
+            ``.safetensors`` files are ``"ppt"`` (``"point-mae"`` when they hold a
+            :class:`~ppt.models.PointMAEPretraining`'s weights, e.g. of ``ppt train pointmae-pretrain``),
+            otherwise the first format whose detector accepts the checkpoint.
         strict: raise when any key is missing or unexpected.
 
     Raises:
@@ -173,7 +174,9 @@ def load_weights(model: nn.Module, checkpoint: str | PathLike | StateDict, forma
         raise TypeError(f"load_weights: checkpoint must be a path or a mapping, got {type(raw).__name__}")
     if format == "auto":
         is_safetensors = isinstance(checkpoint, (str, PathLike)) and Path(checkpoint).suffix == ".safetensors"
-        format = "ppt" if is_safetensors else next(name for name, fmt in FORMATS.items() if fmt.detect(raw))
+        # a ppt pre-training run's weights keep Point-MAE's names, so they convert like an official checkpoint
+        format = (("point-mae" if FORMATS["point-mae"].detect(raw) else "ppt") if is_safetensors
+                  else next(name for name, fmt in FORMATS.items() if fmt.detect(raw)))
     try:
         state = FORMATS[format].convert(raw, model)
     except ValueError as error:

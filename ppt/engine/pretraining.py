@@ -1,0 +1,92 @@
+"""Point-MAE pre-training as a task of the train loop (recipe ``pointmae-pretrain``).
+
+The model is :class:`ppt.models.PointMAEPretraining`: mask ``model.mask_ratio`` of the patches,
+reconstruct them, score with Chamfer-L2. Training clouds are ``data.num_points`` random points of
+each ShapeNet-55 cloud (1024 in Point-MAE) with scale-and-translate; evaluation reports the mean
+Chamfer-L2 on the test list (``chamfer``; no accuracy, so no ``best.safetensors``: use
+``last.safetensors``, which fine-tuning recipes load with ``model.weights``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from ppt.data import ObjectBatch, collate_objects
+from ppt.data import object_transforms as OT
+from ppt.engine.builders import build_model, dataset_root
+from ppt.engine.metrics import ConfusionMatrix
+from ppt.engine.object_data import open_object_dataset
+from ppt.engine.sampling import shard_indices
+from ppt.engine.config import SourceConfig
+from ppt.engine.distributed import all_reduce_mean
+from ppt.engine.tasks import Autocast, Task
+
+__all__ = ["PretrainingTask"]
+
+
+class PretrainingTask(Task):
+    """Masked point reconstruction on ``shapenet55`` sources (task ``pretraining``)."""
+
+    headline_metrics = ("chamfer",)
+
+    def dataset_class(self, source: SourceConfig) -> type:
+        if source.dataset != "shapenet55":
+            raise ValueError(f"task 'pretraining' reads unlabelled 'shapenet55' clouds, got {source.dataset!r}")
+        from ppt.data import ShapeNet55
+
+        return ShapeNet55
+
+    def source_class_names(self, source: SourceConfig) -> Sequence[str]:
+        self.dataset_class(source)
+        return ()
+
+    def dataset(self, source: SourceConfig, split: str, *, train: bool, is_main: bool = True) -> Dataset:
+        data = self.config.data
+        transform = OT.ScaleAndTranslate() if train and data.augment else None
+        root = dataset_root(source, data, is_main=is_main)
+        return open_object_dataset(source, root, split, transform, seed=self.config.train.seed,
+                                   synthetic=data.synthetic, num_points=data.num_points)
+
+    def collate(self, samples) -> ObjectBatch:
+        return collate_objects(samples)
+
+    @property
+    def num_classes(self) -> int:
+        return 0
+
+    def build_model(self) -> nn.Module:
+        if self.config.model.name != "point-mae-pretraining":
+            raise ValueError(f"task 'pretraining' trains model.name 'point-mae-pretraining', got {self.config.model.name!r}")
+        return build_model(self.config.model, num_classes=0, in_channels=3)
+
+    def loss(self, model: nn.Module, batch: ObjectBatch) -> Tensor:
+        return model(batch.points).float()
+
+    def evaluate_batch(self, model: nn.Module, batch: ObjectBatch, confusion: ConfusionMatrix | None = None) -> Tensor:
+        """The batch's Chamfer-L2 (there is nothing to count in ``confusion``)."""
+        return self.loss(model, batch)
+
+    def evaluate(self, model: nn.Module, datasets: dict[str, Dataset], *, device: torch.device, autocast: Autocast,
+                 rank: int = 0, world_size: int = 1, progress: Callable[[Iterable], Iterable] | None = None
+                 ) -> dict[str, dict[str, float]]:
+        """Mean Chamfer-L2 of each source's test clouds (masks drawn at random, as in training)."""
+        results = {}
+        was_training = model.training
+        model.eval()
+        for name, dataset in datasets.items():
+            loader = DataLoader(torch.utils.data.Subset(dataset, shard_indices(len(dataset), rank, world_size)),
+                                batch_size=self.config.data.val_batch_size, collate_fn=self.collate,
+                                num_workers=self.config.data.num_workers)
+            total, count = torch.zeros((), device=device), 0
+            with torch.no_grad():
+                for batch in (progress(loader) if progress else loader):
+                    with autocast():
+                        total += self.evaluate_batch(model, batch.to(device)) * len(batch.labels)
+                    count += len(batch.labels)
+            results[name] = {"chamfer": float(all_reduce_mean(total / max(count, 1))), "count": count}
+        model.train(was_training)
+        return results
