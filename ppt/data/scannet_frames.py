@@ -266,7 +266,7 @@ class ScanNetFrames(SeededDataset):
                 raise FileNotFoundError(f"ScanNetFrames: {folder} does not exist")
             listed[kind] = {_frame_number(path): path for path in folder.glob(pattern)}
         numbers = sorted(set(listed["color"]) & set(listed["depth"]) & set(listed["pose"]))
-        if len(numbers) != len(listed["color"]) or len(numbers) != len(listed["depth"]):
+        if not len(numbers) == len(listed["color"]) == len(listed["depth"]) == len(listed["pose"]):
             raise ValueError(f"ScanNetFrames: scene {name} has {len(listed['color'])} colour, {len(listed['depth'])} "
                              f"depth and {len(listed['pose'])} pose files; every frame needs all three")
         poses = [read_pose(listed["pose"][n]) for n in numbers]

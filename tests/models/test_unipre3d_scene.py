@@ -192,3 +192,17 @@ def test_scene_model_forward_and_backward(image_encoder):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in trained)
     with pytest.raises(ValueError, match="but the model renders 16x12"):
         model(batch._replace(images=batch.images[:, :, :6]))
+
+
+def test_spunet_after_stem_hook():
+    points = _scenes((120, 90))
+    model = UniPre3DScene(base_channels=8, channels=(8, 8, 8, 8), layers=(1, 1, 1, 1), image_encoder=None).backbone.eval()
+    seen = []
+
+    def record(x):
+        seen.append(x.features.shape)
+        return x
+
+    plain = model(points.sparse_tensor())
+    hooked = model(points.sparse_tensor(), after_stem=record)
+    assert seen == [(points.coord.shape[0], 8)] and torch.allclose(plain, hooked)
