@@ -10,7 +10,9 @@ Object pipeline: :class:`ScanObjectNN`, :class:`ModelNet40`, :class:`ModelNetFew
 :class:`ObjectBatch` of clouds ``(B, N, 3)`` and labels.
 
 Render pipeline (UniPre3D): :class:`ShapeNetRenders` yields :class:`RenderSample` items (a cloud and
-its views with cameras); :func:`collate_renders` stacks them into a :class:`RenderBatch`.
+its views with cameras); :func:`collate_renders` stacks them into a :class:`RenderBatch`. At scene
+level :class:`ScanNetFrames` yields :class:`FrameSample` items (a grid-sampled scene with target and
+reference RGB-D frames); :func:`collate_frames` makes a :class:`FrameBatch`.
 """
 
 from ppt.data.collate import SceneBatch, collate_scenes
@@ -31,6 +33,7 @@ from ppt.data.s3dis import S3DIS, S3DIS_CLASSES
 from ppt.data.samplers import PPT_RATIOS, MultiDatasetBatchSampler
 from ppt.data.safe_pickle import UnsafePickleError, load_array_pickle
 from ppt.data.scannet import SCANNET_CLASSES, ScanNet
+from ppt.data.scannet_frames import FrameBatch, FrameSample, ScanNetFrames, collate_frames
 from ppt.data.scanobjectnn import SCANOBJECTNN_CLASSES, ScanObjectNN, scanobjectnn_file
 from ppt.data.scene import IGNORE_INDEX, SceneSample
 from ppt.data.scene_dataset import SceneDataset, SceneTransform, read_scene_folder
@@ -38,6 +41,7 @@ from ppt.data.shapenet55 import ShapeNet55
 from ppt.data.shapenet_renders import RenderBatch, RenderSample, RotateWithCameras, ShapeNetRenders, collate_renders
 from ppt.data.structured3d import STRUCTURED3D_CLASSES, Structured3D
 from ppt.data.synthetic_objects import write_synthetic_objects
+from ppt.data.synthetic_frames import write_synthetic_frames
 from ppt.data.synthetic_renders import write_synthetic_renders
 
 __all__ = [
@@ -51,4 +55,5 @@ __all__ = [
     "RandomSubsample", "ShufflePoints", "ScaleAndTranslate", "Compose",
     "write_synthetic_objects", "MultiDatasetBatchSampler", "PPT_RATIOS",
     "ShapeNetRenders", "RenderSample", "RenderBatch", "RotateWithCameras", "collate_renders", "write_synthetic_renders",
+    "ScanNetFrames", "FrameSample", "FrameBatch", "collate_frames", "write_synthetic_frames",
 ]

@@ -1,11 +1,12 @@
 """``ppt data``: dataset tools. ``add_data_command`` registers the group on the ``ppt`` parser;
 each tool is one sub-command (``synth-rooms`` here, ``synth-objects`` in :mod:`ppt.data.objects_cli`,
-``synth-renders`` in :mod:`ppt.data.renders_cli`)."""
+``synth-renders`` in :mod:`ppt.data.renders_cli`, ``synth-frames`` in :mod:`ppt.data.frames_cli`)."""
 
 from __future__ import annotations
 
 import argparse
 
+from ppt.data.frames_cli import add_synth_frames_parser
 from ppt.data.objects_cli import add_synth_objects_parser
 from ppt.data.renders_cli import add_synth_renders_parser
 
@@ -62,3 +63,4 @@ def add_data_command(commands: argparse._SubParsersAction) -> None:
     add_synth_rooms_command(data_commands)
     add_synth_objects_parser(data_commands)
     add_synth_renders_parser(data_commands)
+    add_synth_frames_parser(data_commands)

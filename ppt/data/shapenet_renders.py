@@ -168,14 +168,17 @@ class RotateWithCameras:
         return dataclasses.replace(sample, points=points, viewmats=viewmats)
 
 
-def _read_image(path: Path, size: int) -> np.ndarray:
+def read_image(path: Path, size: int | tuple[int, int]) -> np.ndarray:
+    """``(H, W, 3)`` float32 colours in [0, 1] of the image at ``path``, resized bicubically to
+    ``size`` (a side, or ``(width, height)``) where it differs."""
     from PIL import Image
 
+    width, height = (size, size) if isinstance(size, int) else size
     with Image.open(path) as image:
         if image.mode not in ("RGB", "RGBA"):
             image = image.convert("RGBA" if "A" in image.mode else "RGB")
-        if image.size != (size, size):
-            image = image.resize((size, size), Image.Resampling.BICUBIC)
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.Resampling.BICUBIC)
         # The colour channels as stored (the official loader drops alpha without compositing).
         return np.asarray(image, dtype=np.float32)[..., :3] / 255.0
 
@@ -269,7 +272,7 @@ class ShapeNetRenders(SeededDataset):
     def load(self, index: int, generator: torch.Generator) -> RenderSample:
         files = self.view_files(index)
         chosen = [files[i] for i in self.choose_views(len(files), generator)]
-        images = torch.from_numpy(np.stack([_read_image(image, self.image_size) for image, _ in chosen]))
+        images = torch.from_numpy(np.stack([read_image(image, self.image_size) for image, _ in chosen]))
         camera_to_world = np.stack([read_camera_to_world(camera) for _, camera in chosen])
         viewmats = torch.from_numpy(np.linalg.inv(camera_to_world).astype(np.float32))
         return RenderSample(points=self.read_points(index), images=images, viewmats=viewmats,

@@ -22,13 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from ppt.data.scanobjectnn import SCANOBJECTNN_CLASSES
 from ppt.data.shapenet_renders import RENDER_FOLDER, SHAPENET_RENDER_FOV, intrinsics, to_camera_frame
 from ppt.data.synthetic_objects import synthesize_object
 from ppt.ops import knn, rasterize_gaussians
 
-__all__ = ["write_synthetic_renders", "look_at_camera_to_world", "CAMERA_DISTANCE"]
+__all__ = ["write_synthetic_renders", "look_at_camera_to_world", "splat_points", "to_uint8", "CAMERA_DISTANCE"]
 
 CAMERA_DISTANCE = 1.75
 """Distance of the cameras from the object centre (the official test orbit's)."""
@@ -75,24 +76,40 @@ def _colours(part_of: np.ndarray, heights: np.ndarray, rng: np.random.Generator)
     return palette[part_of] * shade[:, None]
 
 
-def _render_object(means: np.ndarray, colours: np.ndarray, camera_to_world: np.ndarray, image_size: int,
-                   rng: np.random.Generator) -> np.ndarray:
-    """``(V, H, W, 3)`` uint8 renders of the dense Gaussians at ``means`` (cameras' frame)."""
+def splat_points(means: np.ndarray, colours: np.ndarray, viewmats: Tensor, Ks: Tensor, width: int, height: int,
+                 rng: np.random.Generator, *, render_mode: str = "RGB", near_plane: float = 0.01) -> Tensor:
+    """Render the surface samples ``means`` ``(N, 3)`` with ``colours`` ``(N, 3)`` as dense
+    ground-truth Gaussians (isotropic, 1.5x the mean nearest-neighbour spacing, opacity 0.95, black
+    background) into the cameras ``viewmats`` ``(V, 4, 4)``, ``Ks`` ``(V, 3, 3)`` -> images
+    ``(V, H, W, D)`` and alphas ``(V, H, W, 1)``, float32 (``render_mode`` as
+    :func:`ppt.ops.rasterize_gaussians`)."""
     means_t = torch.from_numpy(means.astype(np.float32))
     # Isotropic Gaussians 1.5x the mean nearest-neighbour spacing cover the random samples without holes.
     probe = means_t[torch.from_numpy(rng.choice(len(means), size=min(1024, len(means)), replace=False))]
     dist2, _ = knn(probe[None], means_t[None], 2)
     sigma = 1.5 * float(dist2[0, :, 1].sqrt().mean())
     count = len(means)
-    viewmats = torch.from_numpy(np.linalg.inv(camera_to_world).astype(np.float32))
-    Ks = intrinsics(image_size, image_size, SHAPENET_RENDER_FOV).expand(len(viewmats), 3, 3)
     quats = torch.zeros(count, 4)
     quats[:, 0] = 1.0
-    images, _, _ = rasterize_gaussians(
+    images, alphas, _ = rasterize_gaussians(
         means_t, quats, torch.full((count, 3), sigma), torch.full((count,), 0.95),
-        torch.from_numpy(colours.astype(np.float32)), viewmats, Ks, image_size, image_size,
-        backgrounds=torch.zeros(len(viewmats), 3))
+        torch.from_numpy(colours.astype(np.float32)), viewmats, Ks, width, height,
+        backgrounds=None if render_mode in ("D", "ED") else torch.zeros(len(viewmats), 3),
+        render_mode=render_mode, near_plane=near_plane)
+    return images, alphas
+
+
+def to_uint8(images: Tensor) -> np.ndarray:
+    """Colours in [0, 1] -> uint8 (rounded, clamped)."""
     return (images.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+
+
+def _render_object(means: np.ndarray, colours: np.ndarray, camera_to_world: np.ndarray, image_size: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """``(V, H, W, 3)`` uint8 renders of the dense Gaussians at ``means`` (cameras' frame)."""
+    viewmats = torch.from_numpy(np.linalg.inv(camera_to_world).astype(np.float32))
+    Ks = intrinsics(image_size, image_size, SHAPENET_RENDER_FOV).expand(len(viewmats), 3, 3)
+    return to_uint8(splat_points(means, colours, viewmats, Ks, image_size, image_size, rng)[0])
 
 
 def write_synthetic_renders(out: str | PathLike, *, per_class: int = 4, views: int = 24, num_points: int = 2048,

@@ -9,11 +9,12 @@ from ppt.models.point_mae import PointMAE, PointMAEPretraining, chamfer_l2
 from ppt.models.point_prompt_training import PointPromptTraining, restricted_cross_entropy
 from ppt.models.spunet import SpUNet
 from ppt.models.unipre3d import GaussianHead, Gaussians, UniPre3D, weighted_l2_loss
+from ppt.models.unipre3d_scene import UniPre3DScene
 from ppt.models.weights import LoadReport, load_weights
 
 __all__ = [
     "SpUNet", "load_weights", "LoadReport", "PointPromptTraining", "restricted_cross_entropy",
     "PointMAE", "PointMAEPretraining", "chamfer_l2", "DAPT", "create_object_classifier",
-    "UniPre3D", "GaussianHead", "Gaussians", "weighted_l2_loss",
+    "UniPre3D", "UniPre3DScene", "GaussianHead", "Gaussians", "weighted_l2_loss",
     "PEFT_METHODS", "ParameterCount", "count_parameters", "load_official_weights", "OfficialWeightsReport",
 ]

@@ -19,7 +19,7 @@ renames ``SpUNet-v1m1`` keys (``conv_input.0``, ``proj.1`` ...) to these, so
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -201,9 +201,10 @@ class SpUNet(nn.Module):
             raise ValueError("SpUNet: all points of a scene must share one condition (domain differs within a scene)")
         return first
 
-    def forward(self, x: SparseTensor, domain: Domain = None, context: Tensor | None = None) -> Tensor:
+    def forward(self, x: SparseTensor, domain: Domain = None, context: Tensor | None = None, *,
+                after_stem: Callable[[SparseTensor], SparseTensor] | None = None) -> Tensor:
         """Per-point outputs ``(N, num_classes)`` (``(N, channels[-1])`` when ``num_classes == 0``)
-        in the order of ``x``'s rows.
+        in the order of ``x``'s rows (of ``after_stem``'s output when given).
 
         Args:
             x: input ``SparseTensor`` with ``in_channels`` features; sites ``[b, x, y, z]`` >= 0.
@@ -213,6 +214,8 @@ class SpUNet(nn.Module):
                 per point (constant within each scene); required by ``norm="pdnorm"``, passed
                 on to the blocks (as a per-scene table) by ``norm="bn"``.
             context: ``(len(conditions), context_channels)`` prompts, used by ``norm="pdnorm"``.
+            after_stem: maps the stem's output to the tensor the encoder continues from (same width
+                and spatial shape; sites may be added, as UniPre3D's point fusion does).
         """
         if not isinstance(x, SparseTensor):
             raise TypeError(f"SpUNet expects a ppt.sparse.SparseTensor, got {type(x).__name__}")
@@ -225,6 +228,8 @@ class SpUNet(nn.Module):
         domain = self._scene_domain(domain, x)
 
         x = self.conv_input(x, domain, context)
+        if after_stem is not None:
+            x = after_stem(x)
         skips = [x]
         for down, enc in zip(self.down, self.enc):
             x = enc(down(x, domain, context), domain, context)

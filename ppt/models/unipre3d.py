@@ -32,7 +32,7 @@ from ppt.nn import GaussianRenderer
 
 __all__ = [
     "Gaussians", "GaussianHead", "gaussian_channels", "nearest_point_pixels", "PixelFeatureFusion",
-    "weighted_l2_loss", "UniPre3D",
+    "weighted_l2_loss", "pixel_feature_maps", "UniPre3D",
 ]
 
 OFFSET_SCALE = {"object": 1.0, "scene": 0.2}
@@ -190,6 +190,15 @@ class PixelFeatureFusion(nn.Module):
         return self.mlp(torch.cat([features, picked], dim=-1))
 
 
+def pixel_feature_maps(encoder: ImageEncoder, adapter: FeatureAdapter, images: Tensor) -> Tensor:
+    """Images ``(N, H, W, 3)`` in [0, 1] -> per-pixel features ``(N, C, H, W)``: the frozen encoder,
+    the adapter, and a bilinear upsampling where the encoder's map is coarser than the image."""
+    feature_map = adapter(encoder(images.permute(0, 3, 1, 2)))
+    if feature_map.shape[-2:] != images.shape[1:3]:
+        feature_map = F.interpolate(feature_map, size=images.shape[1:3], mode="bilinear", align_corners=False)
+    return feature_map
+
+
 def weighted_l2_loss(renders: Tensor, images: Tensor, background: Sequence[float] | Tensor = (0.0, 0.0, 0.0),
                      foreground_weight: float = 4.0, background_weight: float = 1.0) -> Tensor:
     """Squared error with per-pixel weights (the official ``focal_l2_loss``).
@@ -270,10 +279,7 @@ class UniPre3D(nn.Module):
             if reference_images.dim() != 4 or reference_images.shape[0] != points.shape[0] or reference_images.shape[-1] != 3:
                 raise ValueError(f"reference_images must have shape ({points.shape[0]}, H, W, 3), got "
                                  f"{tuple(reference_images.shape)}")
-            feature_map = self.adapter(self.image_encoder(reference_images.permute(0, 3, 1, 2)))
-            if feature_map.shape[-2:] != reference_images.shape[1:3]:
-                feature_map = F.interpolate(feature_map, size=reference_images.shape[1:3], mode="bilinear",
-                                            align_corners=False)
+            feature_map = pixel_feature_maps(self.image_encoder, self.adapter, reference_images)
             tokens = self.fusion(tokens, centers, feature_map, reference_viewmats, reference_Ks)
         return self.head(self.backbone.norm(tokens), centers)
 
