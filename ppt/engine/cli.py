@@ -1,4 +1,4 @@
-"""``ppt train``, ``ppt eval`` and ``ppt predict``."""
+"""``ppt train``, ``ppt eval``, ``ppt predict`` and ``ppt export-backbone``."""
 
 from __future__ import annotations
 
@@ -86,8 +86,19 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+@_user_errors("export-backbone", lambda: (ValueError, FileNotFoundError))
+def _export_backbone(args: argparse.Namespace) -> int:
+    from ppt.engine.unipre3d import export_backbone
+
+    info = export_backbone(args.checkpoint, args.out)
+    print(f"{args.out}: {info['tensors']} tensors, {info['parameters']:,} parameters of the {info['model']} backbone "
+          f"at step {info['step']}{' (weight average)' if info['ema'] else ''}; fine-tune with --set "
+          f"model.weights={args.out}")
+    return 0
+
+
 def add_engine_commands(commands: argparse._SubParsersAction) -> None:
-    """Register ``train``, ``eval`` and ``predict`` on the ``ppt`` sub-parsers."""
+    """Register ``train``, ``eval``, ``predict`` and ``export-backbone`` on the ``ppt`` sub-parsers."""
     train = commands.add_parser(
         "train", help="train a recipe (ppt train --list shows them)",
         description="Train a recipe: a YAML file shipped with ppt (by name) or a path to one. Recipes without "
@@ -123,3 +134,12 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default auto)")
     predict.set_defaults(handler=_predict)
+
+    export = commands.add_parser(
+        "export-backbone", help="write the backbone weights of a pre-training checkpoint for fine-tuning",
+        description="Write the backbone of a UniPre3D pre-training checkpoint (its weight average when the run kept "
+                    "one) as a safetensors file in the backbone's own names; fine-tuning recipes load it with "
+                    "--set model.weights=FILE.")
+    export.add_argument("checkpoint", help="a .safetensors checkpoint written by ppt train (task unipre3d)")
+    export.add_argument("--out", required=True, help="the backbone .safetensors file to write")
+    export.set_defaults(handler=_export_backbone)
