@@ -19,6 +19,7 @@ TINY_RENDERS = [
     "unipre3d.image_size=16", "unipre3d.views=2", "unipre3d.head_hidden=16", "unipre3d.preview_objects=2",
     *BACKBONE, "train.tensorboard=false", "train.eval_every=0", "train.checkpoint_every=0", "train.amp=none",
     "train.ema_decay=0.5", "train.ema_start=1", "train.preview_every=1",
+    "optim.lr=0.01",  # steps large enough that the average and the raw weights render differently
 ]
 
 
@@ -66,7 +67,7 @@ def test_two_steps_log_loss_psnr_previews_and_evaluate_the_average(pretrained):
         scores[name] = task.evaluate(model, datasets, device=torch.device("cpu"),
                                      autocast=contextlib.nullcontext)
     assert scores["average"]["shapenet"]["PSNR"] == pytest.approx(evaluation["PSNR"], rel=1e-5)
-    assert scores["raw"]["shapenet"]["PSNR"] != pytest.approx(evaluation["PSNR"], rel=1e-6)
+    assert abs(scores["raw"]["shapenet"]["PSNR"] - evaluation["PSNR"]) > 1e-3
 
 
 def test_export_backbone_loads_into_the_fine_tuning_classifier(pretrained, tmp_path, cache_dir, capsys):
