@@ -191,8 +191,8 @@ class TrainConfig:
 class UniPre3DConfig:
     """Gaussian-splatting pre-training (task ``unipre3d``, :mod:`ppt.engine.unipre3d`).
     ``views``: views per item, the first the reference view of the 2D branch; ``image_size``: side of
-    the rendered images; ``image_encoder``: the frozen 2D branch (``conv``, ``timm:<name>``,
-    ``sd-vae[:<folder>]``, or ``none``); the Gaussian head's ``head_hidden``, ``offset_scale``
+    the rendered images; ``image_encoder``: the frozen 2D branch (``conv``, ``sd-vae[:<folder>]``
+    or ``none``); the Gaussian head's ``head_hidden``, ``offset_scale``
     (unset: the level's, 1.0 objects / 0.2 scenes), ``min_log_scale``/``max_log_scale`` and
     ``sh_degree``; the loss weights of object and background pixels; ``preview_objects``: rows of
     the render grid."""

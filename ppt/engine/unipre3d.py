@@ -220,7 +220,8 @@ class UniPre3DTask(Task):
         return {"PSNR": mean}
 
     def evaluate_batch(self, model: nn.Module, batch, confusion) -> None:
-        raise TypeError("UniPre3DTask has no confusion matrix; use evaluate")
+        raise ValueError("a unipre3d checkpoint has no classes to tabulate: its validation loss and PSNR are in the "
+                         "run's log.jsonl (UniPre3DTask.evaluate)")
 
     def evaluate(self, model: nn.Module, datasets: dict[str, Dataset], *, device: torch.device, autocast: Autocast,
                  rank: int = 0, world_size: int = 1, progress: Callable[[Iterable], Iterable] | None = None
