@@ -291,7 +291,8 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
                      "scheduler": scheduler.state_dict(), "scaler": precision.scaler.state_dict(), "rng": rngs}
             if average is not None:
                 # copies: the average is swapped into these tensors while the files are written
-                state["model"] = {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
+                state["model"] = {name: value.detach().to("cpu", copy=True)
+                                  for name, value in model.state_dict().items()}
         with averaged():
             save_checkpoint(path, model, meta, state)
 
