@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from torch import nn
@@ -14,8 +15,8 @@ from ppt.engine.config import DataConfig, ModelConfig, SourceConfig, SyntheticCo
 from ppt.engine.distributed import barrier
 from ppt.engine.object_data import OBJECT_DATASETS, synthetic_object_name, write_synthetic_object_data
 
-__all__ = ["build_spunet", "build_object_classifier", "build_point_mae_pretraining", "MODEL_BUILDERS", "SCENE_DATASETS", "OBJECT_DATASETS",
-           "cache_root", "dataset_root"]
+__all__ = ["build_spunet", "build_object_classifier", "build_point_mae_pretraining", "MODEL_BUILDERS", "SCENE_DATASETS",
+           "OBJECT_DATASETS", "cache_root", "dataset_root", "write_once"]
 
 SCENE_DATASETS: dict[str, type[SceneDataset]] = {"scannet": ScanNet, "s3dis": S3DIS, "structured3d": Structured3D}
 
@@ -98,14 +99,20 @@ def dataset_root(source: SourceConfig, data: DataConfig, *, is_main: bool = True
                          f"got {source.dataset!r}")
     if source.root:
         return Path(source.root).expanduser()
-    folder = _synthetic_folder(source, data.synthetic, cache_root(data))
+    return write_once(_synthetic_folder(source, data.synthetic, cache_root(data)), source.dataset,
+                      lambda folder: _write_synthetic(source, data.synthetic, folder), is_main=is_main, quiet=quiet)
+
+
+def write_once(folder: Path, name: str, write: Callable[[Path], object], *, is_main: bool = True,
+               quiet: bool = False) -> Path:
+    """``folder`` of synthetic data, written by ``write`` on first use (into a temporary folder, then
+    renamed, so an interrupted write is redone) by the main process; the others wait for it."""
     if is_main and not (folder / ".complete").is_file():
         if not quiet:
-            print(f"writing synthetic {source.dataset} data to {folder} (first use; set data.root to use real data)",
-                  flush=True)
+            print(f"writing synthetic {name} data to {folder} (first use; set data.root to use real data)", flush=True)
         partial = folder.with_name(folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        _write_synthetic(source, data.synthetic, partial)
+        write(partial)
         (partial / ".complete").touch()
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(partial, folder)

@@ -1,4 +1,4 @@
-"""``ppt train``, ``ppt fewshot``, ``ppt eval`` and ``ppt predict``."""
+"""``ppt train``, ``ppt fewshot``, ``ppt eval``, ``ppt predict``, ``ppt plot-log`` and ``ppt export-backbone``."""
 
 from __future__ import annotations
 
@@ -106,8 +106,20 @@ def _plot_log(args: argparse.Namespace) -> int:
     return 0
 
 
+@_user_errors("export-backbone", lambda: (ValueError, FileNotFoundError))
+def _export_backbone(args: argparse.Namespace) -> int:
+    from ppt.engine.unipre3d import export_backbone
+
+    info = export_backbone(args.checkpoint, args.out)
+    print(f"{args.out}: {info['tensors']} tensors, {info['parameters']:,} parameters of the {info['model']} backbone "
+          f"at step {info['step']}{' (weight average)' if info['ema'] else ''}; fine-tune with --set "
+          f"model.weights={args.out}")
+    return 0
+
+
 def add_engine_commands(commands: argparse._SubParsersAction) -> None:
-    """Register ``train``, ``fewshot``, ``eval``, ``predict`` and ``plot-log`` on the ``ppt`` sub-parsers."""
+    """Register ``train``, ``fewshot``, ``eval``, ``predict``, ``plot-log`` and ``export-backbone`` on the ``ppt``
+    sub-parsers."""
     train = commands.add_parser(
         "train", help="train a recipe (ppt train --list shows them)",
         description="Train a recipe: a YAML file shipped with ppt (by name) or a path to one. Recipes without "
@@ -166,3 +178,12 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
     plot.add_argument("--metric", default="mIoU", help="validation metric to draw (default mIoU; allAcc, mAcc ...)")
     plot.add_argument("--title", help="figure title")
     plot.set_defaults(handler=_user_errors("plot-log", lambda: (ValueError, FileNotFoundError))(_plot_log))
+
+    export = commands.add_parser(
+        "export-backbone", help="write the backbone weights of a pre-training checkpoint for fine-tuning",
+        description="Write the backbone of a UniPre3D pre-training checkpoint (its weight average when the run kept "
+                    "one) as a safetensors file in the backbone's own names; fine-tuning recipes load it with "
+                    "--set model.weights=FILE.")
+    export.add_argument("checkpoint", help="a .safetensors checkpoint written by ppt train (task unipre3d)")
+    export.add_argument("--out", required=True, help="the backbone .safetensors file to write")
+    export.set_defaults(handler=_export_backbone)

@@ -22,11 +22,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 __all__ = [
     "RecipeConfig", "DataConfig", "SourceConfig", "SyntheticConfig", "ModelConfig", "OptimConfig",
-    "ParamGroupConfig", "ScheduleConfig", "TrainConfig", "ConfigError", "load_recipe", "list_recipes",
+    "ParamGroupConfig", "ScheduleConfig", "TrainConfig", "UniPre3DConfig", "ConfigError", "load_recipe", "list_recipes",
     "recipe_path", "config_from_dict", "config_to_dict",
 ]
 
-TASKS = ("segmentation", "classification", "pretraining")
+TASKS = ("segmentation", "classification", "pretraining", "unipre3d")
+BEST_METRICS = ("mIoU", "mAcc", "allAcc", "PSNR")
 
 
 class ConfigError(ValueError):
@@ -83,6 +84,10 @@ class SyntheticConfig:
     train_per_class: int = 64
     test_per_class: int = 16
     object_points: int = 2048
+    # renders (``ppt data synth-renders``; the input clouds have ``object_points`` points)
+    renders_per_class: int = 4
+    render_views: int = 24
+    render_gaussians: int = 16384
 
 
 @dataclass
@@ -158,6 +163,7 @@ class OptimConfig:
     momentum: float = 0.9
     nesterov: bool = True
     betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8  # AdamW's denominator term (UniPre3D: 1e-15)
     no_decay_1d: bool = False
     param_groups: List[ParamGroupConfig] = field(default_factory=list)
 
@@ -166,7 +172,8 @@ class OptimConfig:
 class ScheduleConfig:
     """Step-wise learning-rate schedule over ``train.steps``. ``name``: ``onecycle`` (torch's
     OneCycleLR, cosine anneal, as Pointcept), ``cosine`` (linear warm-up over ``warmup_fraction``
-    of the steps, then cosine to ``lr * min_lr_ratio``) or ``constant``."""
+    of the steps, then cosine to ``lr * min_lr_ratio``), ``step`` (the lr times ``gamma`` every
+    ``step_size`` steps, torch's StepLR) or ``constant``."""
 
     name: str = "onecycle"
     pct_start: float = 0.05
@@ -174,6 +181,8 @@ class ScheduleConfig:
     final_div_factor: float = 1e4
     warmup_fraction: float = 0.0
     min_lr_ratio: float = 0.0
+    step_size: int = 1000
+    gamma: float = 0.1
 
 
 @dataclass
@@ -183,7 +192,11 @@ class TrainConfig:
     step. ``eval_every``/``checkpoint_every``: in steps (0: at the end only). ``grad_clip``: max
     global gradient norm (unset: no clipping). ``best_metric``: the validation metric (mean over
     sources) that picks ``best.safetensors``. ``eval_votes``: classification logits averaged over
-    that many scale-and-translate passes per test cloud (Point-MAE's voting; optimistic, 1 = off)."""
+    that many scale-and-translate passes per test cloud (Point-MAE's voting; optimistic, 1 = off).
+    ``ema_decay``: keep an exponential moving average of the weights (``ema = decay * ema + (1 -
+    decay) * weights`` every ``ema_every`` steps, a plain copy during the first ``ema_start``
+    steps); checkpoints hold it and evaluation uses it. ``preview_every``: the task's pictures
+    (UniPre3D's render grids) every that many steps (0: at the end only)."""
 
     steps: int = 1000
     seed: int = 0
@@ -198,11 +211,39 @@ class TrainConfig:
     best_metric: str = "mIoU"
     tensorboard: bool = True
     eval_votes: int = 1  # classification: logits averaged over this many scale-and-translate passes (optimistic)
+    ema_decay: Optional[float] = None
+    ema_every: int = 1
+    ema_start: int = 0
+    preview_every: int = 0
+
+
+@dataclass
+class UniPre3DConfig:
+    """Gaussian-splatting pre-training (task ``unipre3d``, :mod:`ppt.engine.unipre3d`).
+    ``views``: views per item, the first the reference view of the 2D branch; ``image_size``: side of
+    the rendered images; ``image_encoder``: the frozen 2D branch (``conv``, ``sd-vae[:<folder>]``
+    or ``none``); the Gaussian head's ``head_hidden``, ``offset_scale``
+    (unset: the level's, 1.0 objects / 0.2 scenes), ``min_log_scale``/``max_log_scale`` and
+    ``sh_degree``; the loss weights of object and background pixels; ``preview_objects``: rows of
+    the render grid."""
+
+    views: int = 4
+    image_size: int = 128
+    image_encoder: str = "conv"
+    head_hidden: int = 128
+    offset_scale: Optional[float] = None
+    min_log_scale: float = -1.0
+    max_log_scale: float = 20.0
+    sh_degree: int = 1
+    foreground_weight: float = 4.0
+    background_weight: float = 1.0
+    preview_objects: int = 4
 
 
 @dataclass
 class RecipeConfig:
-    """A recipe: the task family, data, model, optimizer, schedule and loop."""
+    """A recipe: the task family, data, model, optimizer, schedule and loop (and the ``unipre3d``
+    pre-training settings, used by that task only)."""
 
     task: str = "segmentation"
     description: str = ""
@@ -211,6 +252,7 @@ class RecipeConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    unipre3d: UniPre3DConfig = field(default_factory=UniPre3DConfig)
 
 
 def _valid_keys(schema: Any, path: Sequence[str]) -> tuple[str, list[str]]:
@@ -261,8 +303,8 @@ def _finish(cfg: DictConfig, where: str) -> RecipeConfig:
         _raise(error, where, RecipeConfig())
     if recipe.task not in TASKS:
         raise ConfigError(f"{where}: task must be one of {TASKS}, got {recipe.task!r}")
-    if recipe.train.best_metric not in ("mIoU", "mAcc", "allAcc"):
-        raise ConfigError(f"{where}: train.best_metric must be mIoU, mAcc or allAcc, got {recipe.train.best_metric!r}")
+    if recipe.train.best_metric not in BEST_METRICS:
+        raise ConfigError(f"{where}: train.best_metric must be one of {BEST_METRICS}, got {recipe.train.best_metric!r}")
     if not recipe.data.sources:
         raise ConfigError(f"{where}: data.sources is empty; a recipe needs at least one dataset")
     if recipe.data.root is not None:

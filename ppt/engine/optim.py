@@ -38,13 +38,14 @@ def parameter_groups(model: nn.Module, config: OptimConfig) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
-    """SGD (``momentum``, ``nesterov``) or AdamW (``betas``) over :func:`parameter_groups`."""
+    """SGD (``momentum``, ``nesterov``) or AdamW (``betas``, ``eps``) over :func:`parameter_groups`."""
     groups = parameter_groups(model, config)
     if config.name == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
                                weight_decay=config.weight_decay)
     if config.name == "adamw":
-        return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
+        return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas), eps=config.eps,
+                                 weight_decay=config.weight_decay)
     raise ValueError(f"optim.name must be 'sgd' or 'adamw', got {config.name!r}")
 
 
@@ -80,6 +81,11 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: ScheduleConfig,
     if config.name == "cosine":
         warmup = int(round(config.warmup_fraction * total_steps))
         return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(total_steps, warmup, config.min_lr_ratio))
+    if config.name == "step":
+        if config.step_size < 1 or not 0 < config.gamma <= 1:
+            raise ValueError(f"schedule 'step' needs step_size >= 1 and 0 < gamma <= 1, got {config.step_size} and "
+                             f"{config.gamma}")
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
     if config.name == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(total_steps, 0, 1.0))
-    raise ValueError(f"schedule.name must be 'onecycle', 'cosine' or 'constant', got {config.name!r}")
+    raise ValueError(f"schedule.name must be 'onecycle', 'cosine', 'step' or 'constant', got {config.name!r}")

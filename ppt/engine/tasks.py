@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -76,6 +77,15 @@ class Task(ABC):
             raise ValueError("this task trains one head, but the data sources have different class counts "
                              f"({ {k: len(v) for k, v in self.class_names.items()} })")
         return len(names[0])
+
+    def train_log(self) -> dict[str, float]:
+        """Numbers for the step's log record besides the loss (e.g. a training PSNR, averaged since
+        the last call); none by default."""
+        return {}
+
+    def write_previews(self, model: nn.Module, *, step: int, out: Path, device: torch.device) -> None:
+        """Pictures of the model's output at ``step`` into the folder ``out`` (``train.preview_every``);
+        none by default."""
 
     def train_datasets(self, is_main: bool = True) -> list[Dataset]:
         return [self.dataset(source, source.train_split, train=True, is_main=is_main)
@@ -268,4 +278,8 @@ TASKS: dict[str, type[Task]] = {"segmentation": SegmentationTask, "classificatio
 
 
 def create_task(config: RecipeConfig) -> Task:
+    if config.task == "unipre3d":  # its own module: it pulls in the renderer and the image encoders
+        from ppt.engine.unipre3d import UniPre3DTask
+
+        return UniPre3DTask(config)
     return TASKS[config.task](config)

@@ -8,8 +8,11 @@ checkpoints, resume, DDP and logging, and reaches the model only through a
     OUT/log.jsonl           one JSON object per logged step ({"step", "epoch", "loss", "lr", ...})
                             and per evaluation ({"step", "eval": {source: {metric: value}}})
     OUT/last.safetensors    weights + metadata of the latest step; last.state.pt resumes from it
+                            (with train.ema_decay the checkpoints hold the weight average, the
+                            state file the raw weights)
     OUT/best.safetensors    the weights with the best validation ``train.best_metric``
     OUT/tensorboard/        event files, when tensorboard is installed
+    OUT/previews/           the task's pictures (train.preview_every), if it draws any
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from ppt.engine.checkpoint import (CheckpointError, CheckpointMeta, provenance, 
                                    rng_state, save_checkpoint, set_rng_state)
 from ppt.engine.config import RecipeConfig, config_to_dict
 from ppt.engine.distributed import DistributedContext, all_reduce_mean, init_distributed
+from ppt.engine.ema import WeightAverage
 from ppt.engine.optim import build_optimizer, build_scheduler
 from ppt.engine.sampling import plan_epoch, steps_per_epoch
 from ppt.engine.tasks import Task, create_task
@@ -144,9 +148,9 @@ class _Log:
         self.file.flush()
         if self.writer is not None:
             step = record["step"]
-            for key in ("loss", "lr"):
-                if key in record:
-                    self.writer.add_scalar(f"train/{key}", record[key], step)
+            for key, value in record.items():
+                if key not in ("step", "epoch", "time", "eval"):
+                    self.writer.add_scalar(f"train/{key}", value, step)
             for source, metrics in record.get("eval", {}).items():
                 for name, value in metrics.items():
                     if not name.startswith("IoU/") and name != "count":
@@ -215,6 +219,8 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
     optimizer = build_optimizer(model, config.optim)
     scheduler = build_scheduler(optimizer, config.schedule, train_cfg.steps)
     precision = Precision(train_cfg.amp, device)
+    average = (WeightAverage(model, train_cfg.ema_decay, every=train_cfg.ema_every, start=train_cfg.ema_start)
+               if train_cfg.ema_decay is not None else None)
     config_dict = config_to_dict(config)
 
     step, best = 0, float("-inf")
@@ -223,6 +229,9 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
         _check_same_run(meta.config, config_dict, last)
         model.load_state_dict(load_file(str(last), device=str(device)))
         state = read_train_state(last)
+        if average is not None:  # the checkpoint holds the average, the state the raw weights
+            average.load_state_dict(model.state_dict())
+            model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         precision.scaler.load_state_dict(state.get("scaler", {}))
@@ -260,10 +269,15 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
               f"outputs: {out}/ (log.jsonl, last.safetensors, best.safetensors"
               f"{', tensorboard/' if log.writer else ''})", flush=True)
 
+    def averaged() -> contextlib.AbstractContextManager:
+        """The weights that are evaluated and saved: the average when there is one."""
+        return average.applied(model) if average is not None else contextlib.nullcontext()
+
     def evaluate() -> dict:
         bar = (lambda loader: tqdm(loader, desc="eval", leave=False)) if progress and ctx.is_main else None
-        return task.evaluate(model, val_sets, device=device, autocast=precision.autocast, rank=ctx.rank,
-                             world_size=ctx.world_size, progress=bar)
+        with averaged():
+            return task.evaluate(model, val_sets, device=device, autocast=precision.autocast, rank=ctx.rank,
+                                 world_size=ctx.world_size, progress=bar)
 
     def save(path: Path, metrics: dict, with_state: bool) -> None:
         rngs = _gather_rng(ctx) if with_state else None
@@ -275,7 +289,12 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
         if with_state:
             state = {"step": step, "best": best, "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "scaler": precision.scaler.state_dict(), "rng": rngs}
-        save_checkpoint(path, model, meta, state)
+            if average is not None:
+                # copies: the average is swapped into these tensors while the files are written
+                state["model"] = {name: value.detach().to("cpu", copy=True)
+                                  for name, value in model.state_dict().items()}
+        with averaged():
+            save_checkpoint(path, model, meta, state)
 
     trainable_params = [p for p in model.parameters() if p.requires_grad]
     losses: list[float] = []
@@ -315,6 +334,8 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
             precision.scaler.update()
             scheduler.step()
             step += 1
+            if average is not None:
+                average.update(model, step)
             step_loss = float(all_reduce_mean(total / accumulate))
             if not math.isfinite(step_loss) and precision.mode != "fp16":
                 raise FloatingPointError(f"the loss is {step_loss} at step {step}; lower optim.lr or enable "
@@ -327,7 +348,10 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
                           "time": round(time.perf_counter() - started, 3)}
                 if grad_norm is not None:
                     record["grad_norm"] = grad_norm
-                log.write(record)
+                log.write({**record, **task.train_log()})
+            if ctx.is_main and (step == end or (train_cfg.preview_every and step % train_cfg.preview_every == 0)):
+                with averaged():
+                    task.write_previews(model, step=step, out=out / "previews", device=device)
             evaluate_now = step == train_cfg.steps or (train_cfg.eval_every and step % train_cfg.eval_every == 0)
             if evaluate_now:
                 metrics = evaluate()

@@ -110,3 +110,14 @@ def test_plan_mixes_datasets_by_ratio_in_single_dataset_batches():
 
 def shard_indices_all(size, world):
     return [shard_indices(size, r, world) for r in range(world)]
+
+
+def test_step_schedule_and_adamw_eps():
+    net = _Net()
+    optimizer = build_optimizer(net, OptimConfig(name="adamw", lr=1e-4, eps=1e-15))
+    assert optimizer.defaults["eps"] == 1e-15
+    scheduler = build_scheduler(optimizer, ScheduleConfig(name="step", step_size=3, gamma=0.8), total_steps=10)
+    base = [row[0] for row in _lrs(scheduler, optimizer, 8)]
+    assert base == pytest.approx([1e-4] * 3 + [0.8e-4] * 3 + [0.64e-4] * 2)
+    with pytest.raises(ValueError, match="schedule 'step' needs step_size >= 1 and 0 < gamma <= 1"):
+        build_scheduler(optimizer, ScheduleConfig(name="step", step_size=0), total_steps=10)

@@ -1,0 +1,97 @@
+import contextlib
+import json
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from ppt.cli import main
+from ppt.engine import create_task, load_recipe, read_meta, read_train_state, train
+from ppt.engine.config import ConfigError
+from ppt.engine.unipre3d import export_backbone
+from ppt.models import PointMAE, load_weights
+
+BACKBONE = ["model.depth=1", "model.dim=24", "model.heads=2", "model.num_groups=8", "model.group_size=8"]
+TINY_RENDERS = [
+    "data.synthetic.renders_per_class=1", "data.synthetic.render_views=4", "data.synthetic.render_gaussians=512",
+    "data.synthetic.object_points=128", "data.num_points=64", "data.batch_size=2", "data.val_batch_size=4",
+    "unipre3d.image_size=16", "unipre3d.views=2", "unipre3d.head_hidden=16", "unipre3d.preview_objects=2",
+    *BACKBONE, "train.tensorboard=false", "train.eval_every=0", "train.checkpoint_every=0", "train.amp=none",
+    "train.ema_decay=0.5", "train.ema_start=1", "train.preview_every=1",
+    "optim.lr=0.01",  # steps large enough that the average and the raw weights render differently
+]
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, cache_dir):
+    out = tmp_path_factory.mktemp("unipre3d") / "run"
+    config = load_recipe("unipre3d-object", [f"data.cache_dir={cache_dir}", *TINY_RENDERS, "train.steps=2"])
+    result = train(config, out, recipe="unipre3d-object", progress=False)
+    return config, out, result
+
+
+def test_recipe_has_the_official_optimizer():
+    config = load_recipe("unipre3d-object")
+    assert (config.optim.name, config.optim.lr, config.optim.eps, config.train.grad_clip) == ("adamw", 1e-4, 1e-15, 1.0)
+    assert (config.schedule.name, config.schedule.gamma, config.unipre3d.views, config.data.num_points) == (
+        "step", 0.8, 4, 1024)
+    with pytest.raises(ValueError, match="needs model.name in"):
+        create_task(load_recipe("unipre3d-object", ["model.name=spunet"]))
+    with pytest.raises(ConfigError, match="best_metric must be one of"):
+        load_recipe("unipre3d-object", ["train.best_metric=PSNRR"])
+
+
+def test_two_steps_log_loss_psnr_previews_and_evaluate_the_average(pretrained):
+    config, out, result = pretrained
+    assert result.step == 2 and all(torch.isfinite(torch.tensor(result.losses)))
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r]
+    assert [r["step"] for r in steps] == [1, 2] and all(0 < r["PSNR"] < 100 for r in steps)
+    assert all(r["grad_norm"] >= 0 for r in steps)
+    evaluation = result.metrics["shapenet"]
+    assert evaluation["count"] == 3 and evaluation["loss"] > 0  # 15 objects: 11 train, 3 val, 1 test
+    for step in (1, 2):
+        with Image.open(out / "previews" / f"step_{step:07d}.png") as image:
+            assert image.format == "PNG" and image.size[0] > image.size[1] > 100
+    meta = read_meta(out / "best.safetensors")
+    assert meta.step == 2 and meta.class_names == {"shapenet": []}
+    # the evaluation ran on the weight average that the checkpoint holds, not on the raw weights
+    task = create_task(config)
+    datasets = {"shapenet": task.dataset(config.data.sources["shapenet"], "val", train=False)}
+    scores = {}
+    for name, state in (("average", load_file(out / "last.safetensors")),
+                        ("raw", read_train_state(out / "last.safetensors")["model"])):
+        model = task.build_model()
+        model.load_state_dict(state)
+        scores[name] = task.evaluate(model, datasets, device=torch.device("cpu"),
+                                     autocast=contextlib.nullcontext)
+    assert scores["average"]["shapenet"]["PSNR"] == pytest.approx(evaluation["PSNR"], rel=1e-5)
+    assert abs(scores["raw"]["shapenet"]["PSNR"] - evaluation["PSNR"]) > 1e-3
+
+
+def test_export_backbone_loads_into_the_fine_tuning_classifier(pretrained, tmp_path, cache_dir, capsys):
+    _, out, _ = pretrained
+    exported = tmp_path / "backbone.safetensors"
+    assert main_rc(["export-backbone", str(out / "last.safetensors"), "--out", str(exported)]) == 0
+    assert "model.weights=" in capsys.readouterr().out
+    backbone = load_file(exported)
+    checkpoint = load_file(out / "last.safetensors")
+    assert all(torch.equal(value, checkpoint[f"backbone.{key}"]) for key, value in backbone.items())
+    classifier = PointMAE(num_classes=15, num_groups=8, group_size=8, depth=1, dim=24, heads=2)
+    report = load_weights(classifier, exported)
+    assert report.unexpected == () and report.missing
+    assert all(key.startswith("cls_head_finetune.") for key in report.missing)
+    # the fine-tuning recipe loads it with model.weights
+    recipe = load_recipe("pointmae-finetune-scanobjectnn", [f"data.cache_dir={cache_dir}", *BACKBONE,
+                                                             f"model.weights={exported}"])
+    state = create_task(recipe).build_model().state_dict()
+    assert all(torch.equal(state[key], value) for key, value in backbone.items())
+    assert main_rc(["export-backbone", str(tmp_path / "missing.safetensors"), "--out", str(exported)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def main_rc(argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return exit_info.value.code
