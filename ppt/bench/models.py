@@ -26,6 +26,8 @@ def default_dtypes(device: torch.device) -> tuple[str, ...]:
 
 
 def cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Iterator[Case]:
+    from ppt.bench.ppt_step import ppt_step_cases
     from ppt.bench.unipre3d import unipre3d_cases
 
+    yield from ppt_step_cases(device, dtype, quick)
     yield from unipre3d_cases(device, dtype, quick)

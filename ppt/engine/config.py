@@ -21,11 +21,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 __all__ = [
     "RecipeConfig", "DataConfig", "SourceConfig", "SyntheticConfig", "ModelConfig", "OptimConfig",
-    "ParamGroupConfig", "ScheduleConfig", "TrainConfig", "ConfigError", "load_recipe", "list_recipes",
+    "ParamGroupConfig", "PromptTrainingConfig", "ScheduleConfig", "TrainConfig", "ConfigError", "load_recipe", "list_recipes",
     "recipe_path", "config_from_dict", "config_to_dict",
 ]
 
-TASKS = ("segmentation", "classification")
+TASKS = ("segmentation", "classification", "ppt-segmentation")
 
 
 class ConfigError(ValueError):
@@ -75,6 +75,7 @@ class DataConfig:
     batch_size: int = 2
     val_batch_size: int = 1
     num_workers: int = 0
+    mixed_batches: bool = False  # batches mixing the sources (per-point conditions) instead of one source per step
     # scenes
     grid_size: float = 0.02
     feat_keys: List[str] = field(default_factory=lambda: ["color", "normal"])
@@ -85,8 +86,30 @@ class DataConfig:
 
 
 @dataclass
+class PromptTrainingConfig:
+    """Point Prompt Training (``model.name=ppt``, task ``ppt-segmentation``; docs/ppt.md):
+    ``conditions``: the model's datasets (condition names such as ``ScanNet``; empty = the
+    sources'); a fine-tune keeps the joint model's. ``head``: ``lang`` / ``unionized`` /
+    ``decoupled``. ``adapter``: ``pdnorm`` / ``add`` / ``cross_attn`` / ``none``. ``text``: the
+    ``lang`` head's provider (``minilm``, ``clip``, ``file``), ``text_model`` its model or table
+    path, ``text_template`` the prompt around a class name."""
+
+    conditions: List[str] = field(default_factory=list)
+    head: str = "lang"
+    adapter: str = "pdnorm"
+    text: str = "minilm"
+    text_model: Optional[str] = None
+    text_template: str = "{}"
+    zero_init: bool = True
+    prompt_lr_scale: float = 0.1
+    context_channels: int = 256
+    prompt_tokens: int = 8
+
+
+@dataclass
 class ModelConfig:
-    """The network. ``name``: ``spunet`` or ``object-classifier`` (Point-MAE with ``peft``, or DAPT).
+    """The network. ``name``: ``spunet``, ``object-classifier`` (Point-MAE with ``peft``, or DAPT) or
+    ``ppt`` (Point Prompt Training on a SpUNet; its keys under ``ppt``).
     ``weights``: a checkpoint loaded before training with :func:`ppt.models.load_weights`."""
 
     name: str = "spunet"
@@ -107,6 +130,8 @@ class ModelConfig:
     rank: Optional[int] = None
     adapter_dropout: float = 0.2
     frozen_norm_stats: bool = False
+    # ppt (the SpUNet keys above set its backbone)
+    ppt: PromptTrainingConfig = field(default_factory=PromptTrainingConfig)
 
 
 @dataclass
