@@ -46,10 +46,6 @@ class PromptSegmentationTask(SegmentationTask):
             raise ValueError(f"model.ppt.conditions {list(self.conditions)} must be datasets of "
                              f"{sorted(CONDITION_DATASETS)} and include every source's ({source_conditions})")
 
-    @property
-    def num_classes(self) -> int:
-        raise AttributeError("task 'ppt-segmentation' has a class list per dataset (class_names), not one head width")
-
     def build_model(self) -> nn.Module:
         from ppt.models import PointPromptTraining
         from ppt.text import embed_class_names

@@ -103,7 +103,7 @@ def test_mixed_batch_loss_equals_separate_batches(ppt_overrides):
 
 def test_prompt_parameters_train_at_a_tenth_of_the_rate(ppt_overrides):
     for scale in (0.1, 1.0):
-        config = load_recipe("ppt-joint", [*ppt_overrides, "model.ppt.text=file", f"model.ppt.prompt_lr_scale={scale}",
+        config = load_recipe("ppt-joint", [*ppt_overrides, f"model.ppt.prompt_lr_scale={scale}",
                                            "model.ppt.head=unionized"])
         model = create_task(config).build_model()
         optimizer = build_optimizer(model, config.optim)
