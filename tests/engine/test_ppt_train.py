@@ -13,7 +13,7 @@ from ppt.engine import build_optimizer, create_task, load_recipe, read_meta, tra
 from ppt.engine.inference import load_checkpoint
 from ppt.engine.sampling import epoch_sampler
 
-TINY_PPT = ["model.ppt.context_channels=8", "data.synthetic.scenes=4"]
+TINY_PPT = ["model.ppt.context_channels=8"]
 DATASETS = ("structured3d", "scannet", "s3dis")
 
 
