@@ -253,6 +253,8 @@ def cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Iterator[Cas
     yield spunet_case(room_batch(quick), device, repeats, warmup)
     points, labels = object_batch(quick)
     yield dapt_case(points.to(device), labels.to(device), repeats, warmup)
+    from ppt.bench.ppt_step import ppt_step_cases
     from ppt.bench.unipre3d import unipre3d_cases
 
+    yield from ppt_step_cases(device, dtype, quick)
     yield from unipre3d_cases(device, dtype, quick)

@@ -1,13 +1,20 @@
-"""Batch sampling over several datasets at fixed ratios (Point Prompt Training's joint training).
+"""Batch sampling over several datasets at fixed ratios (Point Prompt Training's joint training),
+the one sampler of ppt: :func:`ppt.engine.train` draws every recipe's batches from it.
 
 :class:`MultiDatasetBatchSampler` yields index lists into the concatenation of the datasets
 (``torch.utils.data.ConcatDataset`` order), for ``DataLoader(batch_sampler=...)``.
 
+A step consumes one *global batch* of ``batch_size * accumulate * world_size`` samples, split into
+``accumulate * world_size`` micro-batches; process ``r`` gets micro-batches ``r * accumulate ...
+(r + 1) * accumulate - 1``, so the same samples reach the optimizer whatever the split between
+processes and gradient accumulation (2 processes == 1 process accumulating 2).
+
 The epoch rule: the first dataset is the anchor (Structured3D in PPT's order). With ``A`` =
-``max(1, len(anchor) // (batch_size * world_size))`` the anchor's global batches in one pass,
-an epoch has ``ceil(A * sum(ratios) / ratios[anchor])`` steps: on average as many rounds as it takes
-to draw the anchor once. That is Pointcept's ``MultiDatasetDataloader`` rule (its length is set by
-its first dataset), made independent of the seed so that schedules know the epoch length.
+``len(anchor) // global_batch`` (at least 1) the anchor's global batches in one pass, an epoch
+has ``ceil(A * sum(ratios) / ratios[anchor])`` steps: on average as many rounds as it takes to
+draw the anchor once. That is Pointcept's ``MultiDatasetDataloader`` rule (its length is set by
+its first dataset), made independent of the seed so that schedules know the epoch length. With
+one dataset it is ``len // global_batch`` steps, each sample at most once.
 """
 
 from __future__ import annotations
@@ -60,14 +67,16 @@ class MultiDatasetBatchSampler(torch.utils.data.Sampler[list[int]]):
     of per-pass permutations, so a small dataset is repeated within an epoch (and a batch that
     straddles two passes may hold a sample twice).
 
-    Distributed: all ranks compute the same schedule of global batches (``batch_size *
-    world_size`` samples) and rank ``r`` takes ``batch_size`` of them: in single-dataset mode its
-    slice, so all ranks hold the same dataset at every step (what synchronised per-dataset norms
-    need); in mixed mode every ``world_size``-th draw, so each rank's batch mixes alike.
+    Distributed and accumulated: all ranks compute the same schedule of global batches (``M =
+    accumulate * world_size`` micro-batches of ``batch_size``) and micro-batch ``m`` takes, in
+    single-dataset mode, the ``m``-th slice of the global batch, so all ranks hold the same
+    dataset at every step (what synchronised per-dataset norms need); in mixed mode every
+    ``M``-th draw from ``m`` on, so each micro-batch mixes alike. Rank ``r`` yields micro-batches
+    ``r * accumulate`` to ``(r + 1) * accumulate - 1`` of every step.
 
     Args:
         sizes: ``{dataset name: number of samples}`` in the order of the concatenated dataset.
-        batch_size: samples per batch on each rank.
+        batch_size: samples per micro-batch on each rank.
         ratios: ``{name: positive int}``; default :data:`PPT_RATIOS` for the names it knows, 1
             for others.
         mixed: mixed-dataset batches instead of single-dataset ones.
@@ -75,18 +84,22 @@ class MultiDatasetBatchSampler(torch.utils.data.Sampler[list[int]]):
         rank, world_size: this process and the number of processes (default: from
             ``torch.distributed`` when initialised, else 0 and 1).
         shuffle: permute each dataset (else read in order; rounds are still shuffled).
-        batches_per_epoch: override the epoch rule (module docstring).
+        batches_per_epoch: override the epoch rule (module docstring): global batches (steps).
+        accumulate: micro-batches per step on each rank (gradient accumulation).
 
-    Call :meth:`set_epoch` before each epoch, as with ``DistributedSampler``.
+    ``len(sampler)`` is the number of micro-batches it yields per epoch (``steps_per_epoch *
+    accumulate``). Call :meth:`set_epoch` before each epoch, as with ``DistributedSampler``.
     """
 
     def __init__(self, sizes: Mapping[str, int], batch_size: int, ratios: Mapping[str, int] | None = None,
                  mixed: bool = False, seed: int = 0, rank: int | None = None, world_size: int | None = None,
-                 shuffle: bool = True, batches_per_epoch: int | None = None) -> None:
+                 shuffle: bool = True, batches_per_epoch: int | None = None, accumulate: int = 1) -> None:
         if not sizes or any(int(size) < 1 for size in sizes.values()):
             raise ValueError(f"MultiDatasetBatchSampler: sizes must map dataset names to positive sizes, got {dict(sizes)}")
         if batch_size < 1:
             raise ValueError(f"MultiDatasetBatchSampler: batch_size must be >= 1, got {batch_size}")
+        if accumulate < 1:
+            raise ValueError(f"MultiDatasetBatchSampler: accumulate must be >= 1, got {accumulate}")
         names = tuple(sizes)
         ratios = dict(ratios) if ratios is not None else {name: PPT_RATIOS.get(name, 1) for name in names}
         if set(ratios) != set(names):
@@ -106,16 +119,21 @@ class MultiDatasetBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.ratios = tuple(ratios[name] for name in names)
         self.offsets = tuple(int(v) for v in np.cumsum((0,) + self.sizes[:-1]))
         self.batch_size, self.mixed, self.seed, self.shuffle = batch_size, mixed, int(seed), shuffle
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.accumulate = rank, world_size, accumulate
+        self.micro_batches = accumulate * world_size  # of one global batch
+        self.global_batch = batch_size * self.micro_batches
+        if sum(self.sizes) < self.global_batch:
+            raise ValueError(f"the training data ({sum(self.sizes)} samples) is smaller than one global batch of "
+                             f"{self.global_batch} (batch_size x accumulate x processes); lower the batch or add data")
         self.epoch = 0
-        anchor_batches = max(1, self.sizes[0] // (batch_size * world_size))
-        self.batches_per_epoch = batches_per_epoch or math.ceil(anchor_batches * sum(self.ratios) / self.ratios[0])
+        anchor_batches = max(1, self.sizes[0] // self.global_batch)
+        self.steps_per_epoch = batches_per_epoch or math.ceil(anchor_batches * sum(self.ratios) / self.ratios[0])
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return self.batches_per_epoch
+        return self.steps_per_epoch * self.accumulate
 
     def _draw_order(self, draws: int) -> list[int]:
         """The dataset of each of ``draws`` draws: rounds of the ratio multiset, each shuffled."""
@@ -127,19 +145,21 @@ class MultiDatasetBatchSampler(torch.utils.data.Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         streams = [_Stream(size, self.seed, self.epoch, i, self.shuffle) for i, size in enumerate(self.sizes)]
-        global_batch = self.batch_size * self.world_size
-        mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
+        mine = range(self.rank * self.accumulate, (self.rank + 1) * self.accumulate)
         if self.mixed:
-            # Draw order per sample; each global batch's samples are dealt to the ranks in turn
-            # of draw, so every rank's batch mixes the datasets in the same proportion.
-            datasets = self._draw_order(self.batches_per_epoch * global_batch)
-            for step in range(self.batches_per_epoch):
-                drawn = datasets[step * global_batch:(step + 1) * global_batch]
+            # Draw order per sample; each global batch's samples are dealt to the micro-batches in
+            # turn of draw, so every micro-batch mixes the datasets in the same proportion.
+            datasets = self._draw_order(self.steps_per_epoch * self.global_batch)
+            for step in range(self.steps_per_epoch):
+                drawn = datasets[step * self.global_batch:(step + 1) * self.global_batch]
                 batch = [self.offsets[d] + streams[d].take(1)[0] for d in drawn]
-                yield batch[self.rank::self.world_size]
+                for micro in mine:
+                    yield batch[micro::self.micro_batches]
         else:
-            for dataset in self._draw_order(self.batches_per_epoch):
-                yield [self.offsets[dataset] + index for index in streams[dataset].take(global_batch)[mine]]
+            for dataset in self._draw_order(self.steps_per_epoch):
+                batch = [self.offsets[dataset] + index for index in streams[dataset].take(self.global_batch)]
+                for micro in mine:
+                    yield batch[micro * self.batch_size:(micro + 1) * self.batch_size]
 
     def dataset_of(self, index: int) -> str:
         """The name of the dataset that concatenated index ``index`` belongs to."""

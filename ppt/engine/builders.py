@@ -15,8 +15,8 @@ from ppt.engine.config import DataConfig, ModelConfig, SourceConfig, SyntheticCo
 from ppt.engine.distributed import barrier
 from ppt.engine.object_data import OBJECT_DATASETS, synthetic_object_name, write_synthetic_object_data
 
-__all__ = ["build_spunet", "build_object_classifier", "build_point_mae_pretraining", "MODEL_BUILDERS", "SCENE_DATASETS",
-           "OBJECT_DATASETS", "cache_root", "dataset_root", "write_once"]
+__all__ = ["build_spunet", "build_object_classifier", "build_point_mae_pretraining", "load_configured_weights", "MODEL_BUILDERS",
+           "SCENE_DATASETS", "OBJECT_DATASETS", "cache_root", "dataset_root", "write_once"]
 
 SCENE_DATASETS: dict[str, type[SceneDataset]] = {"scannet": ScanNet, "s3dis": S3DIS, "structured3d": Structured3D}
 
@@ -56,7 +56,12 @@ def build_model(config: ModelConfig, *, num_classes: int, in_channels: int) -> n
     """The model a recipe names, with its pre-trained ``weights`` loaded when given."""
     if config.name not in MODEL_BUILDERS:
         raise ValueError(f"model.name must be one of {sorted(MODEL_BUILDERS)}, got {config.name!r}")
-    model = MODEL_BUILDERS[config.name](config, num_classes=num_classes, in_channels=in_channels)
+    return load_configured_weights(MODEL_BUILDERS[config.name](config, num_classes=num_classes, in_channels=in_channels),
+                                   config)
+
+
+def load_configured_weights(model: nn.Module, config: ModelConfig) -> nn.Module:
+    """``model`` with ``config.weights`` loaded (in ``config.weights_format``) when set."""
     if config.weights:
         from ppt.models import load_weights
 

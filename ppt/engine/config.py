@@ -22,11 +22,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 __all__ = [
     "RecipeConfig", "DataConfig", "SourceConfig", "SyntheticConfig", "ModelConfig", "OptimConfig",
-    "ParamGroupConfig", "ScheduleConfig", "TrainConfig", "UniPre3DConfig", "ConfigError", "load_recipe", "list_recipes",
+    "ParamGroupConfig", "ScheduleConfig", "TrainConfig", "UniPre3DConfig", "PromptTrainingConfig", "ConfigError", "load_recipe", "list_recipes",
     "recipe_path", "config_from_dict", "config_to_dict",
 ]
 
-TASKS = ("segmentation", "classification", "pretraining", "unipre3d")
+TASKS = ("segmentation", "classification", "ppt-segmentation", "pretraining", "unipre3d")
 BEST_METRICS = ("mIoU", "mAcc", "allAcc", "PSNR")
 
 
@@ -102,6 +102,7 @@ class DataConfig:
     batch_size: int = 2
     val_batch_size: int = 1
     num_workers: int = 0
+    mixed_batches: bool = False  # batches mixing the sources (per-point conditions) instead of one source per step
     # scenes
     grid_size: float = 0.02
     feat_keys: List[str] = field(default_factory=lambda: ["color", "normal"])
@@ -112,11 +113,33 @@ class DataConfig:
 
 
 @dataclass
+class PromptTrainingConfig:
+    """Point Prompt Training (``model.name=ppt``, task ``ppt-segmentation``; docs/ppt.md):
+    ``conditions``: the model's datasets (condition names such as ``ScanNet``; empty = the
+    sources'); a fine-tune keeps the joint model's. ``head``: ``lang`` / ``unionized`` /
+    ``decoupled``. ``adapter``: ``pdnorm`` / ``add`` / ``cross_attn`` / ``none``. ``text``: the
+    ``lang`` head's provider (``minilm``, ``clip``, ``file``), ``text_model`` its model or table
+    path, ``text_template`` the prompt around a class name."""
+
+    conditions: List[str] = field(default_factory=list)
+    head: str = "lang"
+    adapter: str = "pdnorm"
+    text: str = "minilm"
+    text_model: Optional[str] = None
+    text_template: str = "{}"
+    zero_init: bool = True
+    prompt_lr_scale: float = 0.1
+    context_channels: int = 256
+    prompt_tokens: int = 8
+
+
+@dataclass
 class ModelConfig:
     """The network. ``name``: ``spunet``, ``object-classifier`` (Point-MAE with ``peft``, or DAPT) or
-    ``point-mae-pretraining`` (the masked autoencoder). ``weights``: a checkpoint loaded before
-    training with :func:`ppt.models.load_weights` (``auto`` recognises ppt checkpoints, including
-    a ``pointmae-pretrain`` run's, and official Point-MAE / DAPT ``.pth`` files)."""
+    ``point-mae-pretraining`` (the masked autoencoder), ``ppt`` (Point Prompt Training on a SpUNet;
+    its keys under ``ppt``) or ``unipre3d-object``. ``weights``: a checkpoint loaded before training
+    with :func:`ppt.models.load_weights` (``auto`` recognises ppt checkpoints, including a
+    ``pointmae-pretrain`` run's, and official Point-MAE / DAPT ``.pth`` files)."""
 
     name: str = "spunet"
     weights: Optional[str] = None
@@ -140,6 +163,8 @@ class ModelConfig:
     # point-mae-pretraining
     mask_ratio: float = 0.6
     decoder_depth: int = 4
+    # ppt (the SpUNet keys above set its backbone)
+    ppt: PromptTrainingConfig = field(default_factory=PromptTrainingConfig)
 
 
 @dataclass

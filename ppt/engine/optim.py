@@ -16,21 +16,25 @@ __all__ = ["build_optimizer", "build_scheduler", "parameter_groups", "WarmupCosi
 
 def parameter_groups(model: nn.Module, config: OptimConfig) -> list[dict]:
     """Trainable parameters split by :class:`~ppt.engine.config.ParamGroupConfig` patterns (first
-    match wins; the rest form the base group), each group with ``lr`` and ``weight_decay``.
-    Frozen parameters are left out. Empty groups are dropped."""
+    match wins; the rest form the base group), each group with ``lr`` and ``weight_decay``. A model
+    with its own ``parameter_groups()`` (``{"params", "lr_scale"}`` dicts, e.g. Point Prompt
+    Training's prompt parameters at 0.1) has those scales multiplied in. Frozen parameters are
+    left out. Empty groups are dropped."""
     rules = list(config.param_groups)
-    buckets: dict[tuple[int, bool], list[nn.Parameter]] = {}
+    model_scale = {id(p): float(group["lr_scale"]) for group in getattr(model, "parameter_groups", list)()
+                   for p in group["params"]}
+    buckets: dict[tuple[int, float, bool], list[nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
         rule = next((i for i, group in enumerate(rules) if fnmatch.fnmatchcase(name, group.pattern)), -1)
         no_decay = config.no_decay_1d and (parameter.dim() <= 1 or name.endswith(".bias"))
-        buckets.setdefault((rule, no_decay), []).append(parameter)
+        buckets.setdefault((rule, model_scale.get(id(parameter), 1.0), no_decay), []).append(parameter)
     if not buckets:
         raise ValueError("build_optimizer: the model has no trainable parameters")
     groups = []
-    for (rule, no_decay), parameters in sorted(buckets.items(), key=lambda item: item[0]):
-        scale = rules[rule].lr_scale if rule >= 0 else 1.0
+    for (rule, own_scale, no_decay), parameters in sorted(buckets.items(), key=lambda item: item[0]):
+        scale = (rules[rule].lr_scale if rule >= 0 else 1.0) * own_scale
         decay = rules[rule].weight_decay if rule >= 0 and rules[rule].weight_decay is not None else config.weight_decay
         groups.append({"params": parameters, "lr": config.lr * scale, "weight_decay": 0.0 if no_decay else decay,
                        "lr_scale": scale})

@@ -1,64 +1,41 @@
 """The order of training samples: deterministic per ``(seed, epoch)``, split into the micro-batches
 of each process, with several datasets mixed by ratio.
 
-A step consumes one *global batch* of ``batch_size * accumulate * world_size`` samples, all from
-one dataset (Pointcept and PPT train on single-dataset batches). Process ``r`` gets micro-batches
-``r * accumulate ... (r + 1) * accumulate - 1`` of it, so the same data reach the optimizer
-whatever the split between processes and accumulation. An epoch of several datasets holds
-``sum(len_i) // global_batch`` batches, dataset ``i`` contributing a share proportional to its
-``ratio`` (indices drawn from fresh permutations as often as needed), in shuffled order.
+Both come from :class:`ppt.data.MultiDatasetBatchSampler` (its docstring states the epoch rule
+and the split of a global batch of ``batch_size * accumulate * world_size`` samples into the
+micro-batches of the processes, which makes 2 processes equal 1 process accumulating 2). With
+``mixed`` a batch mixes the datasets (the model then needs a condition per point); otherwise
+each step's global batch comes from one dataset, as Pointcept and PPT train.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-import torch
+from ppt.data.samplers import MultiDatasetBatchSampler
 
-__all__ = ["plan_epoch", "steps_per_epoch", "shard_indices"]
-
-
-def steps_per_epoch(sizes: Sequence[int], global_batch: int) -> int:
-    steps = sum(sizes) // global_batch
-    if steps < 1:
-        raise ValueError(f"the training data ({sum(sizes)} samples) is smaller than one global batch of {global_batch} "
-                         "(data.batch_size x train.accumulate x processes); lower the batch or add data")
-    return steps
+__all__ = ["epoch_sampler", "plan_epoch", "shard_indices"]
 
 
-def _generator(seed: int, epoch: int) -> torch.Generator:
-    state = np.random.SeedSequence((seed, epoch, 0x5A3)).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state))
+def epoch_sampler(sizes: Sequence[int], ratios: Sequence[float], *, batch_size: int, accumulate: int,
+                  world_size: int, rank: int, seed: int, mixed: bool = False) -> MultiDatasetBatchSampler:
+    """The sampler of a run over datasets of ``sizes`` (concatenated in order), ``ratios`` being
+    the recipe's ``data.sources.<name>.ratio`` (whole numbers)."""
+    if any(float(r) != int(r) or r < 1 for r in ratios):
+        raise ValueError(f"data.sources.<name>.ratio must be whole numbers >= 1 (rounds of draws), got {list(ratios)}")
+    names = [str(i) for i in range(len(sizes))]
+    return MultiDatasetBatchSampler(dict(zip(names, sizes)), batch_size, ratios=dict(zip(names, map(int, ratios))),
+                                    mixed=mixed, seed=seed, rank=rank, world_size=world_size, accumulate=accumulate)
 
 
 def plan_epoch(sizes: Sequence[int], ratios: Sequence[float], *, batch_size: int, accumulate: int, world_size: int,
-               rank: int, seed: int, epoch: int) -> list[list[int]]:
+               rank: int, seed: int, epoch: int, mixed: bool = False) -> list[list[int]]:
     """This process's micro-batches of epoch ``epoch``, as indices into the concatenation of the
     datasets of ``sizes`` (in order): ``accumulate`` consecutive micro-batches make one step."""
-    global_batch = batch_size * accumulate * world_size
-    steps = steps_per_epoch(sizes, global_batch)
-    generator = _generator(seed, epoch)
-    weights = np.asarray(ratios, dtype=np.float64)
-    if (weights <= 0).any():
-        raise ValueError(f"dataset ratios must be positive, got {list(ratios)}")
-    share = weights / weights.sum() * steps
-    counts = np.floor(share).astype(int)
-    for i in np.argsort(-(share - counts), kind="stable")[: steps - counts.sum()]:
-        counts[i] += 1
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    batches: list[list[int]] = []
-    for size, start, count in zip(sizes, starts, counts):
-        needed = int(count) * global_batch
-        draws = [torch.randperm(size, generator=generator) for _ in range(-(-needed // size))] if needed else []
-        order = (torch.cat(draws)[:needed] + int(start)).tolist() if draws else []
-        batches += [order[i * global_batch:(i + 1) * global_batch] for i in range(int(count))]
-    batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-    mine = []
-    for batch in batches:
-        for micro in range(rank * accumulate, (rank + 1) * accumulate):
-            mine.append(batch[micro * batch_size:(micro + 1) * batch_size])
-    return mine
+    sampler = epoch_sampler(sizes, ratios, batch_size=batch_size, accumulate=accumulate, world_size=world_size,
+                            rank=rank, seed=seed, mixed=mixed)
+    sampler.set_epoch(epoch)
+    return list(sampler)
 
 
 def shard_indices(size: int, rank: int, world_size: int) -> list[int]:

@@ -38,6 +38,8 @@ class Task(ABC):
     ``headline_metrics`` are the metrics printed after each evaluation."""
 
     headline_metrics: tuple[str, ...] = ("mIoU", "mAcc", "allAcc")
+    # DDP: models whose steps leave some parameters without gradient (per-dataset norms) say so
+    find_unused_parameters: bool = False
 
     def __init__(self, config: RecipeConfig) -> None:
         self.config = config
@@ -68,6 +70,10 @@ class Task(ABC):
     @abstractmethod
     def evaluate_batch(self, model: nn.Module, batch, confusion: ConfusionMatrix) -> None:
         """Add the batch's predictions to ``confusion``."""
+
+    def checkpoint_metadata(self, model: nn.Module) -> dict:
+        """What a checkpoint's provenance records about the model besides the config (JSON-able)."""
+        return {}
 
     @property
     def num_classes(self) -> int:
@@ -195,13 +201,15 @@ class SegmentationTask(Task):
         sample = T.NormalizeColor()(T.CenterShift(apply_z=True)(sample, None))
         fragments = [T.CenterShift(apply_z=False)(f, None)
                      for f in T.GridFragments(self.config.data.grid_size)(sample)]
-        scores = torch.zeros(sample.num_points, self.num_classes, dtype=torch.float32, device=device)
+        scores = None  # (N, classes of the sample's dataset), sized by the first logits
         model.eval()
         with torch.no_grad():
             for start in range(0, len(fragments), fragments_per_batch):
                 batch = self.collate(fragments[start:start + fragments_per_batch]).to(device)
                 with autocast():
                     logits = self.forward(model, batch)
+                if scores is None:
+                    scores = torch.zeros(sample.num_points, logits.shape[1], dtype=torch.float32, device=device)
                 scores.index_add_(0, batch.index, logits.float().softmax(1))
         return scores
 
@@ -282,4 +290,8 @@ def create_task(config: RecipeConfig) -> Task:
         from ppt.engine.unipre3d import UniPre3DTask
 
         return UniPre3DTask(config)
+    if config.task == "ppt-segmentation":  # its module builds on this one
+        from ppt.engine.prompt_task import PromptSegmentationTask
+
+        return PromptSegmentationTask(config)
     return TASKS[config.task](config)

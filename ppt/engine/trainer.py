@@ -41,7 +41,7 @@ from ppt.engine.config import RecipeConfig, config_to_dict
 from ppt.engine.distributed import DistributedContext, all_reduce_mean, init_distributed
 from ppt.engine.ema import WeightAverage
 from ppt.engine.optim import build_optimizer, build_scheduler
-from ppt.engine.sampling import plan_epoch, steps_per_epoch
+from ppt.engine.sampling import epoch_sampler
 from ppt.engine.tasks import Task, create_task
 
 __all__ = ["train", "TrainResult", "resolve_device", "Precision", "RunFolderError"]
@@ -247,12 +247,15 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
 
     wrapped: nn.Module = model
     if ctx.enabled:
-        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                                      find_unused_parameters=task.find_unused_parameters)
 
     sizes = [len(d) for d in train_sets]
     ratios = [source.ratio for source in config.data.sources.values()]
     accumulate = train_cfg.accumulate
-    per_epoch = steps_per_epoch(sizes, config.data.batch_size * accumulate * ctx.world_size)
+    sampler = epoch_sampler(sizes, ratios, batch_size=config.data.batch_size, accumulate=accumulate,
+                            world_size=ctx.world_size, rank=ctx.rank, seed=train_cfg.seed, mixed=config.data.mixed_batches)
+    per_epoch = sampler.steps_per_epoch
     concat = ConcatDataset(train_sets)
     end = train_cfg.steps if stop_after is None else min(train_cfg.steps, step + stop_after)
 
@@ -284,7 +287,7 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
         if not ctx.is_main:
             return
         meta = CheckpointMeta(config=config_dict, class_names=task.class_names, step=step, metrics=metrics,
-                              provenance={**provenance(), "recipe": recipe})
+                              provenance={**provenance(), "recipe": recipe, **task.checkpoint_metadata(model)})
         state = None
         if with_state:
             state = {"step": step, "best": best, "optimizer": optimizer.state_dict(),
@@ -306,8 +309,8 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
         epoch, skip = divmod(step, per_epoch)
         for dataset in train_sets:
             dataset.set_epoch(epoch)
-        micro_batches = plan_epoch(sizes, ratios, batch_size=config.data.batch_size, accumulate=accumulate,
-                                   world_size=ctx.world_size, rank=ctx.rank, seed=train_cfg.seed, epoch=epoch)
+        sampler.set_epoch(epoch)
+        micro_batches = list(sampler)
         loader = DataLoader(concat, batch_sampler=micro_batches[skip * accumulate:], collate_fn=task.collate,
                             num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
                             generator=torch.Generator())  # its own generator: worker seeds leave the global RNG alone

@@ -85,6 +85,26 @@ def test_ranks_split_each_global_batch(mixed):
                 assert len(set(indices)) == len(indices)
 
 
+@pytest.mark.parametrize("mixed", [False, True])
+def test_two_processes_equal_one_process_accumulating(mixed):
+    """The engine's contract: every step's global batch is the same whatever the split between
+    processes and accumulation, and process r holds micro-batches r * accumulate ... of it."""
+    def sampler(**kwargs):
+        return MultiDatasetBatchSampler(SIZES, batch_size=2, mixed=mixed, seed=5, **kwargs)
+
+    single = list(sampler(accumulate=4))
+    ranks = [list(sampler(accumulate=2, rank=r, world_size=2)) for r in (0, 1)]
+    plain = list(sampler(accumulate=1, rank=0, world_size=4))
+    steps = sampler(accumulate=4).steps_per_epoch
+    assert len(single) == 4 * steps and all(len(r) == 2 * steps for r in ranks) and len(plain) == steps
+    assert steps == math.ceil((96 // 8) * 7 / 4)  # the epoch rule counts global batches
+    for step in range(steps):
+        assert single[4 * step:4 * step + 4] == ranks[0][2 * step:2 * step + 2] + ranks[1][2 * step:2 * step + 2]
+        assert plain[step] == single[4 * step]
+        if not mixed:
+            assert len({sampler().dataset_of(i) for batch in single[4 * step:4 * step + 4] for i in batch}) == 1
+
+
 def test_works_as_a_dataloader_batch_sampler():
     datasets = [list(range(size)) for size in SIZES.values()]
     concatenated = torch.utils.data.ConcatDataset(datasets)
@@ -105,6 +125,10 @@ def test_bad_arguments():
         MultiDatasetBatchSampler({"ScanNet": 0}, 2)
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         MultiDatasetBatchSampler(SIZES, 0)
+    with pytest.raises(ValueError, match="accumulate must be >= 1"):
+        MultiDatasetBatchSampler(SIZES, 2, accumulate=0)
+    with pytest.raises(ValueError, match="smaller than one global batch of 160"):
+        MultiDatasetBatchSampler(SIZES, 8, accumulate=5, world_size=4)
     with pytest.raises(IndexError, match="outside the 146 concatenated samples"):
         MultiDatasetBatchSampler(SIZES, 2).dataset_of(146)
 
