@@ -27,10 +27,15 @@ def joint_run(tmp_path_factory, cache_dir):
     """A 2-step ppt-joint run (shared by the checkpoint, eval and fine-tune tests)."""
     from tests.engine.conftest import TINY_SCENE
 
+    # One thread as the engine tests' autouse fixture, restored after: later test modules run on torch's default.
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("ppt-joint")
-    config = load_recipe("ppt-joint", [f"data.cache_dir={cache_dir}", *TINY_SCENE, *TINY_PPT, "train.steps=2"])
-    return train(config, out, recipe="ppt-joint", progress=False)
+    try:
+        out = tmp_path_factory.mktemp("ppt-joint")
+        config = load_recipe("ppt-joint", [f"data.cache_dir={cache_dir}", *TINY_SCENE, *TINY_PPT, "train.steps=2"])
+        return train(config, out, recipe="ppt-joint", progress=False)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_ppt_joint_trains_and_reports_each_dataset(joint_run):
