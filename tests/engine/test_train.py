@@ -101,8 +101,6 @@ def test_amp_bf16_on_cpu_with_the_object_classifier(tmp_path, object_overrides):
         Precision("fp8", torch.device("cpu"))
 
 
-@pytest.mark.skipif(not torch._C._dispatch_has_kernel_for_dispatch_key("ppt::sparse_conv", "AutocastCPU"),
-                    reason="runs once torch.ops.ppt.sparse_conv has an AutocastCPU kernel")
 def test_amp_bf16_on_cpu_with_the_sparse_unet(tmp_path, scene_overrides):
     config = load_recipe("spunet-scannet", [*scene_overrides, "train.steps=2", "train.amp=bf16"])
     result = train(config, tmp_path / "run", progress=False)
