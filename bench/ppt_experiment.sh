@@ -27,20 +27,43 @@ done
 import json, statistics, sys
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
 out, seeds = Path(sys.argv[1]), sys.argv[2:]
 datasets = ("structured3d", "scannet", "s3dis")
 rows = {"single": {d: f"single-{d}" for d in datasets}, "naive joint": dict.fromkeys(datasets, "naive-joint"),
         "PPT joint": dict.fromkeys(datasets, "ppt-joint")}
-print("| training | " + " | ".join(f"{d} mIoU" for d in datasets) + " |")
-print("|---|" + "---|" * len(datasets))
-for label, recipes in rows.items():
-    cells = []
-    for d in datasets:
-        values = []
-        for seed in seeds:
-            log = (out / f"{recipes[d]}-seed{seed}" / "log.jsonl").read_text().splitlines()
-            values.append(100 * [json.loads(line) for line in log if "eval" in json.loads(line)][-1]["eval"][d]["mIoU"])
-        spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        cells.append(f"{statistics.mean(values):.1f} +- {spread:.1f}")
-    print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+def final_miou(run: str, dataset: str) -> float:
+    records = [json.loads(line) for line in (out / run / "log.jsonl").read_text().splitlines()]
+    return 100 * [r for r in records if "eval" in r][-1]["eval"][dataset]["mIoU"]
+
+
+values = {label: {d: [final_miou(f"{recipes[d]}-seed{seed}", d) for seed in seeds] for d in datasets}
+          for label, recipes in rows.items()}
+lines = ["| training | " + " | ".join(f"{d} mIoU" for d in datasets) + " |", "|---|" + "---|" * len(datasets)]
+for label, per_dataset in values.items():
+    cells = [f"{statistics.mean(v):.1f} +- {statistics.stdev(v) if len(v) > 1 else 0.0:.1f}" for v in per_dataset.values()]
+    lines.append(f"| {label} | " + " | ".join(cells) + " |")
+table = "\n".join(lines) + "\n"
+(out / "results.md").write_text(table)
+print(table, end="")
+
+figure, axis = plt.subplots(figsize=(7, 3.5))
+width = 0.8 / len(values)
+for i, (label, per_dataset) in enumerate(values.items()):
+    for j, d in enumerate(datasets):
+        x = j + (i - (len(values) - 1) / 2) * width
+        axis.bar(x, statistics.mean(per_dataset[d]), width, color=f"C{i}", label=label if j == 0 else None)
+        axis.plot([x] * len(per_dataset[d]), per_dataset[d], "k.", markersize=4)  # one dot per seed
+axis.set_xticks(range(len(datasets)), datasets)
+axis.set_ylabel(f"val mIoU (%), mean of {len(seeds)} seeds")
+axis.legend()
+figure.tight_layout()
+figure.savefig(out / "ppt_synthetic.png", dpi=120)
+print(f"{out / 'results.md'}, {out / 'ppt_synthetic.png'}")
 PY

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The PPT experiment of docs/ppt.md: single vs naive joint vs PPT joint on the synthetic Structured3D /
-# ScanNet / S3DIS rooms (80 per flavor: Structured3D 6 val rooms, ScanNet 15, S3DIS Area_5 13), seeds 0 1 2, 200 steps x 2 scenes per run, a reduced SpUNet (the model of the
+# ScanNet / S3DIS rooms (80 per flavor: Structured3D 6 val rooms, ScanNet 15, S3DIS Area_5 14), seeds 0 1 2, 200 steps x 2 scenes per run, a reduced SpUNet (the model of the
 # 20-minute run in docs/training.md), one torch thread per run. Run from the repository root.
 set -euo pipefail
 export OMP_NUM_THREADS=1
