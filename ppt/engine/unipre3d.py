@@ -227,28 +227,19 @@ class UniPre3DTask(Task):
                  rank: int = 0, world_size: int = 1, progress: Callable[[Iterable], Iterable] | None = None
                  ) -> dict[str, dict[str, float]]:
         """Per source: the loss (mean over batches weighted by their size) and the mean PSNR of all views."""
+        from ppt.engine.metrics import Totals
+
+        def add_batch(model: nn.Module, batch, totals: Totals) -> None:
+            loss, values = self._loss_and_psnr(model, batch)  # values: the PSNR of every view
+            totals.add(loss * values.shape[0], values.shape[0], values.sum(), values.numel())
+
+        sums = self.accumulate_shards(model, datasets, lambda _: Totals(4, device=device), add_batch, device=device,
+                                      autocast=autocast, rank=rank, world_size=world_size, progress=progress)
         results = {}
-        was_training = model.training
-        model.eval()
-        for name, dataset in datasets.items():
-            # loss sum, object count, PSNR sum, view count
-            totals = torch.zeros(4, dtype=torch.float64, device=device)
-            loader = DataLoader(torch.utils.data.Subset(dataset, shard_indices(len(dataset), rank, world_size)),
-                                batch_size=self.config.data.val_batch_size, collate_fn=self.collate,
-                                num_workers=self.config.data.num_workers)
-            with torch.no_grad():
-                for batch in (progress(loader) if progress else loader):
-                    with autocast():
-                        loss, values = self._loss_and_psnr(model, batch.to(device))
-                    count = values.shape[0]
-                    totals += torch.tensor([float(loss) * count, count, float(values.sum()), values.numel()],
-                                           dtype=torch.float64, device=device)
-            if world_size > 1 and dist.is_initialized():
-                dist.all_reduce(totals)
+        for name, totals in sums.items():
             loss_sum, objects, psnr_sum, views = totals.tolist()
             results[name] = {"loss": loss_sum / objects if objects else math.nan,
                              "PSNR": psnr_sum / views if views else math.nan, "count": objects}
-        model.train(was_training)
         return results
 
     def write_previews(self, model: nn.Module, *, step: int, out: Path, device: torch.device) -> None:
