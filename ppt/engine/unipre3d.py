@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from ppt.engine.builders import cache_root, write_once
 from ppt.engine.config import RecipeConfig, SourceConfig
-from ppt.engine.sampling import shard_indices
+from ppt.engine.metrics import Totals
 from ppt.engine.tasks import Autocast, Task
 
 __all__ = ["UniPre3DTask", "PretrainLevel", "ObjectLevel", "LEVELS", "PreviewItem", "psnr", "write_render_grid",
@@ -227,8 +226,6 @@ class UniPre3DTask(Task):
                  rank: int = 0, world_size: int = 1, progress: Callable[[Iterable], Iterable] | None = None
                  ) -> dict[str, dict[str, float]]:
         """Per source: the loss (mean over batches weighted by their size) and the mean PSNR of all views."""
-        from ppt.engine.metrics import Totals
-
         def add_batch(model: nn.Module, batch, totals: Totals) -> None:
             loss, values = self._loss_and_psnr(model, batch)  # values: the PSNR of every view
             totals.add(loss * values.shape[0], values.shape[0], values.sum(), values.numel())
