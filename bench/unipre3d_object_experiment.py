@@ -45,13 +45,13 @@ PRESETS = {
                      "data.val_batch_size=32", "train.steps=4", "train.eval_every=0", "train.checkpoint_every=0"],
     },
     "cpu": {
-        "backbone": ["model.depth=4", "model.dim=192", "model.heads=3", "model.num_groups=64", "model.group_size=32"],
-        "pretrain": ["data.synthetic.renders_per_class=16", "data.num_points=1024", "data.batch_size=8",
-                     "data.val_batch_size=8", "unipre3d.image_size=64", "unipre3d.views=4", "train.steps=3000",
-                     "schedule.step_size=600", "train.eval_every=500", "train.checkpoint_every=500",
-                     "train.preview_every=500"],
-        "finetune": ["data.num_points=1024", "data.batch_size=16", "data.val_batch_size=64", "train.steps=600",
-                     "train.eval_every=150", "train.checkpoint_every=150"],
+        "backbone": ["model.depth=4", "model.dim=128", "model.heads=4", "model.num_groups=32", "model.group_size=32"],
+        "pretrain": ["data.synthetic.renders_per_class=8", "data.num_points=512", "data.batch_size=8",
+                     "data.val_batch_size=8", "unipre3d.image_size=64", "unipre3d.views=4", "train.steps=800",
+                     "schedule.step_size=200", "train.eval_every=400", "train.checkpoint_every=400",
+                     "train.preview_every=400"],
+        "finetune": ["data.num_points=512", "data.batch_size=32", "data.val_batch_size=64", "train.steps=200",
+                     "train.eval_every=0", "train.checkpoint_every=0"],
     },
 }
 

@@ -130,7 +130,11 @@ def ppt_step_cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Ite
     mixed_condition = room.clone()  # room r is condition r
 
     def same_features(got, base) -> None:
-        torch.testing.assert_close(got, base, rtol=1e-4, atol=1e-4)
+        # Batch norm and PDNorm reduce in different orders; through SpUNet-S's ~40 conv + norm layers
+        # the float32 rounding grows (full size: relative L2 difference 7e-5, single entries near
+        # ReLU's kink off by 2e-2; in float64 the two agree to 1e-14), so judge the whole feature map.
+        error = ((got.double() - base.double()).norm() / base.double().norm()).item()
+        assert error <= 1e-3, f"backbone features differ by {error:.2e} (relative L2 norm; at most 1e-3 expected)"
 
     yield Case(
         name="ppt step single-dataset batch (PDNorm, 3 datasets)",

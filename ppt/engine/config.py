@@ -180,7 +180,8 @@ class ParamGroupConfig:
 @dataclass
 class OptimConfig:
     """``name``: ``sgd`` or ``adamw``. Frozen parameters (``requires_grad=False``) are not optimised.
-    ``no_decay_1d``: no weight decay on biases and norm weights (Point-MAE's rule)."""
+    ``no_decay_1d``: no weight decay on 1-d parameters (norm weights), biases and parameters whose name
+    contains ``token`` (Point-MAE's rule)."""
 
     name: str = "sgd"
     lr: float = 0.05

@@ -28,7 +28,8 @@ def parameter_groups(model: nn.Module, config: OptimConfig) -> list[dict]:
         if not parameter.requires_grad:
             continue
         rule = next((i for i, group in enumerate(rules) if fnmatch.fnmatchcase(name, group.pattern)), -1)
-        no_decay = config.no_decay_1d and (parameter.dim() <= 1 or name.endswith(".bias"))
+        # Point-MAE / DAPT (tools/builder.py): no decay on 1-d parameters, biases and tokens (cls, mask, prompts)
+        no_decay = config.no_decay_1d and (parameter.dim() <= 1 or name.endswith(".bias") or "token" in name)
         buckets.setdefault((rule, model_scale.get(id(parameter), 1.0), no_decay), []).append(parameter)
     if not buckets:
         raise ValueError("build_optimizer: the model has no trainable parameters")

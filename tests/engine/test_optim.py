@@ -16,6 +16,7 @@ class _Net(nn.Module):
         self.backbone = nn.Linear(4, 4)
         self.norm = nn.LayerNorm(4)
         self.prompt = nn.Parameter(torch.zeros(2, 4))
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, 4))
         self.frozen = nn.Linear(4, 4).requires_grad_(False)
 
 
@@ -28,6 +29,8 @@ def test_parameter_groups_by_pattern_skip_frozen_and_1d_decay():
     assert by_param[id(net.prompt)]["lr"] == pytest.approx(0.01)
     assert by_param[id(net.backbone.weight)]["lr"] == 0.1 and by_param[id(net.backbone.weight)]["weight_decay"] == 1e-4
     assert by_param[id(net.backbone.bias)]["weight_decay"] == 0 and by_param[id(net.norm.weight)]["weight_decay"] == 0
+    assert by_param[id(net.cls_token)]["weight_decay"] == 0  # Point-MAE: no decay on tokens
+    assert by_param[id(net.prompt)]["weight_decay"] == 1e-4  # 2-d and not a token
     assert id(net.frozen.weight) not in by_param
     adamw = build_optimizer(net, OptimConfig(name="adamw", lr=5e-4, weight_decay=0.05, betas=[0.9, 0.99]))
     assert isinstance(adamw, torch.optim.AdamW) and adamw.param_groups[0]["betas"] == (0.9, 0.99)
