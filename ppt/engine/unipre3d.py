@@ -33,8 +33,8 @@ from ppt.engine.config import RecipeConfig, SourceConfig
 from ppt.engine.sampling import shard_indices
 from ppt.engine.tasks import Autocast, Task
 
-__all__ = ["UniPre3DTask", "PretrainLevel", "ObjectLevel", "SceneLevel", "LEVELS", "PreviewItem", "psnr", "write_render_grid",
-           "export_backbone"]
+__all__ = ["UniPre3DTask", "PretrainLevel", "ObjectLevel", "SceneLevel", "LEVELS", "PreviewItem", "psnr",
+           "write_render_grid", "export_backbone"]
 
 
 def psnr(renders: Tensor, images: Tensor) -> Tensor:
@@ -112,7 +112,7 @@ class ObjectLevel(PretrainLevel):
 
         settings = config.unipre3d
         if source.frames_root:
-            raise ValueError("frames_root is a setting of scannet-frames sources; shapenet-renders reads data.root only")
+            raise ValueError("frames_root is a setting of scannet-frames sources; shapenet-renders reads root only")
         root = Path(source.root).expanduser() if source.root else self.synthetic_root(config, is_main=is_main)
         return ShapeNetRenders(root, split, views=settings.views, num_points=config.data.num_points,
                                seed=config.train.seed, image_size=settings.image_size,
@@ -188,7 +188,7 @@ class SceneLevel(PretrainLevel):
             root = Path(source.root).expanduser()
             frames_root = Path(source.frames_root).expanduser() if source.frames_root else None
         elif source.frames_root:
-            raise ValueError("a scannet-frames source with frames_root needs its root too (the Pointcept-format clouds)")
+            raise ValueError("a scannet-frames source with frames_root needs its root too (Pointcept-format clouds)")
         else:
             root, frames_root = self.synthetic_root(config, is_main=is_main), None
         settings = config.unipre3d

@@ -49,7 +49,8 @@ def test_recipe_has_the_official_settings():
     assert (config.unipre3d.foreground_weight, config.unipre3d.background_weight, config.data.augment) == (1, 1, False)
     model = create_task(config).build_model()
     assert isinstance(model, UniPre3DScene) and isinstance(model.backbone, SpUNet)
-    assert (model.renderer.width, model.renderer.height) == (160, 120) and model.renderer.background.tolist() == [1, 1, 1]
+    assert (model.renderer.width, model.renderer.height) == (160, 120)
+    assert model.renderer.background.tolist() == [1, 1, 1]
     with pytest.raises(ConfigError, match="valid keys of data.sources.scannet: .*frames_root"):
         load_recipe("unipre3d-scene", ["data.sources.scannet.frame_root=/x"])
     with pytest.raises(ConfigError, match="unipre3d.frame_size"):
