@@ -44,7 +44,7 @@ def pretrained(tmp_path_factory, overrides):
 def test_recipe_has_the_official_settings():
     config = load_recipe("unipre3d-scene")
     assert (config.optim.name, config.optim.lr, config.optim.eps, config.train.grad_clip) == ("adamw", 1e-4, 1e-15, 1.0)
-    assert (config.schedule.name, config.schedule.gamma, config.train.ema_decay) == ("step", 0.8, 0.995)
+    assert (config.schedule.name, config.schedule.gamma, config.train.ema_decay) == ("step", 0.9, 0.995)
     assert (config.unipre3d.views, config.unipre3d.frame_size, config.unipre3d.reference_distance) == (8, [160, 120], 5)
     assert (config.unipre3d.foreground_weight, config.unipre3d.background_weight, config.data.augment) == (1, 1, False)
     model = create_task(config).build_model()
