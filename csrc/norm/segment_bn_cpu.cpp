@@ -62,8 +62,10 @@ void stats_kernel(const scalar_t* x, const int64_t* segment, int64_t n, int64_t 
           for (int64_t c = 0; c < channels; ++c) sum[c] += static_cast<acc_t>(row[c]);
         }
         for (const int64_t s : present) {
-          const acc_t inv = acc_t(1) / static_cast<acc_t>(block_count[s]);
-          for (int64_t c = 0; c < channels; ++c) block_mean[s * channels + c] *= inv;
+          // a division, not a product with 1/count: the mean of equal values is then exact, so
+          // a constant channel normalises to exactly 0 (as the CUDA kernel's shifted sums do)
+          const acc_t count = static_cast<acc_t>(block_count[s]);
+          for (int64_t c = 0; c < channels; ++c) block_mean[s * channels + c] /= count;
         }
         for (int64_t i = r0; i < r1; ++i) {
           const int64_t s = segment[i];

@@ -1,11 +1,18 @@
-"""UniPre3D object-level step (issue 13), a case of the ``models`` suite.
+"""UniPre3D training steps (issue 13), cases of the ``models`` suite.
 
-One training step of :class:`ppt.models.UniPre3D` (Point-MAE backbone, conv 2D branch and fusion,
-Gaussian head, renders, weighted L2 loss, backward) on 32 objects x 4 views at 128 x 128 with
-1024 points per object, rendering every object x view in one rasterizer call; the baseline is
-the same step rendering one image per Python call of ppt's op, the structure of the official
-code (which loops over the Inria rasterizer). Both run the same model on the same inputs; the
-check compares their renders, losses and a head gradient.
+- Object level: one training step of :class:`ppt.models.UniPre3D` (Point-MAE backbone, conv 2D
+  branch and fusion, Gaussian head, renders, weighted L2 loss, backward) on 32 objects x 4 views at
+  128 x 128 with 1024 points per object.
+- Scene level: one training step of :class:`ppt.models.UniPre3DScene` (SpUNet-S, conv 2D branch and
+  depth point fusion, Gaussian head, renders, L2 loss, backward) at the ``unipre3d-scene`` recipe's
+  sizes: 2 synthetic ScanNet-flavour rooms (``ppt data synth-frames``, density 1, 2 cm grid) x 8
+  target frames at 160 x 120, each with its reference frame.
+
+Each renders every item x view in one rasterizer call; the baseline is the same step rendering one
+image per Python call of ppt's op, the structure of the official code (which loops over the Inria
+rasterizer). Both run the same model on the same inputs; the check compares their renders, losses
+and a head gradient. The steps stop before the optimizer (whose update would make the two sides
+run different weights); its share of a step is small.
 
 Run: ``ppt bench models [--quick] [--device cpu|cuda]``.
 """
@@ -13,6 +20,7 @@ Run: ``ppt bench models [--quick] [--device cpu|cuda]``.
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,9 +28,12 @@ import torch
 
 from ppt.bench.harness import Baseline, Case
 from ppt.bench.raster import look_at
+from ppt.data.scannet_frames import FrameBatch, ScanNetFrames, collate_frames
 from ppt.data.shapenet_renders import SHAPENET_RENDER_FOV, intrinsics
 from ppt.data.synthetic import object_clouds
+from ppt.data.synthetic_frames import write_synthetic_frames
 from ppt.models.unipre3d import UniPre3D, weighted_l2_loss
+from ppt.models.unipre3d_scene import UniPre3DScene, pad_scenes
 from ppt.ops import rasterize_gaussians
 
 __all__ = ["unipre3d_cases"]
@@ -93,6 +104,47 @@ def train_step(model: UniPre3D, inputs: dict, batched: bool):
     return renders.detach(), loss.detach(), model.head.mlp[-1].weight.grad.clone()
 
 
+@dataclass(frozen=True)
+class SceneWorkload:
+    scenes: int
+    views: int
+    size: tuple[int, int]
+    frames: int
+    density: float
+    channels: tuple[int, ...]
+
+
+SCENE_FULL = SceneWorkload(scenes=2, views=8, size=(160, 120), frames=24, density=1.0,
+                           channels=(32, 64, 128, 256, 256, 128, 96, 96))
+SCENE_QUICK = SceneWorkload(scenes=2, views=2, size=(40, 30), frames=8, density=0.1, channels=(8,) * 8)
+
+
+def scene_batch(w: SceneWorkload, device: torch.device) -> FrameBatch:
+    """The training items of the first ``w.scenes`` synthetic rooms with frames (written to a
+    temporary folder: ``scenes + 1`` rooms give ``scenes`` training rooms), collated."""
+    with tempfile.TemporaryDirectory(prefix="ppt-bench-frames-") as folder:
+        write_synthetic_frames(folder, w.scenes + 1, frames=w.frames, size=(2 * w.size[0], 2 * w.size[1]),
+                               depth_size=w.size, density=w.density)
+        data = ScanNetFrames(folder, "train", targets=w.views, size=w.size)
+        if len(data) < w.scenes:
+            raise RuntimeError(f"scene_batch: {len(data)} training rooms written, {w.scenes} needed")
+        return collate_frames([data[i] for i in range(w.scenes)]).to(device)
+
+
+def scene_train_step(model: UniPre3DScene, batch: FrameBatch, batched: bool):
+    """Forward, loss and backward; returns the renders, the loss and the last head layer's gradient."""
+    model.zero_grad(set_to_none=True)
+    if batched:
+        renders = model(batch)
+    else:
+        gaussians, scene = model.predict(batch)
+        renders = render_per_image(model, pad_scenes(gaussians, scene, batch.images.shape[0]), batch.viewmats,
+                                   batch.Ks)
+    loss = model.loss(renders, batch.images)
+    loss.backward()
+    return renders.detach(), loss.detach(), model.head.mlp[-1].weight.grad.clone()
+
+
 def _check_same_step(got, base) -> None:
     torch.testing.assert_close(got[0], base[0], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(got[1], base[1], rtol=1e-5, atol=1e-7)
@@ -111,3 +163,15 @@ def unipre3d_cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Ite
                             check=_check_same_step, target=TARGET)],
         params=dict(objects=w.objects, views=w.views, size=w.size, points=w.points, groups=w.groups, depth=w.depth),
         items=(w.objects * w.views, "images"), warmup=1, repeats=3 if quick else 5)
+
+    s = SCENE_QUICK if quick else SCENE_FULL
+    batch = scene_batch(s, device)
+    scene_model = UniPre3DScene(channels=s.channels, image_size=s.size).to(device).train()
+    yield Case(
+        name=f"unipre3d scene step {s.scenes}x{s.views} images",
+        run=lambda: scene_train_step(scene_model, batch, batched=True),
+        baselines=[Baseline("per-image loop", lambda: scene_train_step(scene_model, batch, batched=False),
+                            check=_check_same_step)],
+        params=dict(scenes=s.scenes, views=s.views, width=s.size[0], height=s.size[1], density=s.density,
+                    points=int(batch.points.coord.shape[0]), channels=list(s.channels)),
+        items=(s.scenes * s.views, "images"), warmup=1, repeats=3)  # a full step takes minutes on a CPU

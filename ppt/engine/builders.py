@@ -10,6 +10,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ppt._cache import default_cache_root
 from ppt.data import S3DIS, ScanNet, SceneDataset, Structured3D
 from ppt.engine.config import DataConfig, ModelConfig, SourceConfig, SyntheticConfig
 from ppt.engine.distributed import barrier
@@ -70,13 +71,9 @@ def load_configured_weights(model: nn.Module, config: ModelConfig) -> nn.Module:
 
 
 def cache_root(data: DataConfig) -> Path:
-    """Where synthetic data go: ``data.cache_dir``, else ``$PPT_CACHE``, else ``$XDG_CACHE_HOME/ppt``
-    (``~/.cache/ppt``)."""
-    if data.cache_dir:
-        return Path(data.cache_dir).expanduser()
-    if os.environ.get("PPT_CACHE"):
-        return Path(os.environ["PPT_CACHE"]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "ppt"
+    """Where synthetic data (and text tables, under ``text/``) go: ``data.cache_dir``, else
+    ``$PPT_CACHE``, else ``$XDG_CACHE_HOME/ppt`` (``~/.cache/ppt``)."""
+    return Path(data.cache_dir).expanduser() if data.cache_dir else default_cache_root()
 
 
 def _synthetic_folder(source: SourceConfig, synthetic: SyntheticConfig, cache: Path) -> Path:

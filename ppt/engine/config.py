@@ -55,11 +55,14 @@ if not OmegaConf.has_resolver("pick"):
 class SourceConfig:
     """One dataset of a recipe.
 
-    ``dataset``: ``scannet``, ``s3dis``, ``structured3d`` (scenes) or ``scanobjectnn`` (objects).
+    ``dataset``: ``scannet``, ``s3dis``, ``structured3d`` (scenes) or ``scanobjectnn`` (objects);
+    UniPre3D pre-training reads ``shapenet-renders`` or ``scannet-frames``.
     ``root``: the dataset folder; unset, synthetic data is generated into the cache on first use.
     ``ratio``: this dataset's share of the training batches when a recipe has several.
     ``variant``: ScanObjectNN's ``PB_T50_RS``, ``OBJ_BG`` or ``OBJ_ONLY``.
     ``way``/``shot``/``fold``: the few-shot fold ``{way}way_{shot}shot/{fold}.pkl`` (``modelnet40_fewshot``).
+    ``frames_root``: ``scannet-frames`` only: the folder of the RGB-D frames (``color/``, ``depth/``,
+    ``pose/``, ``intrinsic/``); unset, ``<root>/2D``.
     """
 
     dataset: str = "scannet"
@@ -71,12 +74,14 @@ class SourceConfig:
     way: int = 5
     shot: int = 10
     fold: int = 0
+    frames_root: Optional[str] = None
 
 
 @dataclass
 class SyntheticConfig:
     """The embedded data written when a source has no ``root``: ``scenes`` rooms per scene dataset
-    (``ppt data synth-rooms``) or ``train_per_class``/``test_per_class`` objects (``ppt data synth-objects``)."""
+    (``ppt data synth-rooms``; for ``scannet-frames``, with ``frames`` RGB-D frames each, ``ppt data
+    synth-frames``) or ``train_per_class``/``test_per_class`` objects (``ppt data synth-objects``)."""
 
     seed: int = 0
     scenes: int = 40
@@ -88,6 +93,8 @@ class SyntheticConfig:
     renders_per_class: int = 4
     render_views: int = 24
     render_gaussians: int = 16384
+    # RGB-D frames of the rooms (``ppt data synth-frames``)
+    frames: int = 60
 
 
 @dataclass
@@ -137,7 +144,8 @@ class PromptTrainingConfig:
 class ModelConfig:
     """The network. ``name``: ``spunet``, ``object-classifier`` (Point-MAE with ``peft``, or DAPT) or
     ``point-mae-pretraining`` (the masked autoencoder), ``ppt`` (Point Prompt Training on a SpUNet;
-    its keys under ``ppt``) or ``unipre3d-object``. ``weights``: a checkpoint loaded before training
+    its keys under ``ppt``), ``unipre3d-object`` (the Point-MAE keys) or ``unipre3d-scene`` (the
+    SpUNet keys). ``weights``: a checkpoint loaded before training
     with :func:`ppt.models.load_weights` (``auto`` recognises ppt checkpoints, including a
     ``pointmae-pretrain`` run's, and official Point-MAE / DAPT ``.pth`` files)."""
 
@@ -246,15 +254,19 @@ class TrainConfig:
 @dataclass
 class UniPre3DConfig:
     """Gaussian-splatting pre-training (task ``unipre3d``, :mod:`ppt.engine.unipre3d`).
-    ``views``: views per item, the first the reference view of the 2D branch; ``image_size``: side of
-    the rendered images; ``image_encoder``: the frozen 2D branch (``conv``, ``sd-vae[:<folder>]``
+    ``views``: views per item (objects: the first is the reference view of the 2D branch; scenes:
+    target frames, each with its own reference frame within ``reference_distance`` frames);
+    ``image_size``: side of the rendered object images; ``frame_size``: ``[width, height]`` of the
+    scene frames; ``image_encoder``: the frozen 2D branch (``conv``, ``sd-vae[:<folder>]``
     or ``none``); the Gaussian head's ``head_hidden``, ``offset_scale``
     (unset: the level's, 1.0 objects / 0.2 scenes), ``min_log_scale``/``max_log_scale`` and
     ``sh_degree``; the loss weights of object and background pixels; ``preview_objects``: rows of
-    the render grid."""
+    the render grid (objects or scenes)."""
 
     views: int = 4
     image_size: int = 128
+    frame_size: List[int] = field(default_factory=lambda: [160, 120])
+    reference_distance: int = 5
     image_encoder: str = "conv"
     head_hidden: int = 128
     offset_scale: Optional[float] = None

@@ -1,5 +1,6 @@
 """Metrics from a confusion matrix: mIoU / mAcc / allAcc and per-class IoU for segmentation,
-overall and mean-class accuracy for classification. Label ``-1`` is ignored."""
+overall and mean-class accuracy for classification. Label ``-1`` is ignored. :class:`Totals`
+accumulates the sums behind metrics that are ratios (a mean loss, a mean PSNR)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["ConfusionMatrix"]
+__all__ = ["ConfusionMatrix", "Totals"]
+
+
+def _sum_over_processes(tensor: Tensor) -> None:
+    """Replace ``tensor`` by its sum over every process (a no-op outside ``torch.distributed``)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(tensor)
 
 
 class ConfusionMatrix:
@@ -39,8 +46,7 @@ class ConfusionMatrix:
 
     def all_reduce(self) -> None:
         """Sum the matrices of every process (a no-op outside ``torch.distributed``)."""
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.all_reduce(self.matrix)
+        _sum_over_processes(self.matrix)
 
     @property
     def total(self) -> int:
@@ -71,3 +77,27 @@ class ConfusionMatrix:
         names = class_names if class_names is not None else [str(i) for i in range(self.num_classes)]
         result.update({f"IoU/{name}": float(iou[i]) for i, name in enumerate(names) if present[i]})
         return result
+
+
+class Totals:
+    """``size`` running sums (float64) of per-batch quantities, e.g. a loss weighted by the batch
+    size and the number of items, so that a mean over processes is a ratio of summed totals."""
+
+    def __init__(self, size: int, device: torch.device | str = "cpu") -> None:
+        if size < 1:
+            raise ValueError(f"Totals: size must be >= 1, got {size}")
+        self.values = torch.zeros(size, dtype=torch.float64, device=device)
+
+    def add(self, *values: Tensor | float) -> None:
+        """Add one number (a Python number or a one-element tensor, left on its device) to each sum."""
+        if len(values) != self.values.numel():
+            raise ValueError(f"Totals.add: expected {self.values.numel()} values, got {len(values)}")
+        self.values += torch.stack([torch.as_tensor(value, device=self.values.device).to(torch.float64).reshape(())
+                                    for value in values])
+
+    def all_reduce(self) -> None:
+        """Sum the totals of every process (a no-op outside ``torch.distributed``)."""
+        _sum_over_processes(self.values)
+
+    def tolist(self) -> list[float]:
+        return self.values.tolist()

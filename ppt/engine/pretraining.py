@@ -13,16 +13,14 @@ from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from ppt.data import ObjectBatch, collate_objects
 from ppt.data import object_transforms as OT
 from ppt.engine.builders import build_model, dataset_root
-from ppt.engine.metrics import ConfusionMatrix
+from ppt.engine.metrics import ConfusionMatrix, Totals
 from ppt.engine.object_data import open_object_dataset
-from ppt.engine.sampling import shard_indices
 from ppt.engine.config import SourceConfig
-from ppt.engine.distributed import all_reduce_mean
 from ppt.engine.tasks import Autocast, Task
 
 __all__ = ["PretrainingTask"]
@@ -74,19 +72,14 @@ class PretrainingTask(Task):
                  rank: int = 0, world_size: int = 1, progress: Callable[[Iterable], Iterable] | None = None
                  ) -> dict[str, dict[str, float]]:
         """Mean Chamfer-L2 of each source's test clouds (masks drawn at random, as in training)."""
+
+        def add_batch(model: nn.Module, batch: ObjectBatch, totals: Totals) -> None:
+            totals.add(self.evaluate_batch(model, batch) * len(batch.labels), len(batch.labels))
+
+        sums = self.accumulate_shards(model, datasets, lambda _: Totals(2, device=device), add_batch, device=device,
+                                      autocast=autocast, rank=rank, world_size=world_size, progress=progress)
         results = {}
-        was_training = model.training
-        model.eval()
-        for name, dataset in datasets.items():
-            loader = DataLoader(torch.utils.data.Subset(dataset, shard_indices(len(dataset), rank, world_size)),
-                                batch_size=self.config.data.val_batch_size, collate_fn=self.collate,
-                                num_workers=self.config.data.num_workers)
-            total, count = torch.zeros((), device=device), 0
-            with torch.no_grad():
-                for batch in (progress(loader) if progress else loader):
-                    with autocast():
-                        total += self.evaluate_batch(model, batch.to(device)) * len(batch.labels)
-                    count += len(batch.labels)
-            results[name] = {"chamfer": float(all_reduce_mean(total / max(count, 1))), "count": count}
-        model.train(was_training)
+        for name, totals in sums.items():
+            chamfer_sum, clouds = totals.tolist()
+            results[name] = {"chamfer": chamfer_sum / max(clouds, 1), "count": int(clouds)}
         return results

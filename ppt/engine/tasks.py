@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,16 @@ from ppt.engine.sampling import shard_indices
 __all__ = ["Task", "SegmentationTask", "ClassificationTask", "create_task"]
 
 Autocast = Callable[[], AbstractContextManager]
+
+
+class Accumulator(Protocol):
+    """What :meth:`Task.accumulate_shards` fills per source: :class:`~ppt.engine.metrics.ConfusionMatrix`
+    or :class:`~ppt.engine.metrics.Totals`."""
+
+    def all_reduce(self) -> None: ...
+
+
+AccumulatorT = TypeVar("AccumulatorT", bound=Accumulator)
 
 
 class Task(ABC):
@@ -101,22 +112,37 @@ class Task(ABC):
                  rank: int = 0, world_size: int = 1, progress: Callable[[Iterable], Iterable] | None = None
                  ) -> dict[str, dict[str, float]]:
         """Metrics per source (confusion matrices summed over processes)."""
-        results = {}
+        confusions = self.accumulate_shards(
+            model, datasets, lambda name: ConfusionMatrix(len(self.class_names[name]), device=device),
+            self.evaluate_batch, device=device, autocast=autocast, rank=rank, world_size=world_size, progress=progress)
+        return {name: confusion.summary(self.class_names[name]) for name, confusion in confusions.items()}
+
+    def accumulate_shards(self, model: nn.Module, datasets: dict[str, Dataset],
+                          new_accumulator: Callable[[str], AccumulatorT],
+                          add_batch: Callable[[nn.Module, object, AccumulatorT], object], *, device: torch.device,
+                          autocast: Autocast, rank: int, world_size: int,
+                          progress: Callable[[Iterable], Iterable] | None) -> dict[str, AccumulatorT]:
+        """The skeleton of every :meth:`evaluate`: for each source, ``add_batch(model, batch,
+        accumulator)`` over this process's shard of its dataset (``data.val_batch_size`` batches on
+        ``device``, eval mode, no gradients, under ``autocast``) into ``new_accumulator(source)``,
+        which is then summed over the processes."""
+        accumulators = {}
         was_training = model.training
         model.eval()
-        for name, dataset in datasets.items():
-            confusion = ConfusionMatrix(len(self.class_names[name]), device=device)
-            loader = DataLoader(torch.utils.data.Subset(dataset, shard_indices(len(dataset), rank, world_size)),
-                                batch_size=self.config.data.val_batch_size, collate_fn=self.collate,
-                                num_workers=self.config.data.num_workers)
-            with torch.no_grad():
-                for batch in (progress(loader) if progress else loader):
-                    with autocast():
-                        self.evaluate_batch(model, batch.to(device), confusion)
-            confusion.all_reduce()
-            results[name] = confusion.summary(self.class_names[name])
-        model.train(was_training)
-        return results
+        try:
+            for name, dataset in datasets.items():
+                accumulator = accumulators[name] = new_accumulator(name)
+                loader = DataLoader(torch.utils.data.Subset(dataset, shard_indices(len(dataset), rank, world_size)),
+                                    batch_size=self.config.data.val_batch_size, collate_fn=self.collate,
+                                    num_workers=self.config.data.num_workers)
+                with torch.no_grad():
+                    for batch in (progress(loader) if progress else loader):
+                        with autocast():
+                            add_batch(model, batch.to(device), accumulator)
+                accumulator.all_reduce()
+        finally:
+            model.train(was_training)
+        return accumulators
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """UniPre3D pre-training through the shared train loop (task ``unipre3d``; docs/unipre3d.md).
 
 A :class:`PretrainLevel` says how one level's data and model plug in: its datasets (real ones by
-``data.root``, or synthetic renders written to the cache on first use), how samples collate, the
+``data.root``, or synthetic data written to the cache on first use), how samples collate, the
 model, and how a batch becomes renders and their target images. :class:`UniPre3DTask` does the
 rest for every level: the weighted squared-error loss, PSNR in the training log and the
 evaluation, and the render grids (``OUT/previews/step_NNNNNNN.png``: input points, reference view,
-then render and ground truth of every view). :data:`LEVELS` maps ``model.name`` to its level: the
-object level is ``unipre3d-object``; a scene level registers itself the same way.
+then render and ground truth of every view). :data:`LEVELS` maps ``model.name`` to its level:
+``unipre3d-object`` (:class:`ObjectLevel`, ShapeNet renders) and ``unipre3d-scene``
+(:class:`SceneLevel`, ScanNet RGB-D frames).
 
 :func:`export_backbone` writes a checkpoint's backbone weights as a bare safetensors file that the
 fine-tuning recipes load with ``--set model.weights=FILE`` (``ppt export-backbone``).
@@ -23,17 +24,16 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from ppt.engine.builders import cache_root, write_once
 from ppt.engine.config import RecipeConfig, SourceConfig
-from ppt.engine.sampling import shard_indices
+from ppt.engine.metrics import Totals
 from ppt.engine.tasks import Autocast, Task
 
-__all__ = ["UniPre3DTask", "PretrainLevel", "ObjectLevel", "LEVELS", "PreviewItem", "psnr", "write_render_grid",
-           "export_backbone"]
+__all__ = ["UniPre3DTask", "PretrainLevel", "ObjectLevel", "SceneLevel", "LEVELS", "PreviewItem", "psnr",
+           "write_render_grid", "export_backbone"]
 
 
 def psnr(renders: Tensor, images: Tensor) -> Tensor:
@@ -58,17 +58,19 @@ class PreviewItem(NamedTuple):
 
 class PretrainLevel(ABC):
     """One level (objects or scenes) of the pre-training. ``datasets``: the ``data.sources.*.dataset``
-    kinds it reads; ``backbone_prefix``: the key prefix of the backbone in the model's state dict."""
+    kinds it reads; ``backbone_prefix``: the key prefix of the backbone in the model's state dict;
+    ``background``: the colour behind the Gaussians, which the loss weighting tells apart."""
 
     datasets: tuple[str, ...] = ()
     backbone_prefix: str = "backbone."
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @abstractmethod
     def dataset(self, config: RecipeConfig, source: SourceConfig, split: str, *, train: bool,
                 is_main: bool = True) -> Dataset: ...
 
     @abstractmethod
-    def collate(self, samples: Sequence) -> object: ...
+    def collate(self, config: RecipeConfig, samples: Sequence) -> object: ...
 
     @abstractmethod
     def build_model(self, config: RecipeConfig) -> nn.Module: ...
@@ -86,6 +88,15 @@ class PretrainLevel(ABC):
         """What a fine-tuning recipe must match to load the exported backbone (export metadata)."""
 
 
+def _model_options(config: RecipeConfig) -> dict:
+    """The model settings both levels take from ``unipre3d``: the 2D branch and the Gaussian head."""
+    settings = config.unipre3d
+    options = {} if settings.offset_scale is None else {"offset_scale": settings.offset_scale}
+    return dict(image_encoder=None if settings.image_encoder == "none" else settings.image_encoder,
+                head_hidden=settings.head_hidden, min_log_scale=settings.min_log_scale,
+                max_log_scale=settings.max_log_scale, sh_degree=settings.sh_degree, **options)
+
+
 class ObjectLevel(PretrainLevel):
     """Objects: :class:`ppt.data.ShapeNetRenders` (``dataset: shapenet-renders``; synthetic renders
     of ``ppt data synth-renders`` without a root) and :class:`ppt.models.UniPre3D` (the Point-MAE
@@ -99,6 +110,8 @@ class ObjectLevel(PretrainLevel):
         from ppt.data import RotateWithCameras, ShapeNetRenders
 
         settings = config.unipre3d
+        if source.frames_root:
+            raise ValueError("frames_root is a setting of scannet-frames sources; shapenet-renders reads root only")
         root = Path(source.root).expanduser() if source.root else self.synthetic_root(config, is_main=is_main)
         return ShapeNetRenders(root, split, views=settings.views, num_points=config.data.num_points,
                                seed=config.train.seed, image_size=settings.image_size,
@@ -117,7 +130,7 @@ class ObjectLevel(PretrainLevel):
                               num_points=synthetic.object_points, gaussians=synthetic.render_gaussians,
                               image_size=size, seed=synthetic.seed), is_main=is_main)
 
-    def collate(self, samples: Sequence):
+    def collate(self, config: RecipeConfig, samples: Sequence):
         from ppt.data import collate_renders
 
         return collate_renders(samples)
@@ -125,14 +138,10 @@ class ObjectLevel(PretrainLevel):
     def build_model(self, config: RecipeConfig) -> nn.Module:
         from ppt.models import UniPre3D
 
-        model, settings = config.model, config.unipre3d
-        options = {} if settings.offset_scale is None else {"offset_scale": settings.offset_scale}
+        model = config.model
         return UniPre3D(num_groups=model.num_groups, group_size=model.group_size, depth=model.depth, dim=model.dim,
                         heads=model.heads, drop_path=0.1 if model.drop_path is None else model.drop_path,
-                        image_encoder=None if settings.image_encoder == "none" else settings.image_encoder,
-                        head_hidden=settings.head_hidden, min_log_scale=settings.min_log_scale,
-                        max_log_scale=settings.max_log_scale, sh_degree=settings.sh_degree,
-                        image_size=settings.image_size, **options)
+                        image_size=config.unipre3d.image_size, background=self.background, **_model_options(config))
 
     def render(self, model: nn.Module, batch) -> tuple[Tensor, Tensor]:
         return model(*batch), batch.images
@@ -147,7 +156,92 @@ class ObjectLevel(PretrainLevel):
                             batch.images[i]) for i in range(len(batch.points))]
 
 
-LEVELS: dict[str, PretrainLevel] = {"unipre3d-object": ObjectLevel()}
+def frame_size(config: RecipeConfig) -> tuple[int, int]:
+    """``unipre3d.frame_size`` as ``(width, height)``."""
+    size = config.unipre3d.frame_size
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"unipre3d.frame_size must be [width, height], both >= 1, got {list(size)}")
+    return int(size[0]), int(size[1])
+
+
+class SceneLevel(PretrainLevel):
+    """Scenes: :class:`ppt.data.ScanNetFrames` (``dataset: scannet-frames``: the Pointcept-format
+    clouds under ``root``, their RGB-D frames under ``frames_root``, default ``root/2D``; without a
+    root, synthetic rooms with frames of ``ppt data synth-frames``) and
+    :class:`ppt.models.UniPre3DScene` (SpUNet, a Gaussian per voxel, the reference depths fused
+    after the stem). ``unipre3d.views`` target frames of ``unipre3d.frame_size`` per scene, each
+    with a reference frame within ``unipre3d.reference_distance``; white background (official).
+    The clouds are not augmented (as officially): moving them would take them off their frames."""
+
+    datasets = ("scannet-frames",)
+    background = (1.0, 1.0, 1.0)
+
+    def dataset(self, config: RecipeConfig, source: SourceConfig, split: str, *, train: bool,
+                is_main: bool = True) -> Dataset:
+        from ppt.data import ScanNetFrames
+
+        if config.data.augment:
+            raise ValueError("the unipre3d scene level has no augmentation (a moved cloud would leave its frames, and "
+                             "the official scene recipe uses none); set data.augment=false")
+        if source.root:
+            root = Path(source.root).expanduser()
+            frames_root = Path(source.frames_root).expanduser() if source.frames_root else None
+        elif source.frames_root:
+            raise ValueError("a scannet-frames source with frames_root needs its root too (Pointcept-format clouds)")
+        else:
+            root, frames_root = self.synthetic_root(config, is_main=is_main), None
+        settings = config.unipre3d
+        return ScanNetFrames(root, split, frames_root=frames_root, targets=settings.views,
+                             reference_distance=settings.reference_distance, size=frame_size(config),
+                             grid_size=config.data.grid_size, seed=config.train.seed, random_frames=train)
+
+    @staticmethod
+    def synthetic_root(config: RecipeConfig, *, is_main: bool = True) -> Path:
+        """Synthetic rooms with RGB-D frames in the cache: colour at twice ``frame_size`` and depth
+        at ``frame_size`` (ScanNet's colour frames are also finer than its depth frames)."""
+        from ppt.data import write_synthetic_frames
+
+        synthetic = config.data.synthetic
+        width, height = frame_size(config)
+        name = (f"scannet-frames-seed{synthetic.seed}-{synthetic.scenes}scenes-{synthetic.frames}frames-"
+                f"density{synthetic.density:g}-{width}x{height}px")
+        return write_once(cache_root(config.data) / "synthetic" / name, "scannet-frames",
+                          lambda folder: write_synthetic_frames(
+                              folder, synthetic.scenes, frames=synthetic.frames, size=(2 * width, 2 * height),
+                              depth_size=(width, height), seed=synthetic.seed, density=synthetic.density),
+                          is_main=is_main)
+
+    def collate(self, config: RecipeConfig, samples: Sequence):
+        from ppt.data import collate_frames
+
+        return collate_frames(samples, tuple(config.data.feat_keys))
+
+    def build_model(self, config: RecipeConfig) -> nn.Module:
+        from ppt.models import UniPre3DScene
+
+        model, settings = config.model, config.unipre3d
+        return UniPre3DScene(in_channels=3 * len(config.data.feat_keys), base_channels=model.base_channels,
+                             channels=tuple(model.channels), layers=tuple(model.layers),
+                             image_size=frame_size(config), background=self.background,
+                             voxel_size=config.data.grid_size, foreground_weight=settings.foreground_weight,
+                             background_weight=settings.background_weight, **_model_options(config))
+
+    def render(self, model: nn.Module, batch) -> tuple[Tensor, Tensor]:
+        return model(batch), batch.images
+
+    def backbone_config(self, config: RecipeConfig) -> dict:
+        model = config.model
+        return {"name": "spunet", "in_channels": 3 * len(config.data.feat_keys),
+                "base_channels": model.base_channels, "channels": list(model.channels), "layers": list(model.layers)}
+
+    def preview_items(self, batch, renders: Tensor) -> list[PreviewItem]:
+        points = batch.points
+        return [PreviewItem(points.coord[points.batch == i], batch.reference_viewmats[i, 0], batch.reference_Ks[i, 0],
+                            batch.reference_images[i, 0], renders[i], batch.images[i])
+                for i in range(points.batch_size)]
+
+
+LEVELS: dict[str, PretrainLevel] = {"unipre3d-object": ObjectLevel(), "unipre3d-scene": SceneLevel()}
 """``model.name`` -> its level."""
 
 
@@ -165,7 +259,7 @@ def level_of(config: RecipeConfig) -> PretrainLevel:
 class UniPre3DTask(Task):
     """Gaussian-splatting pre-training: the loss is the squared error of the renders weighted
     ``unipre3d.foreground_weight`` on object pixels and ``unipre3d.background_weight`` on the
-    (black) background (:func:`ppt.models.weighted_l2_loss`); evaluation reports that loss and the
+    level's background (:func:`ppt.models.weighted_l2_loss`); evaluation reports that loss and the
     mean PSNR of the views."""
 
     headline_metrics = ("PSNR", "loss")
@@ -187,7 +281,7 @@ class UniPre3DTask(Task):
         return dataset
 
     def collate(self, samples: Sequence):
-        return self.level.collate(samples)
+        return self.level.collate(self.config, samples)
 
     def build_model(self) -> nn.Module:
         model = self.level.build_model(self.config)
@@ -202,7 +296,8 @@ class UniPre3DTask(Task):
 
         settings = self.config.unipre3d
         renders, targets = self.level.render(model, batch)
-        loss = weighted_l2_loss(renders.float(), targets, foreground_weight=settings.foreground_weight,
+        loss = weighted_l2_loss(renders.float(), targets, self.level.background,
+                                foreground_weight=settings.foreground_weight,
                                 background_weight=settings.background_weight)
         return loss, psnr(renders, targets)
 
@@ -227,28 +322,17 @@ class UniPre3DTask(Task):
                  rank: int = 0, world_size: int = 1, progress: Callable[[Iterable], Iterable] | None = None
                  ) -> dict[str, dict[str, float]]:
         """Per source: the loss (mean over batches weighted by their size) and the mean PSNR of all views."""
+        def add_batch(model: nn.Module, batch, totals: Totals) -> None:
+            loss, values = self._loss_and_psnr(model, batch)  # values: the PSNR of every view
+            totals.add(loss * values.shape[0], values.shape[0], values.sum(), values.numel())
+
+        sums = self.accumulate_shards(model, datasets, lambda _: Totals(4, device=device), add_batch, device=device,
+                                      autocast=autocast, rank=rank, world_size=world_size, progress=progress)
         results = {}
-        was_training = model.training
-        model.eval()
-        for name, dataset in datasets.items():
-            # loss sum, object count, PSNR sum, view count
-            totals = torch.zeros(4, dtype=torch.float64, device=device)
-            loader = DataLoader(torch.utils.data.Subset(dataset, shard_indices(len(dataset), rank, world_size)),
-                                batch_size=self.config.data.val_batch_size, collate_fn=self.collate,
-                                num_workers=self.config.data.num_workers)
-            with torch.no_grad():
-                for batch in (progress(loader) if progress else loader):
-                    with autocast():
-                        loss, values = self._loss_and_psnr(model, batch.to(device))
-                    count = values.shape[0]
-                    totals += torch.tensor([float(loss) * count, count, float(values.sum()), values.numel()],
-                                           dtype=torch.float64, device=device)
-            if world_size > 1 and dist.is_initialized():
-                dist.all_reduce(totals)
+        for name, totals in sums.items():
             loss_sum, objects, psnr_sum, views = totals.tolist()
             results[name] = {"loss": loss_sum / objects if objects else math.nan,
                              "PSNR": psnr_sum / views if views else math.nan, "count": objects}
-        model.train(was_training)
         return results
 
     def write_previews(self, model: nn.Module, *, step: int, out: Path, device: torch.device) -> None:
@@ -322,9 +406,11 @@ BACKBONE_FORMAT = "ppt-backbone"
 
 def export_backbone(checkpoint: str | PathLike, out: str | PathLike) -> dict:
     """Write the backbone weights of a ``unipre3d`` training checkpoint (the weight average when the
-    run kept one) to ``out``: a safetensors file in the backbone's own key names (for the object
-    level, :class:`ppt.models.PointMAE`'s, so ``model.weights=out`` loads it into the fine-tuning
-    classifiers; only their head is left missing). Returns the metadata written with it."""
+    run kept one) to ``out``: a safetensors file in the backbone's own key names, so
+    ``model.weights=out`` loads it into the fine-tuning recipes with only their head left missing:
+    for the object level :class:`ppt.models.PointMAE`'s (the object classifiers), for the scene
+    level :class:`ppt.models.SpUNet`'s (the ``spunet-*`` segmentation recipes). Returns the metadata
+    written with it."""
     from safetensors.torch import load_file, save_file
 
     from ppt.engine.checkpoint import read_meta

@@ -3,7 +3,7 @@
 ``embed_class_names(names, provider)`` returns a :class:`TextTable`: an L2-normalised
 ``(classes, dim)`` table, its names and its provenance. Providers: ``clip`` (open_clip ViT-B-16,
 PPT's choice), ``minilm`` (offline all-MiniLM-L6-v2), ``file`` (a saved table). Encoder tables are
-cached on disk (``$PPT_CACHE_DIR/text``, else ``~/.cache/ppt/text``); ``ppt text-embed`` writes a
+cached on disk in the ``text`` folder of ppt's cache (``$PPT_CACHE/text``, else ``~/.cache/ppt/text``); ``ppt text-embed`` writes a
 table file.
 """
 

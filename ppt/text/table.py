@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ppt._cache import CACHE_ENV, default_cache_root
+
 __all__ = ["TextTable", "save_table", "load_table", "default_cache_dir", "cache_path", "CACHE_ENV"]
 
-CACHE_ENV = "PPT_CACHE_DIR"
-"""Environment variable overriding the cache root (tables go to ``$PPT_CACHE_DIR/text``)."""
 
 
 @dataclass(frozen=True)
@@ -111,11 +111,9 @@ def load_table(path: str | PathLike) -> TextTable:
 
 
 def default_cache_dir() -> Path:
-    """``$PPT_CACHE_DIR/text``, else ``$XDG_CACHE_HOME/ppt/text``, else ``~/.cache/ppt/text``."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]) / "text"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "ppt" / "text"
+    """The ``text`` folder of ppt's cache root: ``$PPT_CACHE/text``, else ``$XDG_CACHE_HOME/ppt/text``,
+    else ``~/.cache/ppt/text``."""
+    return default_cache_root() / "text"
 
 
 def cache_path(provider: str, model: str, template: str, names: Sequence[str], cache_dir: str | PathLike | None = None) -> Path:

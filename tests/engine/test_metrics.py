@@ -1,9 +1,12 @@
+import contextlib
 import math
 
 import pytest
 import torch
+from torch import nn
 
-from ppt.engine import ConfusionMatrix
+from ppt.engine import ConfusionMatrix, RecipeConfig, Task
+from ppt.engine.metrics import Totals
 
 
 def test_hand_made_confusion_case():
@@ -35,3 +38,55 @@ def test_updates_accumulate_and_check_labels():
         confusion.update(torch.tensor([2]), torch.tensor([0]))
     with pytest.raises(ValueError, match="differ in shape"):
         confusion.update(torch.tensor([0, 1]), torch.tensor([0]))
+
+
+def test_totals_add_numbers_and_tensors_and_check_their_count():
+    totals = Totals(3)
+    totals.add(torch.tensor(1.5), 2, torch.tensor([4.0]))
+    totals.add(0.5, 1, 0)
+    assert totals.tolist() == [2.0, 3.0, 4.0] and totals.values.dtype == torch.float64
+    totals.all_reduce()  # one process: unchanged
+    assert totals.tolist() == [2.0, 3.0, 4.0]
+    with pytest.raises(ValueError, match="expected 3 values, got 2"):
+        totals.add(1, 2)
+    with pytest.raises(ValueError, match="size must be >= 1"):
+        Totals(0)
+
+
+class _ItemSumTask(Task):
+    """Evaluation that adds up the dataset items it sees (and checks the mode it runs in)."""
+
+    def dataset_class(self, source):
+        raise NotImplementedError
+
+    def dataset(self, source, split, *, train, is_main=True):
+        raise NotImplementedError
+
+    def collate(self, samples):
+        return torch.tensor(samples, dtype=torch.float64)
+
+    def build_model(self):
+        return nn.Linear(1, 1)
+
+    def loss(self, model, batch):
+        raise NotImplementedError
+
+    def evaluate_batch(self, model, batch, totals):
+        assert not model.training and not torch.is_grad_enabled()
+        totals.add(batch.sum(), batch.numel())
+
+
+def test_accumulate_shards_splits_each_source_between_processes_and_restores_the_mode():
+    config = RecipeConfig()
+    config.data.val_batch_size = 2
+    task, model = _ItemSumTask(config), nn.Linear(1, 1)
+    datasets = {"a": [float(i) for i in range(7)], "b": [10.0]}
+    seen = []
+    for rank in range(2):
+        sums = task.accumulate_shards(model, datasets, lambda _: Totals(2), task.evaluate_batch,
+                                      device=torch.device("cpu"), autocast=contextlib.nullcontext, rank=rank,
+                                      world_size=2, progress=None)
+        seen.append({name: totals.tolist() for name, totals in sums.items()})
+        assert model.training
+    assert seen[0] == {"a": [0 + 2 + 4 + 6, 4], "b": [10, 1]}
+    assert seen[1] == {"a": [1 + 3 + 5, 3], "b": [0, 0]}

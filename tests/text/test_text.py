@@ -63,11 +63,16 @@ def test_minilm_table_drives_the_lang_head(minilm_names, tmp_path):
 
 
 def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("PPT_CACHE_DIR", str(tmp_path))
+    from ppt.engine.builders import cache_root
+    from ppt.engine.config import DataConfig
+
+    monkeypatch.setenv("PPT_CACHE", str(tmp_path))
     assert default_cache_dir() == tmp_path / "text"
-    monkeypatch.delenv("PPT_CACHE_DIR")
+    assert default_cache_dir() == cache_root(DataConfig()) / "text"  # the synthetic data's cache root
+    monkeypatch.delenv("PPT_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "ppt" / "text"
+    assert default_cache_dir() == cache_root(DataConfig()) / "text"
 
 
 def test_file_provider_picks_rows_by_name(tmp_path):
