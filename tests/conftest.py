@@ -1,4 +1,5 @@
-"""Shared test fixtures: the device grid skips CUDA with the reason (build vs. no GPU)."""
+"""Shared test fixtures: the device grid (cpu, cuda, emulated) skips CUDA with the reason (build vs.
+no GPU); ``emulated`` runs the CUDA glue and kernels on CPU tensors (ppt.testing.emulated_cuda)."""
 
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 import ppt
+from ppt import testing
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,12 +25,31 @@ def _cuda_param():
     return pytest.param("cuda")
 
 
-DEVICES = ["cpu", _cuda_param()]
+def _emulated_param():
+    if not testing.emulation_available():
+        reason = "ppt was built without the CUDA emulation module (PPT_EMULATION=ON builds it)"
+        return pytest.param("emulated", marks=pytest.mark.skip(reason=reason))
+    return pytest.param("emulated")
+
+
+DEVICES = ["cpu", _cuda_param(), _emulated_param()]
+
+#: Launches per __global__ kernel over every emulated test of the session (tests/test_emulation.py
+#: checks that each kernel defined in csrc/ ran).
+EMULATED_LAUNCHES: dict[str, int] = {}
 
 
 @pytest.fixture(params=DEVICES)
 def device(request):
-    return torch.device(request.param)
+    """The device a test's tensors live on; ``emulated`` gives CPU tensors whose ppt ops run the CUDA
+    implementation for the duration of the test."""
+    if request.param != "emulated":
+        yield torch.device(request.param)
+        return
+    with testing.emulated_cuda() as emulator:
+        yield torch.device("cpu")
+    for name, count in emulator.launches.items():
+        EMULATED_LAUNCHES[name] = EMULATED_LAUNCHES.get(name, 0) + count
 
 
 @pytest.fixture(autouse=True)
@@ -58,3 +79,22 @@ def ppt_wheel(tmp_path_factory) -> Path:
                     str(REPO)], check=True, timeout=1200)
     (wheel,) = wheels.glob("ppt-*.whl")
     return wheel
+
+
+def pytest_addoption(parser):
+    parser.addoption("--emulation-coverage", dest="emulation_coverage", action="store_true", default=None,
+                     help="check that the emulated tests launched every CUDA kernel (default: when the whole "
+                     "tests/ folder is collected)")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session, config, items):
+    """The kernel-coverage test runs after every other test; it checks when the session collected the
+    whole tests/ folder (a run of a few files cannot have launched every kernel)."""
+    coverage = [item for item in items if item.name == "test_every_cuda_kernel_launched_emulated"]
+    for item in coverage:
+        items.remove(item)
+        items.append(item)
+    if config.getoption("emulation_coverage") is None:
+        whole_folder = any(Path(str(arg).split("::")[0]).resolve() == REPO / "tests" for arg in config.args)
+        config.option.emulation_coverage = whole_folder and bool(coverage)

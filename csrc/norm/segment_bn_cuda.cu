@@ -8,7 +8,8 @@
 //     order and the chunk's partials written to a workspace;
 //  2. a block per (segment, 32 channels) merges the chunks' partials in a fixed order.
 // Element-wise kernels (apply, input gradient) gather the (segment, channel) tables, which are
-// small enough to stay in L1/L2.
+// small enough to stay in L1/L2. Channel tiles go on grid.x (up to 2^31 - 1 blocks): grid.y, capped
+// at 65535, holds the chunks (at most kMaxPartialSlots) or segments.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -16,6 +17,7 @@
 
 #include "norm/norm_cuda.h"
 #include "ppt/cuda_float.cuh"
+#include "ppt/cuda_launch.cuh"
 #include "ppt/segment_norm.h"
 
 namespace ppt {
@@ -126,7 +128,7 @@ stats_chunk_kernel(const scalar_t* __restrict__ x, const int64_t* __restrict__ s
                    int64_t n, int64_t channels, int64_t num_segments, int64_t rows_per_warp,
                    int* __restrict__ partial_count, acc_t* __restrict__ partial_mean,
                    acc_t* __restrict__ partial_m2) {
-  extern __shared__ __align__(16) unsigned char shared_raw[];
+  PPT_DYNAMIC_SHARED(unsigned char, shared_raw);
   const int lane = threadIdx.x, warp = threadIdx.y, warps = blockDim.y;
   const int64_t slots = static_cast<int64_t>(warps) * num_segments * kLanes;
   acc_t* mean = reinterpret_cast<acc_t*>(shared_raw);
@@ -138,9 +140,9 @@ stats_chunk_kernel(const scalar_t* __restrict__ x, const int64_t* __restrict__ s
     m2[slot(warp, s)] = acc_t(0);
     count[slot(warp, s)] = 0;
   }
-  const int64_t c = static_cast<int64_t>(blockIdx.y) * kLanes + lane;
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kLanes + lane;
   const bool active = c < channels;
-  const int64_t chunk = blockIdx.x;
+  const int64_t chunk = blockIdx.y;
   const int64_t r0 = (chunk * warps + warp) * rows_per_warp;
   const int64_t r1 = min(n, r0 + rows_per_warp);
   // Single pass over x (a second pass would re-read it from DRAM): a run of rows of one segment
@@ -204,7 +206,7 @@ stats_chunk_kernel(const scalar_t* __restrict__ x, const int64_t* __restrict__ s
       partial_mean[out * channels + c] = total.mean;
       partial_m2[out * channels + c] = total.m2;
     }
-    if (blockIdx.y == 0 && lane == 0) partial_count[out] = rows;
+    if (blockIdx.x == 0 && lane == 0) partial_count[out] = rows;
   }
 }
 
@@ -219,8 +221,8 @@ stats_finalize_kernel(const int* __restrict__ partial_count, const acc_t* __rest
   __shared__ acc_t shared_m2[kFinalizeRows][kLanes];
   __shared__ long long shared_rows[kFinalizeRows];
   const int lane = threadIdx.x, row = threadIdx.y;
-  const int64_t s = blockIdx.x;
-  const int64_t c = static_cast<int64_t>(blockIdx.y) * kLanes + lane;
+  const int64_t s = blockIdx.y;
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kLanes + lane;
   const bool active = c < channels;
   Moments<acc_t> total{acc_t(0), acc_t(0), acc_t(0)};
   long long rows = 0;
@@ -246,7 +248,7 @@ stats_finalize_kernel(const int* __restrict__ partial_count, const acc_t* __rest
     mean[s * channels + c] = merged.mean;
     m2[s * channels + c] = merged.m2;
   }
-  if (blockIdx.y == 0 && lane == 0) count[s] = all_rows;
+  if (blockIdx.x == 0 && lane == 0) count[s] = all_rows;
 }
 
 template <typename scalar_t, typename acc_t>
@@ -255,7 +257,7 @@ reduce_chunk_kernel(const scalar_t* __restrict__ grad_out, const scalar_t* __res
                     const int64_t* __restrict__ segment, int64_t n, int64_t channels,
                     int64_t num_segments, int64_t rows_per_warp, const acc_t* __restrict__ mean,
                     acc_t* __restrict__ partial_dy, acc_t* __restrict__ partial_dy_xmu) {
-  extern __shared__ __align__(16) unsigned char shared_raw[];
+  PPT_DYNAMIC_SHARED(unsigned char, shared_raw);
   const int lane = threadIdx.x, warp = threadIdx.y, warps = blockDim.y;
   const int64_t slots = static_cast<int64_t>(warps) * num_segments * kLanes;
   acc_t* sum_dy = reinterpret_cast<acc_t*>(shared_raw);
@@ -265,9 +267,9 @@ reduce_chunk_kernel(const scalar_t* __restrict__ grad_out, const scalar_t* __res
     sum_dy[slot(warp, s)] = acc_t(0);
     sum_dy_xmu[slot(warp, s)] = acc_t(0);
   }
-  const int64_t c = static_cast<int64_t>(blockIdx.y) * kLanes + lane;
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kLanes + lane;
   const bool active = c < channels;
-  const int64_t chunk = blockIdx.x;
+  const int64_t chunk = blockIdx.y;
   const int64_t r0 = (chunk * warps + warp) * rows_per_warp;
   const int64_t r1 = min(n, r0 + rows_per_warp);
   if (active) {  // run-length register sums with kUnroll rows in flight, as in stats_chunk_kernel
@@ -328,8 +330,8 @@ reduce_finalize_kernel(const acc_t* __restrict__ partial_dy, const acc_t* __rest
   __shared__ acc_t shared_dy[kFinalizeRows][kLanes];
   __shared__ acc_t shared_dy_xmu[kFinalizeRows][kLanes];
   const int lane = threadIdx.x, row = threadIdx.y;
-  const int64_t s = blockIdx.x;
-  const int64_t c = static_cast<int64_t>(blockIdx.y) * kLanes + lane;
+  const int64_t s = blockIdx.y;
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kLanes + lane;
   const bool active = c < channels;
   acc_t dy = 0, dy_xmu = 0;
   if (active) {
@@ -427,13 +429,12 @@ cudaError_t segment_bn_stats_cuda(FloatKind kind, const void* x, const int64_t* 
     using acc_t = cuda::acc_t<scalar_t>;
     const ChunkPlan plan = make_plan(n, channels, num_segments, stats_bytes_per_warp_and_segment<acc_t>());
     StatsWorkspace<acc_t> ws(workspace, plan, channels, num_segments);
-    stats_chunk_kernel<scalar_t, acc_t>
-        <<<dim3(plan.num_chunks, plan.channel_tiles), dim3(kLanes, plan.warps), plan.shared_bytes, stream>>>(
+    PPT_LAUNCH((stats_chunk_kernel<scalar_t, acc_t>), dim3(plan.channel_tiles, plan.num_chunks), dim3(kLanes, plan.warps), plan.shared_bytes, stream)(
             static_cast<const scalar_t*>(x), segment, n, channels, num_segments, plan.rows_per_warp, ws.count,
             ws.mean, ws.m2);
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;
-    stats_finalize_kernel<acc_t><<<dim3(num_segments, plan.channel_tiles), dim3(kLanes, kFinalizeRows), 0, stream>>>(
+    PPT_LAUNCH(stats_finalize_kernel<acc_t>, dim3(plan.channel_tiles, num_segments), dim3(kLanes, kFinalizeRows), 0, stream)(
         ws.count, ws.mean, ws.m2, plan.num_chunks, channels, num_segments, count, static_cast<acc_t*>(mean),
         static_cast<acc_t*>(m2));
     return cudaGetLastError();
@@ -446,7 +447,7 @@ cudaError_t segment_bn_apply_cuda(FloatKind kind, const void* x, const int64_t* 
   return cuda::dispatch_float(kind, [&](auto tag) {
     using scalar_t = typename decltype(tag)::type;
     using acc_t = cuda::acc_t<scalar_t>;
-    apply_kernel<scalar_t, acc_t><<<element_grid(n), dim3(kLanes, kRowsPerElementBlock), 0, stream>>>(
+    PPT_LAUNCH((apply_kernel<scalar_t, acc_t>), element_grid(n), dim3(kLanes, kRowsPerElementBlock), 0, stream)(
         static_cast<const scalar_t*>(x), segment, n, channels, static_cast<const acc_t*>(mean),
         static_cast<const acc_t*>(invstd), static_cast<const acc_t*>(weight), static_cast<const acc_t*>(bias),
         static_cast<scalar_t*>(y));
@@ -463,13 +464,12 @@ cudaError_t segment_bn_backward_reduce_cuda(FloatKind kind, const void* grad_out
     using acc_t = cuda::acc_t<scalar_t>;
     const ChunkPlan plan = make_plan(n, channels, num_segments, reduce_bytes_per_warp_and_segment<acc_t>());
     ReduceWorkspace<acc_t> ws(workspace, plan, channels, num_segments);
-    reduce_chunk_kernel<scalar_t, acc_t>
-        <<<dim3(plan.num_chunks, plan.channel_tiles), dim3(kLanes, plan.warps), plan.shared_bytes, stream>>>(
+    PPT_LAUNCH((reduce_chunk_kernel<scalar_t, acc_t>), dim3(plan.channel_tiles, plan.num_chunks), dim3(kLanes, plan.warps), plan.shared_bytes, stream)(
             static_cast<const scalar_t*>(grad_out), static_cast<const scalar_t*>(x), segment, n, channels,
             num_segments, plan.rows_per_warp, static_cast<const acc_t*>(mean), ws.dy, ws.dy_xmu);
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;
-    reduce_finalize_kernel<acc_t><<<dim3(num_segments, plan.channel_tiles), dim3(kLanes, kFinalizeRows), 0, stream>>>(
+    PPT_LAUNCH(reduce_finalize_kernel<acc_t>, dim3(plan.channel_tiles, num_segments), dim3(kLanes, kFinalizeRows), 0, stream)(
         ws.dy, ws.dy_xmu, plan.num_chunks, channels, num_segments, static_cast<const acc_t*>(invstd),
         static_cast<acc_t*>(sum_dy), static_cast<acc_t*>(sum_dy_xhat));
     return cudaGetLastError();
@@ -483,7 +483,7 @@ cudaError_t segment_bn_backward_cuda(FloatKind kind, const void* grad_out, const
   return cuda::dispatch_float(kind, [&](auto tag) {
     using scalar_t = typename decltype(tag)::type;
     using acc_t = cuda::acc_t<scalar_t>;
-    input_grad_kernel<scalar_t, acc_t><<<element_grid(n), dim3(kLanes, kRowsPerElementBlock), 0, stream>>>(
+    PPT_LAUNCH((input_grad_kernel<scalar_t, acc_t>), element_grid(n), dim3(kLanes, kRowsPerElementBlock), 0, stream)(
         static_cast<const scalar_t*>(grad_out), static_cast<const scalar_t*>(x), segment, n, channels,
         static_cast<const acc_t*>(mean), static_cast<const acc_t*>(invstd), static_cast<const acc_t*>(weight),
         static_cast<const acc_t*>(mean_dy), static_cast<const acc_t*>(mean_dy_xhat), static_cast<scalar_t*>(grad_x));

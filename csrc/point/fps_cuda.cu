@@ -2,8 +2,9 @@
 // distances of the block's share of points and reduces (distance, index) to the first argmax.
 #include <cfloat>
 
-#include "ppt/cuda_float.cuh"
 #include "point/point_cuda.h"
+#include "ppt/cuda_float.cuh"
+#include "ppt/cuda_launch.cuh"
 #include "ppt/geometry.h"
 
 namespace ppt::cuda {
@@ -71,7 +72,7 @@ void farthest_point_sample(FloatKind kind, const void* xyz, int64_t batches, int
                            cudaStream_t stream) {
   dispatch_float(kind, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    fps_kernel<T><<<static_cast<unsigned>(batches), kThreads, 0, stream>>>(
+    PPT_LAUNCH(fps_kernel<T>, static_cast<unsigned>(batches), kThreads, 0, stream)(
         static_cast<const T*>(xyz), n, num_samples, start_index, static_cast<acc_t<T>*>(min_dist), out);
   });
 }

@@ -1,7 +1,10 @@
 // CUDA brute-force kNN: one thread per query; the cloud's points stream through shared memory in
 // tiles and each thread keeps its k best (distance, index) sorted in its output row.
-#include "ppt/cuda_float.cuh"
+#include <algorithm>
+
 #include "point/point_cuda.h"
+#include "ppt/cuda_float.cuh"
+#include "ppt/cuda_launch.cuh"
 #include "ppt/geometry.h"
 
 namespace ppt::cuda {
@@ -9,6 +12,7 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int kTile = 256;
+constexpr int64_t kMaxGridY = 65535;
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) knn_kernel(const T* query, const T* points, int64_t m, int64_t n,
@@ -72,9 +76,14 @@ void knn(FloatKind kind, const void* query, const void* points, int64_t batches,
          int64_t n, int64_t k, void* dist_acc, int64_t* index, cudaStream_t stream) {
   dispatch_float(kind, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const dim3 blocks(static_cast<unsigned>((m + kThreads - 1) / kThreads), static_cast<unsigned>(batches));
-    knn_kernel<T><<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(query), static_cast<const T*>(points),
-                                                   m, n, k, static_cast<acc_t<T>*>(dist_acc), index);
+    // Clouds go on grid.y, which CUDA caps at 65535: more clouds launch in slices.
+    for (int64_t first = 0; first < batches; first += kMaxGridY) {
+      const int64_t slice = std::min(kMaxGridY, batches - first);
+      const dim3 blocks(static_cast<unsigned>((m + kThreads - 1) / kThreads), static_cast<unsigned>(slice));
+      PPT_LAUNCH(knn_kernel<T>, blocks, kThreads, 0, stream)(
+          static_cast<const T*>(query) + first * m * 3, static_cast<const T*>(points) + first * n * 3, m, n, k,
+          static_cast<acc_t<T>*>(dist_acc) + first * m * k, index + first * m * k);
+    }
   });
 }
 
@@ -84,7 +93,7 @@ void knn_backward(FloatKind kind, const void* grad_dist2, const void* query, con
   dispatch_float(kind, [&](auto tag) {
     using T = typename decltype(tag)::type;
     const int64_t rows = batches * m;
-    knn_backward_kernel<T><<<grid_size(rows, 256), 256, 0, stream>>>(
+    PPT_LAUNCH(knn_backward_kernel<T>, grid_size(rows, 256), 256, 0, stream)(
         static_cast<const T*>(grad_dist2), static_cast<const T*>(query), static_cast<const T*>(points), index,
         m, n, k, rows, static_cast<acc_t<T>*>(grad_query), static_cast<acc_t<T>*>(grad_points_acc));
   });

@@ -6,8 +6,9 @@
 
 #include <algorithm>
 
-#include "ppt/cuda_float.cuh"
 #include "point/point_cuda.h"
+#include "ppt/cuda_float.cuh"
+#include "ppt/cuda_launch.cuh"
 
 namespace ppt::cuda {
 namespace {
@@ -80,14 +81,14 @@ void voxelize_grid(FloatKind kind, const void* coord, int64_t n, double voxel_si
                    unsigned long long* first_invalid, cudaStream_t stream) {
   dispatch_float(kind, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    grid_kernel<T><<<grid_size(n, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(coord), n,
+    PPT_LAUNCH(grid_kernel<T>, grid_size(n, kThreads), kThreads, 0, stream)(static_cast<const T*>(coord), n,
                                                                    voxel_size, grid, first_invalid);
   });
 }
 
 void voxelize_bounds(const int64_t* grid, const int64_t* batch, int64_t n, int64_t* lower,
                      int64_t* upper, cudaStream_t stream) {
-  bounds_kernel<<<grid_size(n, kThreads), kThreads, 0, stream>>>(grid, batch, n, lower, upper);
+  PPT_LAUNCH(bounds_kernel, grid_size(n, kThreads), kThreads, 0, stream)(grid, batch, n, lower, upper);
 }
 
 size_t voxelize_temp_bytes(int64_t n, int key_bits) {
@@ -106,19 +107,19 @@ void voxelize_unique(const int64_t* grid, const int64_t* batch, const int64_t* l
                      size_t temp_bytes, int64_t* inverse, int64_t* unique_keys, int64_t* counts,
                      int64_t* num_unique, cudaStream_t stream) {
   const unsigned blocks = grid_size(n, kThreads);
-  pack_kernel<<<blocks, kThreads, 0, stream>>>(grid, batch, lower, n, packing, keys_a, order_a);
+  PPT_LAUNCH(pack_kernel, blocks, kThreads, 0, stream)(grid, batch, lower, n, packing, keys_a, order_a);
   size_t bytes = temp_bytes;
   cub::DeviceRadixSort::SortPairs(temp, bytes, keys_a, keys_b, order_a, order_b, n, 0, key_bits, stream);
-  boundary_kernel<<<blocks, kThreads, 0, stream>>>(keys_b, n, order_a);
+  PPT_LAUNCH(boundary_kernel, blocks, kThreads, 0, stream)(keys_b, n, order_a);
   bytes = temp_bytes;
   cub::DeviceScan::InclusiveSum(temp, bytes, order_a, segment, n, stream);
-  scatter_kernel<<<blocks, kThreads, 0, stream>>>(keys_b, order_b, segment, n, inverse, unique_keys,
+  PPT_LAUNCH(scatter_kernel, blocks, kThreads, 0, stream)(keys_b, order_b, segment, n, inverse, unique_keys,
                                                   counts, num_unique);
 }
 
 void voxelize_decode(const int64_t* unique_keys, int64_t m, VoxelPacking packing,
                      int32_t* voxel_coords, cudaStream_t stream) {
-  decode_kernel<<<grid_size(m, kThreads), kThreads, 0, stream>>>(unique_keys, m, packing, voxel_coords);
+  PPT_LAUNCH(decode_kernel, grid_size(m, kThreads), kThreads, 0, stream)(unique_keys, m, packing, voxel_coords);
 }
 
 }  // namespace ppt::cuda

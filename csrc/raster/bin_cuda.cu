@@ -6,6 +6,7 @@
 #include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_scan.cuh>
 
+#include "ppt/cuda_launch.cuh"
 #include "ppt/gaussian.h"
 #include "raster/raster_cuda.h"
 
@@ -74,7 +75,7 @@ void bin_count(FloatKind kind, const TileGridArgs& g, const void* means2d, const
   if (count == 0) return;
   dispatch_float_kind(kind, [&](auto zero) {
     using T = decltype(zero);
-    bin_count_kernel<T><<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+    PPT_LAUNCH(bin_count_kernel<T>, blocks_for(count, kThreads), kThreads, 0, stream)(
         g, static_cast<const T*>(means2d), radii, tiles_per_gaussian, counts);
   });
 }
@@ -99,7 +100,7 @@ void bin_fill(FloatKind kind, const TileGridArgs& g, const void* means2d, const 
   if (count == 0) return;
   dispatch_float_kind(kind, [&](auto zero) {
     using T = decltype(zero);
-    bin_fill_kernel<T><<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+    PPT_LAUNCH(bin_fill_kernel<T>, blocks_for(count, kThreads), kThreads, 0, stream)(
         g, static_cast<const T*>(means2d), radii, static_cast<const T*>(depths), cumulative, keys, values);
   });
 }
@@ -122,13 +123,13 @@ void sort_pairs(void* temp, size_t temp_bytes, const uint64_t* keys_in, uint64_t
 void tile_offsets(const uint64_t* sorted_keys, int64_t count, int64_t num_image_tiles, int32_t* offsets,
                   cudaStream_t stream) {
   if (count == 0) return;  // the glue zero-fills offsets, which is correct for no intersections
-  tile_offsets_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(sorted_keys, count, num_image_tiles,
+  PPT_LAUNCH(tile_offsets_kernel, blocks_for(count, kThreads), kThreads, 0, stream)(sorted_keys, count, num_image_tiles,
                                                                            offsets);
 }
 
 void iota_with_keys(const int64_t* ids, int64_t count, uint64_t* keys, int64_t* values, cudaStream_t stream) {
   if (count == 0) return;
-  iota_with_keys_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(ids, count, keys, values);
+  PPT_LAUNCH(iota_with_keys_kernel, blocks_for(count, kThreads), kThreads, 0, stream)(ids, count, keys, values);
 }
 
 }  // namespace raster_cuda

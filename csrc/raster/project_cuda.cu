@@ -1,5 +1,6 @@
 // CUDA EWA projection, forward (thread per image x Gaussian) and backward (thread per Gaussian,
 // looping over its scene's cameras: one writer per gradient row, no atomics).
+#include "ppt/cuda_launch.cuh"
 #include "ppt/gaussian.h"
 #include "raster/raster_cuda.h"
 
@@ -60,7 +61,7 @@ void project_forward(FloatKind kind, const ProjectArgs& a, const void* means, co
   if (count == 0) return;
   dispatch_float_kind(kind, [&](auto zero) {
     using T = decltype(zero);
-    project_forward_kernel<T><<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+    PPT_LAUNCH(project_forward_kernel<T>, blocks_for(count, kThreads), kThreads, 0, stream)(
         a, static_cast<const T*>(means), static_cast<const T*>(quats), static_cast<const T*>(scales),
         static_cast<const T*>(viewmats), static_cast<const T*>(Ks), static_cast<T*>(means2d),
         static_cast<T*>(depths), static_cast<T*>(conics), radii);
@@ -75,7 +76,7 @@ void project_backward(FloatKind kind, const ProjectArgs& a, const void* means, c
   if (count == 0) return;
   dispatch_float_kind(kind, [&](auto zero) {
     using T = decltype(zero);
-    project_backward_kernel<T><<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+    PPT_LAUNCH(project_backward_kernel<T>, blocks_for(count, kThreads), kThreads, 0, stream)(
         a, static_cast<const T*>(means), static_cast<const T*>(quats), static_cast<const T*>(scales),
         static_cast<const T*>(viewmats), static_cast<const T*>(Ks), radii, static_cast<const T*>(grad_means2d),
         static_cast<const T*>(grad_depths), static_cast<const T*>(grad_conics), static_cast<T*>(grad_means),

@@ -8,6 +8,9 @@
 // order-dependent float sums), or, deterministic mode, the warps' partial sums are combined in a
 // fixed order and written to the intersection's own slot, and reduce_entry_grads sums the slots of
 // each Gaussian in sorted order.
+#include <type_traits>
+
+#include "ppt/cuda_launch.cuh"
 #include "ppt/gaussian.h"
 #include "raster/raster_cuda.h"
 
@@ -215,10 +218,11 @@ __global__ void __launch_bounds__(MaxThreads) rasterize_backward_kernel(RasterAr
           for (int i = 0; i < kValues; ++i) s_partial[warp * kValues + i] = v[i];
         }
         __syncthreads();
-        if (threadIdx.x < kGeomValues + nch) {
+        // A block can have fewer threads (tile_size^2) than values (6 + up to 32 channels).
+        for (int i = threadIdx.x; i < kGeomValues + nch; i += blockDim.x) {
           T total = 0;
-          for (int w = 0; w < warps; ++w) total += s_partial[w * kValues + threadIdx.x];
-          const int64_t slot = threadIdx.x < kGeomValues ? threadIdx.x : ch0 + threadIdx.x;
+          for (int w = 0; w < warps; ++w) total += s_partial[w * kValues + i];
+          const int64_t slot = i < kGeomValues ? i : ch0 + i;
           entry_grads[k * stride + slot] += total;
         }
         __syncthreads();
@@ -274,6 +278,13 @@ void for_each_channel_chunk(int64_t channels, F&& launch) {
   }
 }
 
+// fn(std::integral_constant<int, B>{}) with B the kernels' block-size bound for `threads`.
+template <typename Fn>
+void with_block_size(int threads, Fn&& fn) {
+  if (threads <= kSmallBlock) fn(std::integral_constant<int, kSmallBlock>{});
+  else fn(std::integral_constant<int, kLargeBlock>{});
+}
+
 }  // namespace
 
 void rasterize_forward(FloatKind kind, const RasterArgs& a, const void* means2d, const void* conics,
@@ -287,12 +298,13 @@ void rasterize_forward(FloatKind kind, const RasterArgs& a, const void* means2d,
     using T = decltype(zero);
     for_each_channel_chunk(a.channels, [&](int ch0, int nch, auto chunk) {
       constexpr int CH = decltype(chunk)::value;
-      auto kernel = threads <= kSmallBlock ? rasterize_forward_kernel<T, CH, kSmallBlock>
-                                           : rasterize_forward_kernel<T, CH, kLargeBlock>;
-      kernel<<<static_cast<unsigned int>(blocks), threads, 0, stream>>>(
-          a, ch0, nch, static_cast<const T*>(means2d), static_cast<const T*>(conics), static_cast<const T*>(colors),
-          static_cast<const T*>(opacities), tile_offsets, flatten_ids, static_cast<T*>(out_colors),
-          static_cast<T*>(out_alphas), last_ids);
+      with_block_size(threads, [&](auto block) {
+        PPT_LAUNCH((rasterize_forward_kernel<T, CH, decltype(block)::value>), static_cast<unsigned int>(blocks),
+                   threads, 0, stream)(
+            a, ch0, nch, static_cast<const T*>(means2d), static_cast<const T*>(conics),
+            static_cast<const T*>(colors), static_cast<const T*>(opacities), tile_offsets, flatten_ids,
+            static_cast<T*>(out_colors), static_cast<T*>(out_alphas), last_ids);
+      });
     });
   });
 }
@@ -310,14 +322,15 @@ void rasterize_backward(FloatKind kind, const RasterArgs& a, const void* means2d
     using T = decltype(zero);
     for_each_channel_chunk(a.channels, [&](int ch0, int nch, auto chunk) {
       constexpr int CH = decltype(chunk)::value;
-      auto kernel = threads <= kSmallBlock ? rasterize_backward_kernel<T, CH, kSmallBlock>
-                                           : rasterize_backward_kernel<T, CH, kLargeBlock>;
-      kernel<<<static_cast<unsigned int>(blocks), threads, 0, stream>>>(
-          a, ch0, nch, static_cast<const T*>(means2d), static_cast<const T*>(conics), static_cast<const T*>(colors),
-          static_cast<const T*>(opacities), tile_offsets, flatten_ids, static_cast<const T*>(render_alphas),
-          last_ids, static_cast<const T*>(grad_colors), static_cast<const T*>(grad_alphas),
-          static_cast<T*>(grad_means2d), static_cast<T*>(grad_conics), static_cast<T*>(grad_colors_out),
-          static_cast<T*>(grad_opacities), static_cast<T*>(entry_grads));
+      with_block_size(threads, [&](auto block) {
+        PPT_LAUNCH((rasterize_backward_kernel<T, CH, decltype(block)::value>), static_cast<unsigned int>(blocks),
+                   threads, 0, stream)(
+            a, ch0, nch, static_cast<const T*>(means2d), static_cast<const T*>(conics),
+            static_cast<const T*>(colors), static_cast<const T*>(opacities), tile_offsets, flatten_ids,
+            static_cast<const T*>(render_alphas), last_ids, static_cast<const T*>(grad_colors),
+            static_cast<const T*>(grad_alphas), static_cast<T*>(grad_means2d), static_cast<T*>(grad_conics),
+            static_cast<T*>(grad_colors_out), static_cast<T*>(grad_opacities), static_cast<T*>(entry_grads));
+      });
     });
   });
 }
@@ -329,7 +342,7 @@ void reduce_entry_grads(FloatKind kind, const RasterArgs& a, const uint64_t* sor
   constexpr int kThreads = 256;
   dispatch_float_kind(kind, [&](auto zero) {
     using T = decltype(zero);
-    reduce_entry_grads_kernel<T><<<blocks_for(a.entries, kThreads), kThreads, 0, stream>>>(
+    PPT_LAUNCH(reduce_entry_grads_kernel<T>, blocks_for(a.entries, kThreads), kThreads, 0, stream)(
         a, sorted_keys, sorted_entries, static_cast<const T*>(entry_grads), static_cast<T*>(grad_means2d),
         static_cast<T*>(grad_conics), static_cast<T*>(grad_colors_out), static_cast<T*>(grad_opacities));
   });

@@ -1,5 +1,6 @@
 // CUDA spherical-harmonics colours, forward (thread per image x Gaussian) and backward (thread
 // per Gaussian looping over its cameras: one writer per gradient row, no atomics).
+#include "ppt/cuda_launch.cuh"
 #include "ppt/gaussian.h"
 #include "raster/raster_cuda.h"
 
@@ -40,7 +41,7 @@ void sh_forward(FloatKind kind, int degree, int64_t batches, int64_t cams, int64
   if (count == 0) return;
   dispatch_float_kind(kind, [&](auto zero) {
     using T = decltype(zero);
-    sh_forward_kernel<T><<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+    PPT_LAUNCH(sh_forward_kernel<T>, blocks_for(count, kThreads), kThreads, 0, stream)(
         degree, batches, cams, n, coeffs, static_cast<const T*>(sh), static_cast<const T*>(means),
         static_cast<const T*>(viewmats), static_cast<T*>(colors));
   });
@@ -53,7 +54,7 @@ void sh_backward(FloatKind kind, int degree, int64_t batches, int64_t cams, int6
   if (count == 0) return;
   dispatch_float_kind(kind, [&](auto zero) {
     using T = decltype(zero);
-    sh_backward_kernel<T><<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+    PPT_LAUNCH(sh_backward_kernel<T>, blocks_for(count, kThreads), kThreads, 0, stream)(
         degree, batches, cams, n, coeffs, static_cast<const T*>(sh), static_cast<const T*>(means),
         static_cast<const T*>(viewmats), static_cast<const T*>(grad_colors), static_cast<T*>(grad_sh),
         static_cast<T*>(grad_means));

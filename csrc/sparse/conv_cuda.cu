@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include "ppt/cuda_float.cuh"
+#include "ppt/cuda_launch.cuh"
 #include "sparse/sparse_cuda.h"
 
 namespace ppt {
@@ -41,7 +42,7 @@ template <typename Word>
 void gather_as(const void* src, const int32_t* rows, int64_t count, int64_t row_bytes, void* dst,
                cudaStream_t stream) {
   const int64_t words = row_bytes / static_cast<int64_t>(sizeof(Word));
-  gather_rows_kernel<Word><<<cuda::grid_size(count * words, kThreads), kThreads, 0, stream>>>(
+  PPT_LAUNCH(gather_rows_kernel<Word>, cuda::grid_size(count * words, kThreads), kThreads, 0, stream)(
       static_cast<const Word*>(src), rows, count, words, static_cast<Word*>(dst));
 }
 
@@ -64,7 +65,7 @@ __global__ void scatter_add_rows_kernel(const Source* __restrict__ src, const in
 template <typename Source, typename Accumulator>
 void scatter_as(const void* src, const int32_t* rows, int64_t count, int64_t channels, void* dst,
                 cudaStream_t stream) {
-  scatter_add_rows_kernel<Source, Accumulator><<<cuda::grid_size(count * channels, kThreads), kThreads, 0, stream>>>(
+  PPT_LAUNCH((scatter_add_rows_kernel<Source, Accumulator>), cuda::grid_size(count * channels, kThreads), kThreads, 0, stream)(
       static_cast<const Source*>(src), rows, count, channels, static_cast<Accumulator*>(dst));
 }
 

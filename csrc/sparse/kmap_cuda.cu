@@ -4,8 +4,9 @@
 // are deterministic although insertion order is not.
 #include <cuda_runtime.h>
 
-#include "ppt/hash.h"
 #include "ppt/cuda_float.cuh"
+#include "ppt/cuda_launch.cuh"
+#include "ppt/hash.h"
 #include "sparse/sparse_cuda.h"
 
 namespace ppt {
@@ -102,16 +103,16 @@ __global__ void unpack_keys_kernel(const int64_t* __restrict__ keys, int64_t m, 
 
 void launch_pack_keys(const int32_t* indices, int64_t n, VoxelPacking packing, int64_t* keys, cudaStream_t stream) {
   if (n == 0) return;
-  pack_keys_kernel<<<cuda::grid_size(n, kThreads), kThreads, 0, stream>>>(indices, n, packing, keys);
+  PPT_LAUNCH(pack_keys_kernel, cuda::grid_size(n, kThreads), kThreads, 0, stream)(indices, n, packing, keys);
 }
 
 void launch_build_hash_table(const int64_t* keys, int64_t n, int64_t* table_keys, int32_t* table_values,
                              int64_t capacity, int64_t* duplicate_row, cudaStream_t stream) {
   if (n == 0) return;
   static_assert(sizeof(unsigned long long) == sizeof(int64_t), "64-bit atomicMin expected");
-  insert_kernel<<<cuda::grid_size(n, kThreads), kThreads, 0, stream>>>(keys, n, table_keys, table_values, capacity);
-  keep_first_row_kernel<<<cuda::grid_size(n, kThreads), kThreads, 0, stream>>>(keys, n, table_keys, table_values, capacity);
-  find_duplicates_kernel<<<cuda::grid_size(n, kThreads), kThreads, 0, stream>>>(
+  PPT_LAUNCH(insert_kernel, cuda::grid_size(n, kThreads), kThreads, 0, stream)(keys, n, table_keys, table_values, capacity);
+  PPT_LAUNCH(keep_first_row_kernel, cuda::grid_size(n, kThreads), kThreads, 0, stream)(keys, n, table_keys, table_values, capacity);
+  PPT_LAUNCH(find_duplicates_kernel, cuda::grid_size(n, kThreads), kThreads, 0, stream)(
       keys, n, table_keys, table_values, capacity, reinterpret_cast<unsigned long long*>(duplicate_row));
 }
 
@@ -120,7 +121,7 @@ void launch_submanifold_map(const int32_t* indices, int64_t n, ConvGeometry geom
                             int32_t* map, cudaStream_t stream) {
   const int64_t total = n * geometry.volume();
   if (total == 0) return;
-  submanifold_map_kernel<<<cuda::grid_size(total, kThreads), kThreads, 0, stream>>>(indices, n, geometry, packing, table_keys,
+  PPT_LAUNCH(submanifold_map_kernel, cuda::grid_size(total, kThreads), kThreads, 0, stream)(indices, n, geometry, packing, table_keys,
                                                                      table_values, capacity, map);
 }
 
@@ -128,18 +129,18 @@ void launch_strided_candidates(const int32_t* indices, int64_t n, ConvGeometry g
                                int64_t* candidates, cudaStream_t stream) {
   const int64_t total = n * geometry.volume();
   if (total == 0) return;
-  strided_candidates_kernel<<<cuda::grid_size(total, kThreads), kThreads, 0, stream>>>(indices, n, geometry, out_packing, candidates);
+  PPT_LAUNCH(strided_candidates_kernel, cuda::grid_size(total, kThreads), kThreads, 0, stream)(indices, n, geometry, out_packing, candidates);
 }
 
 void launch_hash_lookup(const int64_t* keys, int64_t count, const int64_t* table_keys, const int32_t* table_values,
                         int64_t capacity, int32_t* rows, cudaStream_t stream) {
   if (count == 0) return;
-  lookup_kernel<<<cuda::grid_size(count, kThreads), kThreads, 0, stream>>>(keys, count, table_keys, table_values, capacity, rows);
+  PPT_LAUNCH(lookup_kernel, cuda::grid_size(count, kThreads), kThreads, 0, stream)(keys, count, table_keys, table_values, capacity, rows);
 }
 
 void launch_unpack_keys(const int64_t* keys, int64_t m, VoxelPacking packing, int32_t* sites, cudaStream_t stream) {
   if (m == 0) return;
-  unpack_keys_kernel<<<cuda::grid_size(m, kThreads), kThreads, 0, stream>>>(keys, m, packing, sites);
+  PPT_LAUNCH(unpack_keys_kernel, cuda::grid_size(m, kThreads), kThreads, 0, stream)(keys, m, packing, sites);
 }
 
 }  // namespace ppt

@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include "ppt/cuda_float.cuh"
+#include "ppt/cuda_launch.cuh"
 #include "ppt/sparse_pool.h"
 #include "sparse/sparse_cuda.h"
 
@@ -98,7 +99,7 @@ void accumulate_pairs(const void* src, FloatKind kind, const int32_t* pairs, int
     using T = typename decltype(tag)::type;
     for_each_offset(pairs, num_pairs, host_offsets, volume, channels,
                     [&](unsigned blocks, const int32_t* in_rows, const int32_t* out_rows, int64_t count) {
-                      accumulate_offset_kernel<T, Term><<<blocks, kThreads, 0, stream>>>(
+                      PPT_LAUNCH((accumulate_offset_kernel<T, Term>), blocks, kThreads, 0, stream)(
                           static_cast<const T*>(src), backwards ? out_rows : in_rows, backwards ? in_rows : out_rows,
                           count, channels, term, static_cast<cuda::acc_t<T>*>(dst));
                     });
@@ -115,7 +116,7 @@ void launch_sparse_max_pool(const void* features, FloatKind kind, const int32_t*
     using T = typename decltype(tag)::type;
     for_each_offset(pairs, num_pairs, host_offsets, volume, channels,
                     [&](unsigned blocks, const int32_t* in_rows, const int32_t* out_rows, int64_t count) {
-                      max_pool_offset_kernel<T><<<blocks, kThreads, 0, stream>>>(
+                      PPT_LAUNCH(max_pool_offset_kernel<T>, blocks, kThreads, 0, stream)(
                           static_cast<const T*>(features), in_rows, out_rows, count, channels, static_cast<T*>(out),
                           argmax);
                     });

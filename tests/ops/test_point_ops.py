@@ -290,6 +290,15 @@ def test_knn_duplicates_tie_to_lower_index(device):
     assert dist.tolist() == [[[0.0, 0.0, 1.0, 1.0]]]
 
 
+def test_knn_more_clouds_than_a_cuda_grid_dimension(device):
+    # The CUDA kernel puts clouds on grid.y (at most 65535 blocks): found by the emulated launch check.
+    query, points = _cloud(65537, 2, torch.float32, device), _cloud(65537, 3, torch.float32, device)
+    dist, index = knn(query, points, 2)
+    expected_dist, expected_index = ref.knn(query, points, 2)
+    assert torch.equal(index, expected_index)
+    torch.testing.assert_close(dist, expected_dist)
+
+
 def test_knn_non_contiguous(device):
     query = _cloud(4, 50, torch.float32, device)[::2]
     points = _cloud(2, 300, torch.float32, device).transpose(1, 2).contiguous().transpose(1, 2)

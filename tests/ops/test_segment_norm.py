@@ -7,6 +7,7 @@ import torch
 
 from ppt.ops import _reference as ref
 from ppt.ops import segment_batch_norm
+from ppt.testing import runs_cuda_kernels
 
 FLOAT_DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 # (atol, rtol) of outputs and gradients: half inputs are rounded once at the end, like torch.
@@ -336,11 +337,27 @@ def test_kernel_bad_input(op, args, message, device):
         getattr(torch.ops.ppt, op)(*args(x, segment, mean, invstd))
 
 
+@pytest.mark.slow  # about a minute emulated: 65,626 blocks of up to 1,024 fibers
+def test_more_channel_tiles_than_a_cuda_grid_dimension(device):
+    # CUDA tiles channels by 32: past 65535 * 32 channels the tiles no longer fit grid.y, where they
+    # were until the emulated launch check caught it.
+    x = torch.randn(8, 65536 * 32 + 5, device=device, requires_grad=True)
+    grad_out = torch.randn_like(x)
+    segment = torch.arange(8, device=device) % 2
+    y = segment_batch_norm(x, segment, 2)
+    (grad,) = torch.autograd.grad(y, x, grad_out)
+    x_ref = x.detach().double().requires_grad_()
+    y_ref = ref.segment_batch_norm(x_ref, segment, 2)
+    (grad_ref,) = torch.autograd.grad(y_ref, x_ref, grad_out.double())
+    torch.testing.assert_close(y, y_ref.float(), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(grad, grad_ref.float(), atol=1e-3, rtol=1e-3)
+
+
 def test_many_segments(device):
     # CPU tables grow with S; CUDA keeps per-block accumulators in shared memory and caps S.
     x = torch.randn(2000, 3, device=device)
     segment = torch.arange(2000, device=device) % 300
-    if device.type == "cuda":
+    if runs_cuda_kernels(device):
         with pytest.raises(RuntimeError, match="num_segments must be at most 128 on CUDA for Float inputs"):
             segment_batch_norm(x, segment, 300)
         return

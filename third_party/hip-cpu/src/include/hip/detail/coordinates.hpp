@@ -68,13 +68,33 @@ namespace hip
                 return tile_count(domain(Tile::this_tile()));
             }
         };
+        // ppt: when set, fiber f of a block runs thread count - 1 - f, so between two barriers
+        // the block's threads run from the last to the first (a missing barrier then shows when
+        // a higher thread reads a lower thread's write, the case forward order cannot see).
+        inline bool reverse_thread_order{false};
+
+        // The fiber that runs linear thread index `thread` of a block of `count` threads.
+        inline
+        std::uint32_t fiber_of_thread(std::uint32_t thread, std::uint32_t count) noexcept
+        {
+            return reverse_thread_order ? count - 1u - thread : thread;
+        }
+
         struct TIdx final {
             __forceinline__
             static
             Dim3 call() noexcept
             {   // TODO: redo.
-                return extrude(
-                    dimensions(Tile::this_tile()), id(Fiber::this_fiber()));
+                // ppt: CUDA's linear thread order (x fastest, then y, then z), so that
+                // warps are the runs of 32 consecutive linear indices as on a GPU.
+                const auto& dims{dimensions(Tile::this_tile())};
+                const auto linear{
+                    fiber_of_thread(id(Fiber::this_fiber()), count(dims))};
+
+                return Dim3{
+                    linear % dims.x,
+                    linear / dims.x % dims.y,
+                    linear / (dims.x * dims.y)};
             }
         };
 

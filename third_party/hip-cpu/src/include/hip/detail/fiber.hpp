@@ -32,6 +32,10 @@
     #undef thread_local
 #endif
 
+#if !defined(HIP_CPU_FIBER_STACK_BYTES)
+    #define HIP_CPU_FIBER_STACK_BYTES 65536
+#endif
+
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -48,8 +52,10 @@ namespace hip
         // BEGIN CLASS FIBER
         class Fiber final {
             // DATA - STATICS
+            // ppt: 7 KiB is too small for kernels with local arrays (and for sanitizer
+            // builds, whose frames are larger); HIP_CPU_FIBER_STACK_BYTES sets it.
             inline static constexpr std::uint32_t min_stack_byte_cnt_{
-                (7168 + sizeof(void*) - 1) / sizeof(void*) * sizeof(void*)};
+                (HIP_CPU_FIBER_STACK_BYTES + sizeof(void*) - 1) / sizeof(void*) * sizeof(void*)};
             inline static thread_local const Fiber* active_{nullptr};
             inline static thread_local std::uint32_t fiber_id_{0u};
 
