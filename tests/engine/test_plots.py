@@ -46,3 +46,30 @@ def test_bad_logs_are_named(tmp_path):
     (tmp_path / "log.jsonl").write_text("\n")
     with pytest.raises(ValueError, match="no training steps or evaluations"):
         read_log(tmp_path)
+
+
+def test_plot_log_defaults_to_the_runs_own_metric(tmp_path, ppt_command):
+    """A UniPre3D run logs PSNR and loss, a Point-MAE pre-training run chamfer (its recipe keeps the
+    default best_metric mIoU): plot-log draws what the run has, not an empty mIoU panel."""
+    lines = [{"step": s, "epoch": 0, "loss": 1.0 / s, "lr": 0.01, "time": float(s)} for s in (1, 2, 3, 4)]
+    lines += [{"step": s, "eval": {"shapenet": {"loss": 0.5 / s, "PSNR": 20.0 + s, "count": 8}}} for s in (2, 4)]
+    unipre3d, pretrain = tmp_path / "unipre3d", tmp_path / "pretrain"
+    for folder, best in ((unipre3d, "PSNR"), (pretrain, "mIoU")):
+        folder.mkdir()
+        (folder / "config.yaml").write_text(f"train:\n  best_metric: {best}\n")
+    (unipre3d / "log.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    lines = [line if "eval" not in line else {"step": line["step"], "eval": {"shapenet55": {"chamfer": 0.1, "count": 8}}}
+             for line in lines]
+    (pretrain / "log.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    for folder, expected in ((unipre3d, "PSNR"), (pretrain, "chamfer")):
+        run = ppt_command("plot-log", folder)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout == f"wrote {folder}/curves.png (loss, learning rate and validation {expected})\n"
+        assert (folder / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    run = ppt_command("plot-log", unipre3d / "log.jsonl", "--metric", "loss")
+    assert run.stdout == f"wrote {unipre3d}/log.png (loss, learning rate and validation loss)\n"
+
+
+def test_moving_average_leaves_out_non_finite_losses():
+    values = np.array([1.0, np.nan, 3.0, 5.0])
+    np.testing.assert_allclose(_moving_average(values, 2), [1.0, 1.0, 3.0, 4.0])
