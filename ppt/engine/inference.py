@@ -227,9 +227,19 @@ def _is_ppt_prediction(ply, vertices, label_key: str | None) -> bool:
 
 def plot_top_down(path: Path, coord: np.ndarray, prediction: np.ndarray, truth: np.ndarray | None,
                   class_names: list[str], colours: np.ndarray) -> None:
+    """:func:`top_down_figure` as a PNG at ``path``, cropped to its contents so nothing is cut."""
+    import matplotlib.pyplot as plt
+
+    figure = top_down_figure(coord, prediction, truth, class_names, colours)
+    figure.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.1)
+    plt.close(figure)
+
+
+def top_down_figure(coord: np.ndarray, prediction: np.ndarray, truth: np.ndarray | None, class_names: list[str],
+                    colours: np.ndarray):
     """Prediction (and ground truth, when labelled) seen from above; the top 15% of the height
     (ceilings) is left out so the floor plan shows. Panels take the room's proportions; the
-    legend of the classes shown stands in columns right of them; nothing is cut at the edges."""
+    legend of the classes shown stands in columns right of them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -262,8 +272,7 @@ def plot_top_down(path: Path, coord: np.ndarray, prediction: np.ndarray, truth: 
                for c in present]
     if handles:
         figure.legend(handles=handles, loc="outside right upper", ncol=columns, fontsize=8, frameon=False)
-    figure.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.1)
-    plt.close(figure)
+    return figure
 
 
 def choose_source(loaded: LoadedCheckpoint, path: str | PathLike, condition: str | None = None) -> str:

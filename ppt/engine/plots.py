@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_log", "default_metric", "plot_training_log"]
+__all__ = ["read_log", "default_metric", "plot_training_log", "training_log_figure"]
 
 
 def read_log(path: str | Path) -> tuple[list[dict], list[dict]]:
@@ -65,16 +65,28 @@ def default_metric(log: str | Path, evals: list[dict]) -> str:
 
 
 def plot_training_log(log: str | Path, out: str | Path, metric: str | None = None, title: str | None = None) -> Path:
-    """Draw the loss (raw and smoothed) and learning rate against the step, and ``metric`` (default:
-    :func:`default_metric`) of every evaluated source, into one PNG at ``out``. Metrics logged as
+    """:func:`training_log_figure` of the log at ``log`` (a run folder or its ``log.jsonl``), with
+    ``metric`` defaulting to :func:`default_metric`, as one PNG at ``out``."""
+    import matplotlib.pyplot as plt
+
+    steps, evals = read_log(log)
+    figure = training_log_figure(steps, evals, metric or default_metric(log, evals), title)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+    return out
+
+
+def training_log_figure(steps: list[dict], evals: list[dict], metric: str, title: str | None = None):
+    """The loss (raw and smoothed) and learning rate against the step, and ``metric`` of every
+    evaluated source with its final value, from :func:`read_log`'s records. Metrics logged as
     ``null`` (nothing to measure) are left out."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps, evals = read_log(log)
-    metric = metric or default_metric(log, evals)
     figure, (loss_axes, metric_axes) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     if steps:
         step = np.array([record["step"] for record in steps])
@@ -103,15 +115,11 @@ def plot_training_log(log: str | Path, out: str | Path, metric: str | None = Non
     if drawn:
         # the legend stands outside the axes, so it covers neither curves nor final-value labels
         metric_axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
-        metric_axes.margins(x=0.12)  # room right of the last point for its value
+        metric_axes.margins(x=0.2)  # room right of the last point for its value, clear of the legend
     elif evals:
         metric_axes.text(0.5, 0.5, f"no {metric} in the evaluations", transform=metric_axes.transAxes,
                          ha="center", va="center", color="0.4")
     metric_axes.grid(alpha=0.3)
     if title:
         figure.suptitle(title)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
-    return out
+    return figure
