@@ -50,7 +50,7 @@ def _points_by(array: np.ndarray, path: Path, columns: int | None, kind: str) ->
     return array
 
 
-def missing_labels_message(folder: Path, label_files: Sequence[str]) -> str:
+def _missing_labels_message(folder: Path, label_files: Sequence[str]) -> str:
     """Why a scene that must be labelled cannot be used: it names the label file(s) expected."""
     return (f"{folder / label_files[0]}: missing; this scene has none of the label files "
             f"{', '.join(label_files)}, which training and evaluation need (unlabelled scenes, like test "
@@ -89,7 +89,7 @@ def read_scene_folder(folder: str | PathLike, *, name: str, condition: str, num_
         arrays[field] = (path, _points_by(_load_array(path), path, columns, kind))
     label_path = next((folder / file for file in label_files if (folder / file).is_file()), None)
     if label_path is None and require_labels:
-        raise FileNotFoundError(missing_labels_message(folder, label_files))
+        raise FileNotFoundError(_missing_labels_message(folder, label_files))
     if label_path is not None:
         arrays["segment"] = (label_path, _points_by(_load_array(label_path), label_path, None, "integer labels"))
 
@@ -174,7 +174,7 @@ class SceneDataset(SeededDataset):
             if unlabelled:
                 others = f"; {len(unlabelled)} of {len(self)} scenes of split {split!r} have no labels" \
                     if len(unlabelled) > 1 else ""
-                raise FileNotFoundError(f"{type(self).__name__}: {missing_labels_message(unlabelled[0], self.label_files)}"
+                raise FileNotFoundError(f"{type(self).__name__}: {_missing_labels_message(unlabelled[0], self.label_files)}"
                                         f"{others}")
 
     @property

@@ -291,8 +291,8 @@ def choose_source(loaded: LoadedCheckpoint, path: str | PathLike, condition: str
     sources = {name: loaded.task.dataset_class(source) for name, source in loaded.config.data.sources.items()}
     listing = ", ".join(f"{name} ({dataset.condition})" for name, dataset in sources.items())
     if condition is not None:
-        chosen = [name for name, dataset in sources.items() if condition.lower() in (name.lower(),
-                                                                                       dataset.condition.lower())]
+        chosen = [name for name, dataset in sources.items()
+                  if condition.lower() in (name.lower(), dataset.condition.lower())]
         if not chosen:
             raise ValueError(f"--condition {condition!r}: {loaded.path} was trained on {listing}; name one of them")
         return chosen[0]
@@ -335,9 +335,8 @@ def predict_file(loaded: LoadedCheckpoint, path: str | PathLike, out: str | Path
               f"{loaded.meta.step}), {dataset_class.condition} classes, of {Path(path).name}")
     truth = sample.segment.numpy()
     plot_top_down(out / f"{name}.png", coord, prediction, truth, class_names, colours)
-    result = {"name": name, "source": source_name, "condition": dataset_class.condition,
-              "points": int(coord.shape[0]), "files": [str(out / f"{name}{s}") for s in
-                                                                       (".labels.npy", ".ply", ".png")], "note": note}
+    result = {"name": name, "source": source_name, "condition": dataset_class.condition, "points": int(coord.shape[0]),
+              "files": [str(out / f"{name}{suffix}") for suffix in (".labels.npy", ".ply", ".png")], "note": note}
     if (truth >= 0).any():
         confusion = ConfusionMatrix(len(class_names))
         confusion.update(torch.from_numpy(prediction), torch.from_numpy(truth))
