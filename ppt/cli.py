@@ -6,7 +6,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Callable
+from typing import NoReturn
 
 
 def _print_info(_: argparse.Namespace) -> int:
@@ -44,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ppt.bench import cli as bench_cli
 
-    bench = commands.add_parser("bench", help="benchmark ppt kernels against their alternatives",
+    bench = commands.add_parser("bench", help="benchmark ppt kernels against their alternatives", add_help=False,
                                 description="Benchmark ppt's kernels against their alternatives on this machine.")
     bench_cli.add_arguments(bench)
     bench.set_defaults(handler=bench_cli.run_from_args)
@@ -63,6 +66,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+CLOSED_PIPE_STATUS = 128 + 13  # 128 + SIGPIPE: the status a shell reports for a tool ended by a closed pipe
+
+
+def exit_with(command: Callable[[], int | None]) -> NoReturn:
+    """Exit with ``command()``'s status. When the reader of the output goes away (``ppt train
+    --list | head -1``) the command ends quietly with :data:`CLOSED_PIPE_STATUS`, not a
+    ``BrokenPipeError`` traceback."""
+    try:
+        try:
+            status = command()
+        except SystemExit as stop:  # --help, or a command ending early: its output is flushed below too
+            status = stop.code
+        sys.stdout.flush()  # output still buffered meets the closed pipe here, inside the try
+    except BrokenPipeError:
+        # Python flushes stdout once more at exit: point it at /dev/null so that flush is silent too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(CLOSED_PIPE_STATUS) from None
+    raise SystemExit(status)
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    raise SystemExit(args.handler(args))
+    exit_with(lambda: (args := build_parser().parse_args(argv)).handler(args))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import shlex
 import sys
 from dataclasses import replace
@@ -29,9 +30,37 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 DEFAULT_OUT = Path("ppt-bench-results")
 
 
+def suite_description(name: str) -> str:
+    """What suite ``name`` measures, its cases and targets: its module's docstring as plain text."""
+    text = importlib.import_module(SUITES[name]).__doc__ or ""
+    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text)  # Sphinx roles -> their target
+    return text.replace("``", "").strip()
+
+
+class _HelpWithSuites(argparse.Action):
+    """``-h``: the options, then what each suite named before it measures (``ppt bench models -h``)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        parser.print_help()
+        for name in dict.fromkeys(getattr(namespace, "suites", None) or ()):
+            if name in SUITES:
+                print(f"\nsuite {name}:\n\n{suite_description(name)}")
+            else:
+                print(f"\nno suite {name!r}; the suites are {', '.join(SUITES)}")
+        parser.exit()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``ppt bench``; ``parser`` must be made with ``add_help=False`` (its ``-h``
+    also describes the suites named before it)."""
+    parser.add_argument("-h", "--help", action=_HelpWithSuites,
+                        help="show this help and exit; after SUITE names, also what those suites measure")
     parser.add_argument("suites", nargs="*", metavar="SUITE",
-                        help=f"suites to run, any of {', '.join(SUITES)} (default: all)")
+                        help=f"suites to run, any of {', '.join(SUITES)} (default: all; "
+                             "ppt bench SUITE --help describes one)")
     parser.add_argument("--device", default=None, metavar="{cpu,cuda}",
                         help="cpu or cuda (default: cuda when ppt has CUDA kernels and a GPU is visible)")
     parser.add_argument("--dtype", nargs="+", choices=list(DTYPES), default=None,
@@ -183,6 +212,8 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ppt.bench", description="ppt benchmark suites")
+    parser = argparse.ArgumentParser(prog="python -m ppt.bench", description="ppt benchmark suites", add_help=False)
     add_arguments(parser)
-    raise SystemExit(run_from_args(parser.parse_args(argv)))
+    from ppt.cli import exit_with
+
+    exit_with(lambda: run_from_args(parser.parse_args(argv)))

@@ -18,8 +18,13 @@ is in the case's ``params``).
   ``peft="dapt"`` against ``peft="full"`` (Point-MAE, all 22.1M parameters trained) at batch 32 x 2048
   points of synthetic ScanObjectNN-style objects, AdamW and gradient clipping as the official
   configs. Targets: DAPT's peak step memory <= 0.65x full fine-tuning's, and its step no slower.
+- ``ppt step`` (single-dataset and mixed batch): a Point Prompt Training step (PDNorm, 3 datasets,
+  language-guided head) against the plain SpUNet-S step on the same rooms; target <= 1.1x
+  (:mod:`ppt.bench.ppt_step`).
+- ``unipre3d object step`` and ``unipre3d scene step``: every view rendered in one rasterizer
+  call against one call per image, as the official code loops (:mod:`ppt.bench.unipre3d`).
 
-Run: ``ppt bench models [--quick] [--device cpu|cuda]``.
+Run: ``ppt bench models [--quick] [--device cpu|cuda] [--case TEXT] [--profile]``.
 """
 
 from __future__ import annotations

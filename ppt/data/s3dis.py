@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +28,7 @@ class S3DIS(SceneDataset):
 
     class_names = S3DIS_CLASSES
     condition = "S3DIS"
+    scene_pattern = re.compile(r"(^|/)Area_\d+[/-][^/]+$")  # root/Area_N/<room>, or named "Area_N-<room>"
     splits = {"train": ("Area_1", "Area_2", "Area_3", "Area_4", "Area_6"), "val": ("Area_5",), "test": ("Area_5",)}
 
     def split_folders(self, split: str | Sequence[str]) -> list[Path]:

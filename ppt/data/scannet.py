@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ppt.data.scene_dataset import SceneDataset
 
 __all__ = ["ScanNet", "SCANNET_CLASSES"]
@@ -25,3 +27,5 @@ class ScanNet(SceneDataset):
     class_names = SCANNET_CLASSES
     condition = "ScanNet"
     label_files = ("segment20.npy", "segment.npy")
+    scene_pattern = re.compile(r"(^|/)scene\d{4}_\d{2}$")
+    distinctive_files = ("segment20.npy", "segment200.npy")

@@ -6,6 +6,7 @@ folders. Subclasses name the classes, the split folders and where the scenes lie
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
@@ -49,16 +50,24 @@ def _points_by(array: np.ndarray, path: Path, columns: int | None, kind: str) ->
     return array
 
 
+def _missing_labels_message(folder: Path, label_files: Sequence[str]) -> str:
+    """Why a scene that must be labelled cannot be used: it names the label file(s) expected."""
+    return (f"{folder / label_files[0]}: missing; this scene has none of the label files "
+            f"{', '.join(label_files)}, which training and evaluation need (unlabelled scenes, like test "
+            "splits, can only be predicted: ppt predict)")
+
+
 def read_scene_folder(folder: str | PathLike, *, name: str, condition: str, num_classes: int,
-                      label_files: Sequence[str] = ("segment.npy",)) -> SceneSample:
+                      label_files: Sequence[str] = ("segment.npy",), require_labels: bool = False) -> SceneSample:
     """Read one scene folder of Pointcept's layout into a :class:`SceneSample`.
 
     ``coord.npy`` and ``color.npy`` are required; ``normal.npy`` is optional (``normal=None``);
     the first of ``label_files`` present gives ``segment`` (all ``-1`` when none is, as for test
-    splits); ``instance.npy`` is optional (all ``-1``).
+    splits, unless ``require_labels``); ``instance.npy`` is optional (all ``-1``).
 
     Raises:
-        FileNotFoundError: a required file is missing (the message names it).
+        FileNotFoundError: a required file is missing (the message names it), including the
+            label file when ``require_labels``.
         ValueError: a file is unreadable or corrupt, has the wrong shape or dtype, non-finite
             coordinates, labels outside ``[-1, num_classes)``, or the arrays disagree in length.
     """
@@ -79,6 +88,8 @@ def read_scene_folder(folder: str | PathLike, *, name: str, condition: str, num_
             continue
         arrays[field] = (path, _points_by(_load_array(path), path, columns, kind))
     label_path = next((folder / file for file in label_files if (folder / file).is_file()), None)
+    if label_path is None and require_labels:
+        raise FileNotFoundError(_missing_labels_message(folder, label_files))
     if label_path is not None:
         arrays["segment"] = (label_path, _points_by(_load_array(label_path), label_path, None, "integer labels"))
 
@@ -117,15 +128,31 @@ class SceneDataset(SeededDataset):
         transform: applied to each loaded sample with a generator seeded from
             ``(seed, epoch, index)``, so an item is the same whichever worker loads it.
         seed: base seed of the transforms' randomness.
+        require_labels: every scene must hold one of ``label_files`` (checked for all scenes
+            here, so training or evaluation stops before any work, naming the file). Without
+            it a scene without labels reads as all ``-1`` (ignored), as test splits do.
     """
 
     class_names: ClassVar[tuple[str, ...]]
     condition: ClassVar[str]
     label_files: ClassVar[tuple[str, ...]] = ("segment.npy",)
     ignore_index: ClassVar[int] = IGNORE_INDEX
+    # How a scene of this dataset is recognised out of its dataset (:meth:`recognises`): a pattern
+    # of "<parent folder>/<scene>" as Pointcept's preprocessing names them, and files only it writes.
+    scene_pattern: ClassVar[re.Pattern | None] = None
+    distinctive_files: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def recognises(cls, path: str | PathLike) -> bool:
+        """True when ``path`` (a scene folder, or a point-cloud file named after a scene) is laid
+        out as a scene of this dataset: named like one, or holding a file only this dataset has."""
+        path = Path(path)
+        stem = path.name if path.is_dir() else path.stem
+        named = cls.scene_pattern is not None and cls.scene_pattern.search(f"{path.parent.name}/{stem}") is not None
+        return named or (path.is_dir() and any((path / file).is_file() for file in cls.distinctive_files))
 
     def __init__(self, root: str | PathLike, split: str | Sequence[str] = "train",
-                 transform: SceneTransform | None = None, *, seed: int = 0) -> None:
+                 transform: SceneTransform | None = None, *, seed: int = 0, require_labels: bool = False) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"{type(self).__name__}: dataset root {self.root} does not exist")
@@ -140,6 +167,15 @@ class SceneDataset(SeededDataset):
         self.scene_paths = [path for folder in folders for path in self.scenes_in(folder)]
         if not self.scene_paths:
             raise FileNotFoundError(f"{type(self).__name__}: no scenes in {', '.join(map(str, folders))}")
+        self.require_labels = require_labels
+        if require_labels:
+            unlabelled = [path for path in self.scene_paths
+                          if not any((path / file).is_file() for file in self.label_files)]
+            if unlabelled:
+                others = f"; {len(unlabelled)} of {len(self)} scenes of split {split!r} have no labels" \
+                    if len(unlabelled) > 1 else ""
+                raise FileNotFoundError(f"{type(self).__name__}: {_missing_labels_message(unlabelled[0], self.label_files)}"
+                                        f"{others}")
 
     @property
     def num_classes(self) -> int:
@@ -161,7 +197,8 @@ class SceneDataset(SeededDataset):
         """Item ``index`` as stored, without the transform."""
         path = self.scene_paths[index]
         return read_scene_folder(path, name=self.scene_name(path), condition=self.condition,
-                                 num_classes=self.num_classes, label_files=self.label_files)
+                                 num_classes=self.num_classes, label_files=self.label_files,
+                                 require_labels=self.require_labels)
 
     def __len__(self) -> int:
         return len(self.scene_paths)

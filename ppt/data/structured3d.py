@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ppt.data.scene_dataset import SceneDataset
@@ -22,6 +23,7 @@ class Structured3D(SceneDataset):
 
     class_names = STRUCTURED3D_CLASSES
     condition = "Structured3D"
+    scene_pattern = re.compile(r"(^|/)scene_\d{5}[/_]room_\d+$")  # scene_XXXXX/room_Y, or "scene_XXXXX_room_Y"
 
     def scenes_in(self, folder: Path) -> list[Path]:
         return sorted(path for path in folder.glob("scene_*/room_*") if path.is_dir())

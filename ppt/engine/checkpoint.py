@@ -24,6 +24,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from ppt.engine.metrics import strict_json
+
 __all__ = ["CheckpointMeta", "save_checkpoint", "read_meta", "read_train_state", "state_path",
            "rng_state", "set_rng_state", "CheckpointError"]
 
@@ -44,8 +46,8 @@ class CheckpointMeta:
     provenance: dict
 
     def to_json(self) -> str:
-        return json.dumps({"format": FORMAT, "version": VERSION, "config": self.config, "class_names": self.class_names,
-                           "step": self.step, "metrics": self.metrics, "provenance": self.provenance})
+        return strict_json({"format": FORMAT, "version": VERSION, "config": self.config, "class_names": self.class_names,
+                            "step": self.step, "metrics": self.metrics, "provenance": self.provenance})
 
 
 def provenance() -> dict:

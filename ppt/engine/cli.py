@@ -74,10 +74,11 @@ def _eval(args: argparse.Namespace) -> int:
     from ppt.engine.tasks import SegmentationTask
 
     loaded = load_checkpoint(args.checkpoint, data_root=args.data, device=args.device)
+    results = evaluate_checkpoint(loaded, progress=not args.no_progress)
     recipe = loaded.meta.provenance.get("recipe", "")
     print(f"{args.checkpoint}: {recipe} at step {loaded.meta.step} (ppt {loaded.meta.provenance.get('ppt')}, "
           f"torch {loaded.meta.provenance.get('torch')}, {loaded.meta.provenance.get('time')})")
-    for name, confusion in evaluate_checkpoint(loaded, progress=not args.no_progress).items():
+    for name, confusion in results.items():
         split = loaded.config.data.sources[name].val_split
         print(f"\n{name} ({split} split)")
         print(format_table(confusion, loaded.task.class_names[name], isinstance(loaded.task, SegmentationTask)))
@@ -90,19 +91,21 @@ def _predict(args: argparse.Namespace) -> int:
 
     loaded = load_checkpoint(args.checkpoint, device=args.device)
     for scene in args.scenes:
-        result = predict_file(loaded, scene, args.out)
+        result = predict_file(loaded, scene, args.out, condition=args.condition)
         score = f", mIoU against its labels {result['mIoU']:.4f}" if "mIoU" in result else ""
-        print(f"{scene}: {result['points']} points{score} -> {', '.join(result['files'])}"
+        print(f"{scene}: {result['points']} points as {result['condition']}{score} -> {', '.join(result['files'])}"
               + (f" ({result['note']})" if result["note"] else ""))
     return 0
 
 
 def _plot_log(args: argparse.Namespace) -> int:
-    from ppt.engine.plots import plot_training_log
+    from ppt.engine.plots import default_metric, plot_training_log, read_log
 
     run = args.run.rstrip("/")
     out = args.out or (f"{run}/curves.png" if not run.endswith(".jsonl") else run.removesuffix(".jsonl") + ".png")
-    print(f"wrote {plot_training_log(args.run, out, metric=args.metric, title=args.title)}")
+    metric = args.metric or default_metric(args.run, read_log(args.run)[1])
+    print(f"wrote {plot_training_log(args.run, out, metric=metric, title=args.title)} (loss, learning rate and "
+          f"validation {metric})")
     return 0
 
 
@@ -167,6 +170,10 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("checkpoint", help="a .safetensors checkpoint written by ppt train")
     predict.add_argument("scenes", nargs="+", metavar="SCENE", help="scene folders (coord.npy, color.npy, ...) or .ply files")
     predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument("--condition", "--dataset", metavar="NAME",
+                         help="the dataset whose classes (and prompt) to predict with, for a checkpoint trained on "
+                              "several (ppt-joint): a source of its recipe or its dataset, e.g. scannet or ScanNet "
+                              "(default: the one the scene's layout matches)")
     predict.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default auto)")
     predict.set_defaults(handler=_predict)
 
@@ -175,7 +182,8 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
         description="Draw a run's loss, learning rate and validation metric per dataset from its log.jsonl.")
     plot.add_argument("run", help="a run folder of ppt train (or its log.jsonl)")
     plot.add_argument("--out", help="PNG path (default RUN/curves.png)")
-    plot.add_argument("--metric", default="mIoU", help="validation metric to draw (default mIoU; allAcc, mAcc ...)")
+    plot.add_argument("--metric", help="validation metric to draw (mIoU, allAcc, PSNR ...; default: the run's "
+                                       "train.best_metric, else the first metric its evaluations logged)")
     plot.add_argument("--title", help="figure title")
     plot.set_defaults(handler=_user_errors("plot-log", lambda: (ValueError, FileNotFoundError))(_plot_log))
 

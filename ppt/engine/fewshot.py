@@ -51,7 +51,8 @@ def _fold_accuracy(config: RecipeConfig, out: Path, recipe: str, source: str, pr
     if last.is_file():
         meta = read_meta(last)
         if meta.step == config.train.steps and source in meta.metrics:
-            return float(meta.metrics[source]["allAcc"])
+            accuracy = meta.metrics[source]["allAcc"]  # metadata is strict JSON: null for NaN
+            return float("nan") if accuracy is None else float(accuracy)
     result = train(config, out, recipe=recipe, resume=last.is_file(), progress=progress)
     return float(result.metrics[source]["allAcc"])
 

@@ -15,11 +15,11 @@ from ppt.data import SceneSample, read_scene_folder
 from ppt.engine.checkpoint import CheckpointError, CheckpointMeta, read_meta
 from ppt.engine.config import RecipeConfig, config_from_dict
 from ppt.engine.metrics import ConfusionMatrix
-from ppt.engine.tasks import SegmentationTask, Task, create_task
+from ppt.engine.tasks import ClassificationTask, SegmentationTask, Task, create_task
 from ppt.engine.trainer import Precision, resolve_device
 
-__all__ = ["LoadedCheckpoint", "load_checkpoint", "evaluate_checkpoint", "read_point_cloud", "predict_file",
-           "format_table"]
+__all__ = ["LoadedCheckpoint", "load_checkpoint", "evaluate_checkpoint", "read_point_cloud", "choose_source",
+           "predict_file", "format_table"]
 
 
 @dataclass
@@ -64,6 +64,11 @@ def evaluate_checkpoint(loaded: LoadedCheckpoint, *, progress: bool = True) -> d
     from tqdm import tqdm
 
     task, results = loaded.task, {}
+    if not isinstance(task, (SegmentationTask, ClassificationTask)):
+        raise ValueError(f"ppt eval evaluates segmentation checkpoints (tasks segmentation, ppt-segmentation) and "
+                         f"classification checkpoints (task classification); {loaded.path} is a {loaded.config.task} "
+                         f"checkpoint, whose validation ({', '.join(task.headline_metrics)}) is in its run's log.jsonl: "
+                         "ppt plot-log RUN draws it")
     for name, source in loaded.config.data.sources.items():
         confusion = ConfusionMatrix(len(task.class_names[name]), device=loaded.device)
         if isinstance(task, SegmentationTask):
@@ -143,12 +148,17 @@ def read_point_cloud(path: str | PathLike, *, num_classes: int, label_files: tup
     from plyfile import PlyData
 
     try:
-        vertices = PlyData.read(str(path))["vertex"]
+        ply = PlyData.read(str(path))
+        vertices = ply["vertex"]
     except Exception as error:
         raise ValueError(f"{path}: not a readable PLY point cloud ({error})") from None
     names = vertices.data.dtype.names
     if not {"x", "y", "z"} <= set(names):
         raise ValueError(f"{path}: PLY vertices need x, y, z properties, found {names}")
+    label_key = next((key for key in ("label", "class", "segment") if key in names), None)
+    if _is_ppt_prediction(ply, vertices, label_key):
+        raise ValueError(f"{path} is an output of ppt predict: its colours are class colours and its classes "
+                         "predictions, not a scan's colours and labels; predict the original scene instead")
 
     def columns(*keys: str) -> torch.Tensor:
         return torch.from_numpy(np.stack([np.asarray(vertices[key], dtype=np.float32) for key in keys], 1))
@@ -164,7 +174,6 @@ def read_point_cloud(path: str | PathLike, *, num_classes: int, label_files: tup
     if normal is None and need_normals:
         normal = _estimate_normals(coord)
         notes.append("no normals: estimated by PCA")
-    label_key = next((key for key in ("label", "class", "segment") if key in names), None)
     segment = (torch.from_numpy(np.asarray(vertices[label_key], dtype=np.int64)) if label_key
                else torch.full((coord.shape[0],), -1, dtype=torch.int64))
     segment = torch.where((segment >= 0) & (segment < num_classes), segment, -1)
@@ -181,22 +190,56 @@ def palette(num_classes: int) -> np.ndarray:
     return (np.asarray([colours[i % len(colours)][:3] for i in range(num_classes)]) * 255).round().astype(np.uint8)
 
 
-def write_ply(path: Path, coord: np.ndarray, labels: np.ndarray, colours: np.ndarray) -> None:
+PREDICTION_COMMENT = "ppt predict"
+"""The first words of the header comment that marks a PLY written by :func:`write_ply`."""
+
+
+def write_ply(path: Path, coord: np.ndarray, labels: np.ndarray, colours: np.ndarray, description: str) -> None:
+    """The points coloured by predicted class, with the class in a ``prediction`` property (not
+    ``label``, which readers take for ground truth) and a header comment
+    ``ppt predict: <description>`` by which :func:`read_point_cloud` recognises the file."""
     from plyfile import PlyData, PlyElement
 
     rgb = colours[labels]
     vertex = np.empty(coord.shape[0], dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"),
-                                             ("blue", "u1"), ("label", "i4")])
+                                             ("blue", "u1"), ("prediction", "i4")])
     vertex["x"], vertex["y"], vertex["z"] = coord[:, 0], coord[:, 1], coord[:, 2]
     vertex["red"], vertex["green"], vertex["blue"] = rgb[:, 0], rgb[:, 1], rgb[:, 2]
-    vertex["label"] = labels
-    PlyData([PlyElement.describe(vertex, "vertex")]).write(str(path))
+    vertex["prediction"] = labels
+    comments = [f"{PREDICTION_COMMENT}: {description}", "red, green, blue: class colours; prediction: predicted class"]
+    PlyData([PlyElement.describe(vertex, "vertex")], comments=comments).write(str(path))
+
+
+def _is_ppt_prediction(ply, vertices, label_key: str | None) -> bool:
+    """A PLY written by ``ppt predict``: marked by its header comment, or (written before ppt
+    marked them) every point coloured exactly with ppt's colour of its ``label``."""
+    if any(comment.startswith(PREDICTION_COMMENT) for comment in ply.comments):
+        return True
+    names = vertices.data.dtype.names
+    if label_key != "label" or not {"red", "green", "blue"} <= set(names) or len(vertices.data) == 0:
+        return False
+    labels = np.asarray(vertices["label"], dtype=np.int64)
+    if labels.min() < 0:
+        return False
+    rgb = np.stack([np.asarray(vertices[key]) for key in ("red", "green", "blue")], 1)
+    return bool(np.array_equal(rgb, palette(int(labels.max()) + 1)[labels]))
 
 
 def plot_top_down(path: Path, coord: np.ndarray, prediction: np.ndarray, truth: np.ndarray | None,
                   class_names: list[str], colours: np.ndarray) -> None:
+    """:func:`top_down_figure` as a PNG at ``path``, cropped to its contents so nothing is cut."""
+    import matplotlib.pyplot as plt
+
+    figure = top_down_figure(coord, prediction, truth, class_names, colours)
+    figure.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.1)
+    plt.close(figure)
+
+
+def top_down_figure(coord: np.ndarray, prediction: np.ndarray, truth: np.ndarray | None, class_names: list[str],
+                    colours: np.ndarray):
     """Prediction (and ground truth, when labelled) seen from above; the top 15% of the height
-    (ceilings) is left out so the floor plan shows."""
+    (ceilings) is left out so the floor plan shows. Panels take the room's proportions; the
+    legend of the classes shown stands in columns right of them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -207,7 +250,16 @@ def plot_top_down(path: Path, coord: np.ndarray, prediction: np.ndarray, truth: 
     order = np.argsort(z[keep], kind="stable")
     xy = coord[keep][order, :2]
     panels = [("prediction", prediction)] + ([("ground truth", truth)] if truth is not None and (truth >= 0).any() else [])
-    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 6), squeeze=False)
+    # each panel fits a 6-inch square in the room's proportions, and is at least 2.5 inches either way
+    span = np.ptp(xy, axis=0) if len(xy) else np.ones(2)
+    aspect = float(span[1] / span[0]) if span[0] > 0 and span[1] > 0 else 1.0
+    width, height = (6.0, max(2.5, 6.0 * aspect)) if aspect <= 1 else (max(2.5, 6.0 / aspect), 6.0)
+    present = sorted(set(prediction.tolist()) | (set(truth[truth >= 0].tolist()) if truth is not None else set()))
+    rows_per_column = max(8, int(height * 4))  # legend rows of 8-point text fit the panel height
+    columns = max(1, -(-len(present) // rows_per_column))
+    legend_width = columns * (0.4 + 0.075 * max((len(class_names[c]) for c in present), default=0))
+    figure, axes = plt.subplots(1, len(panels), figsize=(width * len(panels) + legend_width, height + 0.5),
+                                squeeze=False, layout="constrained")
     grey = np.array([200, 200, 200], dtype=np.uint8)
     for axis, (title, labels) in zip(axes[0], panels):
         shown = labels[keep][order]
@@ -216,25 +268,56 @@ def plot_top_down(path: Path, coord: np.ndarray, prediction: np.ndarray, truth: 
         axis.set_title(title)
         axis.set_aspect("equal")
         axis.axis("off")
-    present = sorted(set(prediction.tolist()) | (set(truth[truth >= 0].tolist()) if truth is not None else set()))
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=colours[c] / 255.0, label=class_names[c])
                for c in present]
-    figure.legend(handles=handles, loc="lower center", ncol=min(6, max(1, len(handles))), fontsize=8, frameon=False)
-    figure.tight_layout(rect=(0, 0.08, 1, 1))
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    if handles:
+        figure.legend(handles=handles, loc="outside right upper", ncol=columns, fontsize=8, frameon=False)
+    return figure
 
 
-def predict_file(loaded: LoadedCheckpoint, path: str | PathLike, out: str | PathLike) -> dict:
-    """Predict every point of a scene folder or ``.ply`` file; write ``<name>.labels.npy`` (int64
-    class per point), ``<name>.ply`` (points coloured by class, with a ``label`` property) and
+def choose_source(loaded: LoadedCheckpoint, path: str | PathLike, condition: str | None = None) -> str:
+    """The data source of a segmentation checkpoint whose classes (and, for Point Prompt
+    Training, whose prompt) label the scene at ``path``.
+
+    ``condition`` names it: a source of the recipe (``scannet``) or its dataset (``ScanNet``),
+    in any case. Without it a single-source checkpoint uses its source, and a multi-dataset one
+    (``ppt-joint``) the one dataset whose scenes ``path`` is laid out like
+    (:meth:`~ppt.data.SceneDataset.recognises`).
+
+    Raises:
+        ValueError: ``condition`` is none of the sources, or the layout does not single one out
+            (the message lists them).
+    """
+    sources = {name: loaded.task.dataset_class(source) for name, source in loaded.config.data.sources.items()}
+    listing = ", ".join(f"{name} ({dataset.condition})" for name, dataset in sources.items())
+    if condition is not None:
+        chosen = [name for name, dataset in sources.items()
+                  if condition.lower() in (name.lower(), dataset.condition.lower())]
+        if not chosen:
+            raise ValueError(f"--condition {condition!r}: {loaded.path} was trained on {listing}; name one of them")
+        return chosen[0]
+    if len(sources) == 1:
+        return next(iter(sources))
+    matches = [name for name, dataset in sources.items() if dataset.recognises(path)]
+    if len(matches) == 1:
+        return matches[0]
+    layout = "matches " + " and ".join(matches) if matches else "matches none of them"
+    raise ValueError(f"{path}: {loaded.path} was trained on {len(sources)} datasets, {listing}, and the scene's layout "
+                     f"{layout}; choose whose classes to predict with --condition NAME")
+
+
+def predict_file(loaded: LoadedCheckpoint, path: str | PathLike, out: str | PathLike, *,
+                 condition: str | None = None) -> dict:
+    """Predict every point of a scene folder or ``.ply`` file with the classes of the source
+    :func:`choose_source` picks (``condition``); write ``<name>.labels.npy`` (int64 class per point),
+    ``<name>.ply`` (points coloured by class, with a ``prediction`` property; :func:`write_ply`) and
     ``<name>.png`` (top-down view, next to the ground truth when the input is labelled)."""
     task = loaded.task
     if not isinstance(task, SegmentationTask):
-        raise ValueError(f"ppt predict handles scene segmentation checkpoints; {loaded.path} is a {loaded.config.task} "
-                         "checkpoint")
-    source_name, source = next(iter(loaded.config.data.sources.items()))
-    dataset_class = task.dataset_class(source)
+        raise ValueError(f"ppt predict labels scenes with segmentation checkpoints (tasks segmentation, "
+                         f"ppt-segmentation); {loaded.path} is a {loaded.config.task} checkpoint")
+    source_name = choose_source(loaded, path, condition)
+    dataset_class = task.dataset_class(loaded.config.data.sources[source_name])
     class_names = task.class_names[source_name]
     sample, note = read_point_cloud(path, num_classes=len(class_names), label_files=dataset_class.label_files,
                                     condition=dataset_class.condition,
@@ -247,11 +330,13 @@ def predict_file(loaded: LoadedCheckpoint, path: str | PathLike, out: str | Path
     coord = sample.coord.numpy()
     colours = palette(len(class_names))
     np.save(out / f"{name}.labels.npy", prediction)
-    write_ply(out / f"{name}.ply", coord, prediction, colours)
+    write_ply(out / f"{name}.ply", coord, prediction, colours,
+              f"{loaded.path.name} ({loaded.meta.provenance.get('recipe') or loaded.config.task}, step "
+              f"{loaded.meta.step}), {dataset_class.condition} classes, of {Path(path).name}")
     truth = sample.segment.numpy()
     plot_top_down(out / f"{name}.png", coord, prediction, truth, class_names, colours)
-    result = {"name": name, "points": int(coord.shape[0]), "files": [str(out / f"{name}{s}") for s in
-                                                                       (".labels.npy", ".ply", ".png")], "note": note}
+    result = {"name": name, "source": source_name, "condition": dataset_class.condition, "points": int(coord.shape[0]),
+              "files": [str(out / f"{name}{suffix}") for suffix in (".labels.npy", ".ply", ".png")], "note": note}
     if (truth >= 0).any():
         confusion = ConfusionMatrix(len(class_names))
         confusion.update(torch.from_numpy(prediction), torch.from_numpy(truth))

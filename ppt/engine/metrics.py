@@ -1,15 +1,36 @@
 """Metrics from a confusion matrix: mIoU / mAcc / allAcc and per-class IoU for segmentation,
 overall and mean-class accuracy for classification. Label ``-1`` is ignored. :class:`Totals`
-accumulates the sums behind metrics that are ratios (a mean loss, a mean PSNR)."""
+accumulates the sums behind metrics that are ratios (a mean loss, a mean PSNR). :func:`strict_json`
+writes records of metrics as standard JSON."""
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-__all__ = ["ConfusionMatrix", "Totals"]
+__all__ = ["ConfusionMatrix", "Totals", "strict_json"]
+
+
+def _finite_or_none(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
+def strict_json(record) -> str:
+    """``record`` as standard JSON, with ``null`` for every non-finite float: a metric with
+    nothing to measure is NaN (a source without labelled points), a skipped fp16 step's loss is
+    infinite, and Python's ``json`` would write those as the bare ``NaN`` / ``Infinity`` that other
+    JSON readers (jq, JavaScript, strict parsers) reject."""
+    return json.dumps(_finite_or_none(record), allow_nan=False)
 
 
 def _sum_over_processes(tensor: Tensor) -> None:

@@ -195,7 +195,8 @@ class SegmentationTask(Task):
         transform = (scene_train_transform(data.grid_size, data.point_max, data.augment) if train
                      else scene_val_transform(data.grid_size))
         root = dataset_root(source, data, is_main=is_main)
-        return self.dataset_class(source)(root, split, transform, seed=self.config.train.seed)
+        # training and evaluation need every scene's labels: a scene without them stops the run here
+        return self.dataset_class(source)(root, split, transform, seed=self.config.train.seed, require_labels=True)
 
     def collate(self, samples: Sequence[SceneSample]) -> SceneBatch:
         return collate_scenes(samples, feat_keys=tuple(self.config.data.feat_keys))

@@ -5,8 +5,10 @@ checkpoints, resume, DDP and logging, and reaches the model only through a
 :class:`~ppt.engine.tasks.Task`. Output folder::
 
     OUT/config.yaml         the resolved recipe
-    OUT/log.jsonl           one JSON object per logged step ({"step", "epoch", "loss", "lr", ...})
-                            and per evaluation ({"step", "eval": {source: {metric: value}}})
+    OUT/log.jsonl           one JSON object per logged step ({"step", "epoch", "loss", "lr", "time", ...};
+                            time: seconds of training so far, summed over resumed sessions) and per
+                            evaluation ({"step", "eval": {source: {metric: value}}}); strict JSON,
+                            null for a metric with nothing to measure
     OUT/last.safetensors    weights + metadata of the latest step; last.state.pt resumes from it
                             (with train.ema_decay the checkpoints hold the weight average, the
                             state file the raw weights)
@@ -40,6 +42,7 @@ from ppt.engine.checkpoint import (CheckpointError, CheckpointMeta, provenance, 
 from ppt.engine.config import RecipeConfig, config_to_dict
 from ppt.engine.distributed import DistributedContext, all_reduce_mean, init_distributed
 from ppt.engine.ema import WeightAverage
+from ppt.engine.metrics import strict_json
 from ppt.engine.optim import build_optimizer, build_scheduler
 from ppt.engine.sampling import epoch_sampler
 from ppt.engine.tasks import Task, create_task
@@ -144,7 +147,7 @@ class _Log:
     def write(self, record: dict) -> None:
         if not self.enabled:
             return
-        self.file.write(json.dumps(record) + "\n")
+        self.file.write(strict_json(record) + "\n")
         self.file.flush()
         if self.writer is not None:
             step = record["step"]
@@ -223,7 +226,7 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
                if train_cfg.ema_decay is not None else None)
     config_dict = config_to_dict(config)
 
-    step, best = 0, float("-inf")
+    step, best, elapsed = 0, float("-inf"), 0.0
     if resume:
         meta = read_meta(last)
         _check_same_run(meta.config, config_dict, last)
@@ -236,6 +239,7 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
         scheduler.load_state_dict(state["scheduler"])
         precision.scaler.load_state_dict(state.get("scaler", {}))
         step, best = int(state["step"]), float(state["best"])
+        elapsed = float(state.get("elapsed", 0.0))  # training seconds of the earlier sessions
         rngs = state["rng"]
         if len(rngs) != ctx.world_size:
             raise RunFolderError(f"--resume: the run used {len(rngs)} processes, this one has {ctx.world_size}; resume "
@@ -290,7 +294,8 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
                               provenance={**provenance(), "recipe": recipe, **task.checkpoint_metadata(model)})
         state = None
         if with_state:
-            state = {"step": step, "best": best, "optimizer": optimizer.state_dict(),
+            state = {"step": step, "best": best, "elapsed": time.perf_counter() - started,
+                     "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "scaler": precision.scaler.state_dict(), "rng": rngs}
             if average is not None:
                 # copies: the average is swapped into these tensors while the files are written
@@ -304,7 +309,7 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
     metrics: dict = {}
     bar = tqdm(total=end, initial=step, desc="train", disable=not (progress and ctx.is_main), dynamic_ncols=True)
     model.train()
-    started = time.perf_counter()
+    started = time.perf_counter() - elapsed  # so a resumed run's log times continue where it stopped
     while step < end:
         epoch, skip = divmod(step, per_epoch)
         for dataset in train_sets:

@@ -30,7 +30,7 @@ from ppt.models.spunet import BasicBlock, SpUNet
 from ppt.sparse import SparseTensor
 
 __all__ = ["PointPromptTraining", "restricted_cross_entropy", "HEADS", "ADAPTERS", "POINTCEPT_CLASS_NAMES",
-           "POINTCEPT_BACKBONE_CONDITIONS"]
+           "POINTCEPT_BACKBONE_CONDITIONS", "POINTCEPT_PROMPT_CONDITIONS"]
 
 HEADS = ("lang", "unionized", "decoupled")
 ADAPTERS = ("pdnorm", "add", "cross_attn", "none")
@@ -44,8 +44,10 @@ POINTCEPT_CLASS_NAMES = (
     "clutter", "otherstructure", "otherfurniture", "otherprop",
 )
 # The condition order of the SpUNet-v1m3 backbone in Pointcept's PPT configs (its PDBatchNorm rows
-# ``bns.{i}``); the PPT level (``embedding_table``) uses ("Structured3D", "ScanNet", "S3DIS").
+# ``bns.{i}``) and of the PPT level (PPT-v1m1/-v1m2 ``conditions``: the rows of ``embedding_table``
+# and the ``seg_heads``), which differ.
 POINTCEPT_BACKBONE_CONDITIONS = ("ScanNet", "S3DIS", "Structured3D")
+POINTCEPT_PROMPT_CONDITIONS = ("Structured3D", "ScanNet", "S3DIS")
 
 Condition = str | int | Tensor
 
@@ -430,37 +432,69 @@ class PointPromptTraining(nn.Module):
 
     def convert_pointcept_state_dict(self, state_dict: Mapping[str, Tensor],
                                      backbone_conditions: Sequence[str] | None = None,
-                                     class_names: Sequence[str] = POINTCEPT_CLASS_NAMES) -> dict[str, Tensor]:
-        """A Pointcept ``PPT-v1m1`` / ``PPT-v1m2`` state dict in this model's names.
+                                     class_names: Sequence[str] = POINTCEPT_CLASS_NAMES,
+                                     prompt_conditions: Sequence[str] | None = None) -> dict[str, Tensor]:
+        """A Pointcept ``PPT-v1m1`` / ``PPT-v1m2`` state dict in this model's names, every
+        per-condition row matched to this model's ``conditions`` by dataset name.
 
         Args:
             state_dict: the checkpoint's ``state_dict`` (``module.`` already removed).
             backbone_conditions: the condition order of the checkpoint's ``SpUNet-v1m3``
-                (``backbone.conditions`` of its config); its ``bns.{i}`` rows are reordered to
-                this model's ``conditions``. Default: Pointcept's configs' order
-                (:data:`POINTCEPT_BACKBONE_CONDITIONS`) when this model has exactly those
-                conditions, else this model's order. The PPT level (``embedding_table``,
-                ``seg_heads``) is taken to be in this model's order.
+                (``backbone.conditions`` of its config), the order of its ``bns.{i}`` rows.
+                Default: Pointcept's configs' order (:data:`POINTCEPT_BACKBONE_CONDITIONS`) when
+                this model has exactly those conditions, else this model's order.
             class_names: the names of the checkpoint's ``class_embedding`` rows (its config's
                 ``class_name``); rows are matched to this model's classes by name, so the
                 checkpoint's ``valid_index`` is not needed (nor its scrambled S3DIS order).
+            prompt_conditions: the condition order of the PPT level (``conditions`` of the
+                PPT-v1m1/-v1m2 config), the order of the ``embedding_table`` rows and of the
+                ``seg_heads.{i}``. Default: Pointcept's (:data:`POINTCEPT_PROMPT_CONDITIONS`)
+                when this model has exactly those conditions, else this model's order.
+
+        Raises:
+            ValueError: a condition list that is not a reordering of this model's conditions, or
+                that does not fit the number of the checkpoint's rows.
         """
-        if backbone_conditions is None:
-            official = set(self.conditions) == set(POINTCEPT_BACKBONE_CONDITIONS)
-            backbone_conditions = POINTCEPT_BACKBONE_CONDITIONS if official else self.conditions
-        if set(backbone_conditions) != set(self.conditions):
-            raise ValueError(f"backbone_conditions {tuple(backbone_conditions)} are not this model's conditions "
-                             f"{self.conditions}")
-        ours = [self.conditions.index(name) for name in backbone_conditions]
+        backbone_order = self._checkpoint_rows(backbone_conditions, POINTCEPT_BACKBONE_CONDITIONS, "backbone_conditions")
+        prompt_order = self._checkpoint_rows(prompt_conditions, POINTCEPT_PROMPT_CONDITIONS, "prompt_conditions")
         backbone = {key[len("backbone."):]: value for key, value in state_dict.items() if key.startswith("backbone.")}
-        converted = {key: value for key, value in state_dict.items() if not key.startswith("backbone.")}
-        row = re.compile(r"\.bns\.(\d+)\.")
+        converted = {}
+        bns_row, head_row = re.compile(r"\.bns\.(\d+)\."), re.compile(r"^seg_heads\.(\d+)\.")
         for key, value in SpUNet.convert_pointcept_state_dict(backbone).items():
-            key = row.sub(lambda match: f".bns.{ours[int(match[1])]}." if int(match[1]) < len(ours) else match[0], key)
-            converted["backbone." + key] = value
+            converted["backbone." + self._renumber(bns_row, key, backbone_order, "backbone_conditions", ".bns.{}.")] = value
+        for key, value in state_dict.items():
+            if key.startswith("backbone."):
+                continue
+            if key == "embedding_table.weight":
+                if value.dim() != 2 or value.shape[0] != len(prompt_order):
+                    raise ValueError(f"embedding_table.weight of the checkpoint has shape {tuple(value.shape)}, not "
+                                     f"one row per prompt_conditions {prompt_order} (pass the config's conditions)")
+                value = value[[prompt_order.index(name) for name in self.conditions]]
+            converted[self._renumber(head_row, key, prompt_order, "prompt_conditions", "seg_heads.{}.")] = value
         if "class_embedding" in converted and hasattr(self, "class_embedding"):
             converted["class_embedding"] = self._class_rows_by_name(converted["class_embedding"], tuple(class_names))
         return converted
+
+    def _checkpoint_rows(self, given: Sequence[str] | None, pointcept: tuple[str, ...], argument: str) -> tuple[str, ...]:
+        """The condition names of a checkpoint's rows: ``given``, else Pointcept's order for a
+        model of Pointcept's conditions, else this model's order."""
+        if given is None:
+            given = pointcept if set(self.conditions) == set(pointcept) else self.conditions
+        if isinstance(given, str) or sorted(given) != sorted(self.conditions):
+            raise ValueError(f"{argument} {given!r} are not a reordering of this model's conditions {self.conditions}")
+        return tuple(given)
+
+    def _renumber(self, pattern: re.Pattern, key: str, order: tuple[str, ...], argument: str, template: str) -> str:
+        """``key`` with the checkpoint's row number (``pattern``'s group) replaced by the row of the
+        same condition in this model."""
+        match = pattern.search(key)
+        if match is None:
+            return key
+        row = int(match[1])
+        if row >= len(order):
+            raise ValueError(f"{key}: the checkpoint has a row {row} but {argument} {order} name {len(order)} "
+                             "(pass the config's conditions)")
+        return key[:match.start()] + template.format(self.conditions.index(order[row])) + key[match.end():]
 
     def _class_rows_by_name(self, table: Tensor, names: tuple[str, ...]) -> Tensor:
         if table.dim() != 2 or table.shape[0] != len(names):

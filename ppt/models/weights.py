@@ -24,17 +24,28 @@ StateDict = Mapping[str, Tensor]
 
 @dataclass(frozen=True)
 class LoadReport:
-    """What ``load_weights`` did: the format used and the model keys the checkpoint did not fill
-    (``missing``) and checkpoint keys the model has no place for (``unexpected``)."""
+    """What ``load_weights`` did: the format used, the model keys the checkpoint did not fill
+    (``missing``), checkpoint keys the model has no place for (``unexpected``) and checkpoint keys
+    the format leaves out on purpose (``ignored``: e.g. the decoder of a Point-MAE pre-training
+    checkpoint loaded into a classifier)."""
 
     format: str
     missing: tuple[str, ...]
     unexpected: tuple[str, ...]
+    ignored: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         def listing(keys: tuple[str, ...]) -> str:
             return ", ".join(keys[:8]) + (f", ... ({len(keys)} in all)" if len(keys) > 8 else "") if keys else "none"
-        return f"loaded {self.format} weights; missing: {listing(self.missing)}; unexpected: {listing(self.unexpected)}"
+
+        # ignored keys are whole modules left out (a decoder): named by module, with their key counts
+        modules: dict[str, list[str]] = {}
+        for key in self.ignored:
+            modules.setdefault(key.split(".", 1)[0], []).append(key)
+        ignored = ", ".join(keys[0] if keys == [name] else f"{name}.* ({len(keys)} keys)"
+                            for name, keys in modules.items()) or "none"
+        return (f"loaded {self.format} weights; missing: {listing(self.missing)}; unexpected: "
+                f"{listing(self.unexpected)}; ignored (not used by this model): {ignored}")
 
 
 @dataclass(frozen=True)
@@ -44,12 +55,14 @@ class CheckpointFormat:
     Attributes:
         name: the ``format=`` value.
         detect: True when a raw checkpoint (what :func:`read_checkpoint` returns) is of this format.
-        convert: ``(raw checkpoint, model) -> state dict`` for ``model.load_state_dict``.
+        convert: ``(raw checkpoint, model) -> (state dict, ignored keys)``: the state dict for
+            ``model.load_state_dict`` and the checkpoint keys left out of it on purpose (reported
+            as :attr:`LoadReport.ignored`).
     """
 
     name: str
     detect: Callable[[Mapping], bool]
-    convert: Callable[[Mapping, nn.Module], dict[str, Tensor]]
+    convert: Callable[[Mapping, nn.Module], tuple[dict[str, Tensor], tuple[str, ...]]]
 
 
 def read_checkpoint(path: str | PathLike) -> Mapping:
@@ -84,8 +97,8 @@ def _tensors_only(state: Mapping, where: str) -> dict[str, Tensor]:
 
 # ---- ppt: this package's safetensors weights (or an in-memory state dict in ppt's names)
 
-def _convert_ppt(checkpoint: Mapping, model: nn.Module) -> dict[str, Tensor]:
-    return _tensors_only(checkpoint, "ppt checkpoint")
+def _convert_ppt(checkpoint: Mapping, model: nn.Module) -> tuple[dict[str, Tensor], tuple[str, ...]]:
+    return _tensors_only(checkpoint, "ppt checkpoint"), ()
 
 
 # ---- pointcept: torch.save({"state_dict": ..., "epoch": ...}) of a (DDP-wrapped) segmentor
@@ -102,14 +115,14 @@ def _detect_pointcept(checkpoint: Mapping) -> bool:
     return state is not checkpoint or any(str(key).startswith(_POINTCEPT_PREFIXES) for key in state)
 
 
-def _convert_pointcept(checkpoint: Mapping, model: nn.Module) -> dict[str, Tensor]:
+def _convert_pointcept(checkpoint: Mapping, model: nn.Module) -> tuple[dict[str, Tensor], tuple[str, ...]]:
     state = _tensors_only(_pointcept_state(checkpoint), "Pointcept checkpoint")
     state = {key[len("module."):] if key.startswith("module.") else key: value for key, value in state.items()}
     convert = getattr(model, "convert_pointcept_state_dict", None)
     if convert is None:
         raise TypeError(f"{type(model).__name__} does not load Pointcept checkpoints (it has no "
                         "convert_pointcept_state_dict)")
-    return convert(state)
+    return convert(state), ()
 
 
 # ---- point-mae / dapt: the official repositories' torch.save({"base_model": ..., ...}) checkpoints
@@ -125,14 +138,17 @@ def _detect_official(checkpoint: Mapping, dapt: bool) -> bool:
     return official and is_dapt == dapt
 
 
-def _official_converter(name: str) -> Callable[[Mapping, nn.Module], dict[str, Tensor]]:
-    def convert(checkpoint: Mapping, model: nn.Module) -> dict[str, Tensor]:
+def _official_converter(name: str) -> Callable[[Mapping, nn.Module], tuple[dict[str, Tensor], tuple[str, ...]]]:
+    def convert(checkpoint: Mapping, model: nn.Module) -> tuple[dict[str, Tensor], tuple[str, ...]]:
         from ppt.models.official_weights import read_official_state_dict, state_dict_from_official
         from ppt.models.point_mae import PointMAEPretraining
 
         state = read_official_state_dict(checkpoint)
-        # Pre-training models keep the official names; classifiers drop the decoder.
-        return state if isinstance(model, PointMAEPretraining) else state_dict_from_official(state, name)[0]
+        # Pre-training models keep the official names; classifiers leave the decoder out.
+        if isinstance(model, PointMAEPretraining):
+            return state, ()
+        mapped, ignored = state_dict_from_official(state, name)
+        return mapped, tuple(ignored)
 
     return convert
 
@@ -160,7 +176,8 @@ def load_weights(model: nn.Module, checkpoint: str | PathLike | StateDict, forma
             ``.safetensors`` files are ``"ppt"`` (``"point-mae"`` when they hold a
             :class:`~ppt.models.PointMAEPretraining`'s weights, e.g. of ``ppt train pointmae-pretrain``),
             otherwise the first format whose detector accepts the checkpoint.
-        strict: raise when any key is missing or unexpected.
+        strict: raise when any key is missing or unexpected (keys the format ignores on
+            purpose are reported in ``ignored`` and allowed).
 
     Raises:
         ValueError: unknown format, unreadable file, a tensor whose shape differs from the
@@ -178,7 +195,7 @@ def load_weights(model: nn.Module, checkpoint: str | PathLike | StateDict, forma
         format = (("point-mae" if FORMATS["point-mae"].detect(raw) else "ppt") if is_safetensors
                   else next(name for name, fmt in FORMATS.items() if fmt.detect(raw)))
     try:
-        state = FORMATS[format].convert(raw, model)
+        state, ignored = FORMATS[format].convert(raw, model)
     except ValueError as error:
         raise ValueError(f"load_weights: {where}: {error}") from error
 
@@ -188,7 +205,7 @@ def load_weights(model: nn.Module, checkpoint: str | PathLike | StateDict, forma
     if mismatched:
         raise ValueError(f"load_weights: {where} ({format}) has tensors of the wrong shape: " + "; ".join(mismatched[:5]))
     result = model.load_state_dict(state, strict=False)
-    report = LoadReport(format, tuple(result.missing_keys), tuple(result.unexpected_keys))
+    report = LoadReport(format, tuple(result.missing_keys), tuple(result.unexpected_keys), tuple(ignored))
     loaded = set(expected) - set(report.missing)
     if expected and all(key.endswith("num_batches_tracked") for key in loaded):  # BatchNorm fills those itself
         raise ValueError(f"load_weights: {where} shares no key with {type(model).__name__} as format {format!r} "

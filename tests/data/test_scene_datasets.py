@@ -86,8 +86,8 @@ def test_data_loader_workers_match_the_main_process(roots):
     assert torch.equal(batches[0].feat, direct.feat) and torch.equal(batches[0].offset, direct.offset)
 
 
-def _scene(tmp_path, n=4, **overrides):
-    folder = tmp_path / "train" / "scene0000_00"
+def _scene(tmp_path, n=4, name="scene0000_00", **overrides):
+    folder = tmp_path / "train" / name
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {"coord": np.zeros((n, 3), np.float32), "color": np.full((n, 3), 9, np.uint8),
               "normal": np.zeros((n, 3), np.float32), "segment20": np.zeros(n, np.int16), "instance": np.zeros(n, np.int64)}
@@ -128,6 +128,43 @@ def test_bad_values_are_rejected(tmp_path):
     _scene(tmp_path, coord=np.zeros((4, 3), np.float32), segment20=np.zeros(4, np.float32))
     with pytest.raises(ValueError, match="expected integer labels, got dtype float32"):
         ScanNet(tmp_path)[0]
+
+
+def test_required_labels_name_the_missing_file(tmp_path):
+    for index in range(3):
+        _scene(tmp_path, name=f"scene000{index}_00")
+    (tmp_path / "train" / "scene0001_00" / "segment20.npy").unlink()
+    (tmp_path / "train" / "scene0002_00" / "segment20.npy").unlink()
+    assert (ScanNet(tmp_path)[1].segment == -1).all()  # unlabelled scenes read as ignored, as test splits
+    with pytest.raises(FileNotFoundError, match=r"ScanNet: .*train/scene0001_00/segment20.npy: missing; this scene "
+                                                r"has none of the label files segment20.npy, segment.npy.*"
+                                                r"; 2 of 3 scenes of split 'train' have no labels$"):
+        ScanNet(tmp_path, require_labels=True)
+    np.save(tmp_path / "train" / "scene0001_00" / "segment.npy", np.zeros(4, np.int16))  # ScanNet's fallback file
+    np.save(tmp_path / "train" / "scene0002_00" / "segment20.npy", np.zeros(4, np.int16))
+    dataset = ScanNet(tmp_path, require_labels=True)
+    (tmp_path / "train" / "scene0002_00" / "segment20.npy").unlink()  # gone after the dataset was listed
+    with pytest.raises(FileNotFoundError, match=r"scene0002_00/segment20.npy: missing"):
+        dataset[2]
+
+
+def test_scenes_are_recognised_by_their_layout(roots, tmp_path):
+    scannet, s3dis, structured3d = (next(iter(cls(roots / flavor, "val").scene_paths)) for cls, flavor in
+                                    ((ScanNet, "scannet"), (S3DIS, "s3dis"), (Structured3D, "structured3d")))
+    assert [cls.recognises(scannet) for cls in (ScanNet, S3DIS, Structured3D)] == [True, False, False]
+    assert [cls.recognises(s3dis) for cls in (ScanNet, S3DIS, Structured3D)] == [False, True, False]
+    assert [cls.recognises(structured3d) for cls in (ScanNet, S3DIS, Structured3D)] == [False, False, True]
+    # files named after a scene, as ppt predict writes them
+    for name, cls in (("scene0707_00.ply", ScanNet), ("Area_5-office_3.ply", S3DIS),
+                      ("scene_03000_room_1.ply", Structured3D)):
+        assert [other.recognises(tmp_path / name) for other in (ScanNet, S3DIS, Structured3D)] == \
+            [other is cls for other in (ScanNet, S3DIS, Structured3D)]
+    # a ScanNet scene under another name still holds ScanNet's label file
+    renamed = tmp_path / "my_room"
+    renamed.mkdir()
+    np.save(renamed / "segment20.npy", np.zeros(2, np.int16))
+    assert ScanNet.recognises(renamed) and not S3DIS.recognises(renamed) and not Structured3D.recognises(renamed)
+    assert not any(cls.recognises(tmp_path / "cloud.ply") for cls in (ScanNet, S3DIS, Structured3D))
 
 
 def test_missing_root_and_split(tmp_path):

@@ -1,6 +1,10 @@
 """Tiny recipes for the engine tests: synthetic data in a per-session cache, small networks,
 one intra-op thread (whole-pipeline tests on tiny inputs)."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -38,3 +42,14 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def ppt_command():
+    """Run the real ``ppt`` command (``python -m ppt``, as the console script does) in a
+    subprocess with one intra-op thread; returns the completed process (text output)."""
+    def run(*args, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        return subprocess.run([sys.executable, "-m", "ppt", *map(str, args)], capture_output=True, text=True,
+                              env=env, timeout=timeout, **kwargs)
+    return run

@@ -1,4 +1,5 @@
 import contextlib
+import json
 import math
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 from torch import nn
 
 from ppt.engine import ConfusionMatrix, RecipeConfig, Task
-from ppt.engine.metrics import Totals
+from ppt.engine.metrics import Totals, strict_json
 
 
 def test_hand_made_confusion_case():
@@ -27,6 +28,19 @@ def test_hand_made_confusion_case():
     assert summary["allAcc"] == pytest.approx(4 / 6)
     assert summary["count"] == 6
     assert "IoU/c" not in summary and summary["IoU/d"] == 1
+
+
+def test_strict_json_writes_null_for_non_finite_numbers():
+    def refuse(constant):
+        raise ValueError(f"bare {constant} in the JSON")
+
+    empty = ConfusionMatrix(3).summary(["a", "b", "c"])  # nothing labelled: NaN means
+    record = {"step": 4, "loss": float("inf"), "eval": {"scannet": empty, "s3dis": {"mIoU": 0.5}}, "v": [1.0, -math.inf]}
+    text = strict_json(record)
+    parsed = json.loads(text, parse_constant=refuse)
+    assert parsed == {"step": 4, "loss": None, "eval": {"scannet": {"mIoU": None, "mAcc": None, "allAcc": None,
+                                                                    "count": 0}, "s3dis": {"mIoU": 0.5}},
+                      "v": [1.0, None]}
 
 
 def test_updates_accumulate_and_check_labels():

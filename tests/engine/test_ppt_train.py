@@ -70,6 +70,53 @@ def test_ppt_eval_reports_each_dataset(joint_run, capsys):
     assert printed.count("mIoU ") == 3
 
 
+def test_predict_chooses_the_dataset_of_a_joint_checkpoint(joint_run, cache_dir, tmp_path, ppt_command):
+    """ppt-joint knows three label sets: predict takes the one the scene's layout names (or
+    --condition), and asks when it cannot tell."""
+    import shutil
+
+    import numpy as np
+
+    from ppt.data import read_scene_folder
+
+    checkpoint = joint_run.out / "last.safetensors"
+    synthetic = cache_dir / "synthetic"
+    (scannet,) = (synthetic / "scannet-seed0-6scenes-density0.05" / "val").iterdir()
+    (s3dis,) = (synthetic / "s3dis-seed0-6scenes-density0.05" / "Area_5").iterdir()
+    run = ppt_command("predict", checkpoint, scannet, s3dis, "--out", tmp_path / "auto")
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith(f"{scannet}: ") and " as ScanNet, mIoU against its labels " in lines[0]
+    assert lines[1].startswith(f"{s3dis}: ") and " as S3DIS, mIoU against its labels " in lines[1]
+    predicted = np.load(tmp_path / "auto" / f"{scannet.name}.labels.npy")
+    # the ScanNet prompt and classes: the same as the model's own prediction under condition ScanNet
+    loaded = load_checkpoint(checkpoint, device="cpu")
+    sample = read_scene_folder(scannet, name=scannet.name, condition="ScanNet", num_classes=20,
+                               label_files=("segment20.npy",))
+    expected = loaded.task.predict_scene(loaded.model, sample, device=loaded.device, autocast=loaded.precision.autocast)
+    assert np.array_equal(predicted, expected.argmax(1).numpy())
+
+    room = tmp_path / "room"  # the same points in a folder whose layout names no dataset
+    room.mkdir()
+    for name in ("coord", "color", "normal"):
+        shutil.copy(scannet / f"{name}.npy", room)
+    asked = ppt_command("predict", checkpoint, room, "--out", tmp_path / "asked")
+    assert asked.returncode == 2 and asked.stdout == ""
+    assert asked.stderr == (f"ppt predict: {room}: {checkpoint} was trained on 3 datasets, structured3d (Structured3D), "
+                            "scannet (ScanNet), s3dis (S3DIS), and the scene's layout matches none of them; choose whose "
+                            "classes to predict with --condition NAME\n")
+    chosen = ppt_command("predict", checkpoint, room, "--out", tmp_path / "chosen", "--condition", "ScanNet")
+    assert chosen.returncode == 0 and " as ScanNet -> " in chosen.stdout
+    assert np.array_equal(np.load(tmp_path / "chosen" / "room.labels.npy"), predicted)
+    other = ppt_command("predict", checkpoint, room, "--out", tmp_path / "other", "--dataset", "s3dis")
+    assert other.returncode == 0 and " as S3DIS -> " in other.stdout
+    assert np.load(tmp_path / "other" / "room.labels.npy").max() < 13
+    unknown = ppt_command("predict", checkpoint, room, "--out", tmp_path / "x", "--condition", "Matterport3D")
+    assert unknown.returncode == 2
+    assert unknown.stderr == (f"ppt predict: --condition 'Matterport3D': {checkpoint} was trained on structured3d "
+                              "(Structured3D), scannet (ScanNet), s3dis (S3DIS); name one of them\n")
+
+
 def test_finetune_starts_from_the_joint_checkpoint(joint_run, ppt_overrides, tmp_path):
     weights = joint_run.out / "last.safetensors"
     config = load_recipe("ppt-finetune-scannet", [*ppt_overrides, f"model.weights={weights}", "train.steps=1"])

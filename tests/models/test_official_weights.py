@@ -103,6 +103,35 @@ def test_point_mae_pretraining_checkpoint_into_classifiers(tmp_path):
     assert all(torch.equal(resumed.state_dict()[k], v) for k, v in pretrained.state_dict().items())
 
 
+@pytest.mark.parametrize("model_type", [PointMAE, DAPT])
+def test_load_weights_reports_the_ignored_decoder(tmp_path, model_type):
+    """load_weights of a pre-training checkpoint (official .pth, or ppt's own safetensors) into a
+    classifier leaves the decoder out and says so in report.ignored and in the printed report."""
+    from ppt.models import load_weights
+
+    pretrained = _randomised(PointMAEPretraining(**PRETRAIN_TINY))
+    decoder = {k for k in official_pretraining_keys(2, 1) if not k.startswith("MAE_encoder.")}
+    official = _official_checkpoint(tmp_path / "pretrain.pth", pretrained.state_dict())
+    save_file(pretrained.state_dict(), tmp_path / "pretrain.safetensors")
+    kwargs = dict(TINY, rank=4) if model_type is DAPT else TINY
+    for path in (official, tmp_path / "pretrain.safetensors"):
+        report = load_weights(model_type(num_classes=5, **kwargs), path)
+        assert report.format == "point-mae" and report.unexpected == ()
+        assert set(report.ignored) == decoder
+        decoder_blocks = sum(k.startswith("MAE_decoder.") for k in decoder)
+        printed = str(report).split("; ignored (not used by this model): ")[1]
+        assert set(printed.split(", ")) == {f"MAE_decoder.* ({decoder_blocks} keys)", "decoder_pos_embed.* (4 keys)",
+                                            "increase_dim.* (2 keys)", "mask_token"}
+    # strict loading fails on missing or unexpected keys, not on ignored ones
+    with pytest.raises(ValueError, match="does not match .* exactly"):
+        load_weights(model_type(num_classes=5, **kwargs), official, strict=True)
+    complete = {**model_type(num_classes=5, **kwargs).state_dict(),
+                **{k: v for k, v in pretrained.state_dict().items() if k in decoder}}
+    report = load_weights(model_type(num_classes=5, **kwargs), _official_checkpoint(tmp_path / "all.pth", complete),
+                          strict=True)
+    assert report.missing == report.unexpected == () and set(report.ignored) == decoder
+
+
 @pytest.mark.parametrize(("model_type", "format"), [(PointMAE, "point-mae"), (DAPT, "dapt")])
 def test_fine_tuned_official_checkpoint_round_trip(tmp_path, model_type, format):
     kwargs = dict(TINY, rank=4) if model_type is DAPT else TINY

@@ -13,7 +13,8 @@ from torch import nn
 
 from ppt.data import S3DIS_CLASSES, SCANNET_CLASSES, STRUCTURED3D_CLASSES
 from ppt.models import PointPromptTraining, load_weights, restricted_cross_entropy
-from ppt.models.point_prompt_training import POINTCEPT_BACKBONE_CONDITIONS, POINTCEPT_CLASS_NAMES
+from ppt.models.point_prompt_training import (POINTCEPT_BACKBONE_CONDITIONS, POINTCEPT_CLASS_NAMES,
+                                              POINTCEPT_PROMPT_CONDITIONS)
 from ppt.nn import PDNorm
 from ppt.sparse import SparseTensor
 from ppt.text import TextTable
@@ -278,9 +279,11 @@ def _official_block(in_channels, channels, norm):
     return block
 
 
-def _official_ppt_v1m1(conditions, backbone_conditions, base_channels, channels, layers, context_channels, text_dim):
+def _official_ppt_v1m1(conditions, backbone_conditions, base_channels, channels, layers, context_channels, text_dim,
+                       decoupled_classes=None):
     """The parameter tree of Pointcept's PPT-v1m1 around an SpUNet-v1m3 (num_classes=0), built
-    from the official constructors' names and shapes."""
+    from the official constructors' names and shapes; with ``decoupled_classes`` (one class count
+    per condition) PPT-v1m2's, whose ``seg_heads`` replace the language-guided head."""
     def norm(width):
         return _OfficialPDBatchNorm(width, backbone_conditions, context_channels)
 
@@ -301,9 +304,12 @@ def _official_ppt_v1m1(conditions, backbone_conditions, base_channels, channels,
     model = nn.Module()
     model.backbone = backbone
     model.embedding_table = nn.Embedding(len(conditions), context_channels)
-    model.proj_head = nn.Linear(channels[-1], text_dim)
-    model.register_buffer("class_embedding", F.normalize(torch.randn(len(POINTCEPT_CLASS_NAMES), text_dim), dim=1))
-    model.logit_scale = nn.Parameter(torch.tensor(math.log(100.0)), requires_grad=False)
+    if decoupled_classes is not None:
+        model.seg_heads = nn.ModuleList(nn.Linear(channels[-1], classes) for classes in decoupled_classes)
+    else:
+        model.proj_head = nn.Linear(channels[-1], text_dim)
+        model.register_buffer("class_embedding", F.normalize(torch.randn(len(POINTCEPT_CLASS_NAMES), text_dim), dim=1))
+        model.logit_scale = nn.Parameter(torch.tensor(math.log(100.0)), requires_grad=False)
     generator = torch.Generator().manual_seed(20)
     with torch.no_grad():
         for key, tensor in model.state_dict().items():
@@ -347,14 +353,68 @@ def test_load_pointcept_ppt_v1m1_checkpoint(tmp_path):
         torch.testing.assert_close(model(x, condition), expected)
 
 
-def test_pointcept_conversion_checks_the_class_table():
+def _save_pointcept(official, path):
+    state = OrderedDict((f"module.{key}", value) for key, value in official.state_dict().items())
+    torch.save({"epoch": 100, "state_dict": state}, path)
+    return path
+
+
+@pytest.mark.parametrize("head", ["lang", "decoupled"])
+def test_pointcept_rows_are_matched_by_dataset_name(tmp_path, head):
+    """An official checkpoint (PPT level in Pointcept's order, Structured3D first) loaded into a
+    model built in another condition order: every prompt row, head and norm row follows its
+    dataset, so the model predicts exactly as one built in Pointcept's order."""
+    assert POINTCEPT_PROMPT_CONDITIONS == CONDITIONS  # the order of _model() and of the official configs
+    classes = [len(CLASS_NAMES[c]) for c in POINTCEPT_PROMPT_CONDITIONS] if head == "decoupled" else None
+    official = _official_ppt_v1m1(POINTCEPT_PROMPT_CONDITIONS, POINTCEPT_BACKBONE_CONDITIONS, SMALL["base_channels"],
+                                  SMALL["channels"], SMALL["layers"], SMALL["context_channels"], TEXT_DIM, classes)
+    path = _save_pointcept(official, tmp_path / "model_best.pth")
+    reordered = ("ScanNet", "S3DIS", "Structured3D")
+    pointcept_order = _model(head=head, zero_init=False).eval()
+    ours = _model(head=head, zero_init=False, conditions=reordered).eval()
+    for model in (pointcept_order, ours):
+        report = load_weights(model, path)
+        assert (report.format, report.missing, report.unexpected) == ("pointcept", (), ())
+
+    for index, condition in enumerate(reordered):
+        official_row = POINTCEPT_PROMPT_CONDITIONS.index(condition)
+        torch.testing.assert_close(ours.embedding_table.weight[index], official.embedding_table.weight[official_row],
+                                   rtol=0, atol=0)
+        if head == "decoupled":
+            torch.testing.assert_close(ours.seg_heads[index].weight, official.seg_heads[official_row].weight,
+                                       rtol=0, atol=0)
+        bn = official.backbone.conv_input.bn.bns[POINTCEPT_BACKBONE_CONDITIONS.index(condition)]
+        torch.testing.assert_close(ours.backbone.conv_input.bn.weight[index], bn.weight, rtol=0, atol=0)
+    sites = _scene_sites(0, 23)
+    x = SparseTensor(_features(len(sites), 24), sites, batch_size=1)
+    for condition in reordered:
+        torch.testing.assert_close(ours(x, condition), pointcept_order(x, condition), rtol=1e-5, atol=1e-5)
+
+    # A checkpoint trained in another order, named by the caller.
+    custom = ("S3DIS", "Structured3D", "ScanNet")
+    rows = [POINTCEPT_PROMPT_CONDITIONS.index(c) for c in custom]
+    state = {key.removeprefix("module."): value for key, value in torch.load(path)["state_dict"].items()}
+    state["embedding_table.weight"] = state["embedding_table.weight"][rows]
+    converted = ours.convert_pointcept_state_dict(state, prompt_conditions=custom)
+    torch.testing.assert_close(converted["embedding_table.weight"], ours.embedding_table.weight, rtol=0, atol=0)
+
+
+def test_pointcept_conversion_checks_the_class_table_and_condition_lists():
     model = _model()
     with pytest.raises(ValueError, match="class_embedding of the checkpoint has shape"):
         model.convert_pointcept_state_dict({"class_embedding": torch.zeros(5, TEXT_DIM)})
     with pytest.raises(ValueError, match="build the model with the checkpoint's text encoder"):
         model.convert_pointcept_state_dict({"class_embedding": torch.zeros(36, 512)})
-    with pytest.raises(ValueError, match="are not this model's conditions"):
+    with pytest.raises(ValueError, match="backbone_conditions .* are not a reordering of this model's conditions"):
         model.convert_pointcept_state_dict({}, backbone_conditions=("ScanNet", "S3DIS"))
+    with pytest.raises(ValueError, match="prompt_conditions .* are not a reordering"):
+        model.convert_pointcept_state_dict({}, prompt_conditions=("ScanNet", "S3DIS", "Matterport3D"))
+    two = _model(conditions=("ScanNet", "S3DIS"), class_names={c: CLASS_NAMES[c] for c in ("ScanNet", "S3DIS")})
+    with pytest.raises(ValueError, match=r"embedding_table.weight of the checkpoint has shape \(3, 8\).*pass the "
+                                         "config's conditions"):
+        two.convert_pointcept_state_dict({"embedding_table.weight": torch.zeros(3, 8)})
+    with pytest.raises(ValueError, match=r"seg_heads.2.weight: the checkpoint has a row 2"):
+        two.convert_pointcept_state_dict({"seg_heads.2.weight": torch.zeros(13, 4)})
 
 
 def test_text_tables_per_condition():
