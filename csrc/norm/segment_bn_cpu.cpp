@@ -1,10 +1,9 @@
-// CPU kernels of segmented batch norm. Rows are split into a fixed number of parts (one per
-// thread); each part walks its rows in blocks, computes exact two-pass moments of every
-// (segment, channel) inside a cache-resident block and Chan-merges them into its accumulator;
-// parts are merged in order at the end, so results depend only on the thread count.
+// CPU kernels of segmented batch norm. Rows are split into parts fixed by the sizes; each part
+// walks its rows in blocks, computes exact two-pass moments of every (segment, channel) inside a
+// cache-resident block and Chan-merges them into its accumulator; parts are merged in order at the
+// end, so results are the same for any thread count.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "norm/norm_checks.h"
+#include "ppt/cpu_parallel.h"
 #include "ppt/segment_norm.h"
 
 namespace ppt {
@@ -24,13 +24,24 @@ constexpr int64_t kElementGrain = 16384;  // elements per task of the element-wi
 
 int64_t row_grain(int64_t channels) { return std::max<int64_t>(1, kElementGrain / std::max<int64_t>(channels, 1)); }
 
-// Contiguous row ranges [begin, end) of `parts` near-equal parts, block aligned.
+// Contiguous, block-aligned row ranges [begin, end) of `parts` near-equal parts. Their number
+// depends only on the sizes, never on the thread count, so neither do the results: about
+// kPartRows rows per part, enough parts for idle threads to take over a descheduled one's, and
+// at most kPartialBytes of per-part partial sums (but 2 parts whenever the rows allow).
 struct RowParts {
+  static constexpr int64_t kPartRows = 16 * kBlockRows;
+  static constexpr int64_t kMaxParts = 64;
+  static constexpr int64_t kPartialBytes = int64_t{16} << 20;
   int64_t rows, parts, rows_per_part;
-  RowParts(int64_t n)
-      : rows(n),
-        parts(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), (n + kBlockRows - 1) / kBlockRows))),
+  RowParts(int64_t n, int64_t partial_bytes_per_part)
+      : rows(n), parts(count(n, partial_bytes_per_part)),
         rows_per_part(((n + parts - 1) / parts + kBlockRows - 1) / kBlockRows * kBlockRows) {}
+  static int64_t count(int64_t n, int64_t partial_bytes_per_part) {
+    const int64_t blocks = (n + kBlockRows - 1) / kBlockRows;
+    const int64_t affordable =
+        std::max<int64_t>(2, std::min(kMaxParts, kPartialBytes / std::max<int64_t>(1, partial_bytes_per_part)));
+    return std::min(blocks, std::clamp<int64_t>((n + kPartRows - 1) / kPartRows, 2, affordable));
+  }
   int64_t begin(int64_t part) const { return std::min(rows, part * rows_per_part); }
   int64_t end(int64_t part) const { return std::min(rows, (part + 1) * rows_per_part); }
 };
@@ -41,10 +52,10 @@ void stats_kernel(const scalar_t* x, const int64_t* segment, int64_t n, int64_t 
                   at::opmath_type<scalar_t>* m2_out) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t table = num_segments * channels;
-  const RowParts split(n);
+  const RowParts split(n, table * static_cast<int64_t>(sizeof(Moments<acc_t>)));
   std::vector<Moments<acc_t>> part_moments(split.parts * table, Moments<acc_t>{0, 0, 0});
   std::vector<int64_t> part_counts(split.parts * num_segments, 0);  // exact, unlike the float counts
-  at::parallel_for(0, split.parts, 1, [&](int64_t part_begin, int64_t part_end) {
+  parallel_for(0, split.parts, 1, [&](int64_t part_begin, int64_t part_end) {
     std::vector<int64_t> block_count(num_segments, 0);
     std::vector<acc_t> block_mean(table, 0), block_m2(table, 0);
     std::vector<int64_t> present;
@@ -95,7 +106,7 @@ void stats_kernel(const scalar_t* x, const int64_t* segment, int64_t n, int64_t 
     count_out[s] = 0;
     for (int64_t part = 0; part < split.parts; ++part) count_out[s] += part_counts[part * num_segments + s];
   }
-  at::parallel_for(0, table, 256, [&](int64_t begin, int64_t end) {
+  parallel_for(0, table, 256, [&](int64_t begin, int64_t end) {
     for (int64_t k = begin; k < end; ++k) {
       Moments<acc_t> total{0, 0, 0};
       for (int64_t part = 0; part < split.parts; ++part) {
@@ -145,7 +156,7 @@ at::Tensor segment_bn_apply_cpu(const at::Tensor& x_in, const at::Tensor& segmen
     const acc_t *mp = mean.const_data_ptr<acc_t>(), *ip = invstd.const_data_ptr<acc_t>();
     const acc_t *wp = weight.const_data_ptr<acc_t>(), *bp = bias.const_data_ptr<acc_t>();
     scalar_t* yp = y.data_ptr<scalar_t>();
-    at::parallel_for(0, n, row_grain(channels),
+    parallel_for(0, n, row_grain(channels),
                      [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const int64_t k0 = seg[i] * channels;
@@ -177,11 +188,11 @@ std::tuple<at::Tensor, at::Tensor> segment_bn_backward_reduce_cpu(const at::Tens
     const int64_t* seg = segment.const_data_ptr<int64_t>();
     const acc_t *mp = mean.const_data_ptr<acc_t>(), *ip = invstd.const_data_ptr<acc_t>();
     const int64_t table = num_segments * channels;
-    const RowParts split(n);
+    const RowParts split(n, 2 * table * static_cast<int64_t>(sizeof(acc_t)));
     // Per part: sums of dy and dy·(x - mean); block partial sums keep the rounding error of
     // long segments small (sum of ~N/kBlockRows block totals instead of N single terms).
     std::vector<acc_t> part_dy(split.parts * table, 0), part_dy_xmu(split.parts * table, 0);
-    at::parallel_for(0, split.parts, 1, [&](int64_t part_begin, int64_t part_end) {
+    parallel_for(0, split.parts, 1, [&](int64_t part_begin, int64_t part_end) {
       std::vector<acc_t> block_dy(table, 0), block_dy_xmu(table, 0);
       std::vector<char> seen(num_segments, 0);
       std::vector<int64_t> present;
@@ -254,7 +265,7 @@ at::Tensor segment_bn_backward_cpu(const at::Tensor& grad_in, const at::Tensor& 
     const acc_t* wp = weight.const_data_ptr<acc_t>();
     const acc_t *pdy = mean_dy.const_data_ptr<acc_t>(), *pdx = mean_dy_xhat.const_data_ptr<acc_t>();
     scalar_t* gxp = grad_x.data_ptr<scalar_t>();
-    at::parallel_for(0, n, row_grain(channels),
+    parallel_for(0, n, row_grain(channels),
                      [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const int64_t k0 = seg[i] * channels;

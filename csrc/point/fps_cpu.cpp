@@ -2,19 +2,23 @@
 // the per-iteration distance update is split across threads instead.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <limits>
 #include <utility>
 #include <vector>
 
 #include "point/point_checks.h"
+#include "ppt/cpu_parallel.h"
 #include "ppt/geometry.h"
 
 namespace ppt {
 namespace {
+
+// Points per block when one cloud's distance update is split across threads.
+constexpr int64_t kSplitBlock = 2048;
 
 // Updates min_dist[begin:end) with the distance to (cx, cy, cz) and returns the first argmax.
 template <typename acc_t>
@@ -48,6 +52,8 @@ void fps_cloud(const scalar_t* xyz, int64_t n, int64_t num_samples, int64_t star
     z[j] = static_cast<acc_t>(xyz[3 * j + 2]);
   }
   using Best = std::pair<acc_t, int64_t>;
+  const int64_t blocks = split_points ? (n + kSplitBlock - 1) / kSplitBlock : 0;
+  std::vector<Best> block_best(blocks);
   int64_t last = start_index;
   for (int64_t s = 0; s < num_samples; ++s) {
     out[s] = last;
@@ -57,14 +63,18 @@ void fps_cloud(const scalar_t* xyz, int64_t n, int64_t num_samples, int64_t star
       last = update_and_argmax(x.data(), y.data(), z.data(), min_dist.data(), 0, n, cx, cy, cz).second;
       continue;
     }
-    const Best best = at::parallel_reduce(
-        0, n, 2048, Best{-1, 0},
-        [&](int64_t begin, int64_t end, Best) {
-          return update_and_argmax(x.data(), y.data(), z.data(), min_dist.data(), begin, end, cx, cy, cz);
-        },
-        [](Best a, Best b) {  // larger distance wins, ties to the lower index
-          return (b.first > a.first || (b.first == a.first && b.second < a.second)) ? b : a;
-        });
+    // Per fixed block of points the first argmax, then the first of the blocks' maxima: the same
+    // pick for any thread count.
+    parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t block = begin; block < end; ++block) {
+        block_best[block] = update_and_argmax(x.data(), y.data(), z.data(), min_dist.data(), block * kSplitBlock,
+                                              std::min(n, (block + 1) * kSplitBlock), cx, cy, cz);
+      }
+    });
+    Best best = block_best[0];
+    for (int64_t block = 1; block < blocks; ++block) {
+      if (block_best[block].first > best.first) best = block_best[block];  // ties keep the lower index
+    }
     last = best.second;
   }
 }
@@ -85,7 +95,7 @@ at::Tensor fps_cpu(const at::Tensor& xyz_in, int64_t num_samples, int64_t start_
     if (split_points) {
       for (int64_t b = 0; b < batches; ++b) run(b);
     } else {
-      at::parallel_for(0, batches, 1, [&](int64_t begin, int64_t end) {
+      parallel_for(0, batches, 1, [&](int64_t begin, int64_t end) {
         for (int64_t b = begin; b < end; ++b) run(b);
       });
     }

@@ -2,7 +2,6 @@
 // filtered against the current k-th best and only the survivors reach a bounded sorted list.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "point/point_checks.h"
+#include "ppt/cpu_parallel.h"
 #include "ppt/geometry.h"
 
 namespace ppt {
@@ -64,7 +64,7 @@ void knn_kernel(const scalar_t* query, const scalar_t* points, int64_t batches, 
                 int64_t n, int64_t k, scalar_t* dist_out, int64_t* index_out) {
   using acc_t = at::opmath_type<scalar_t>;
   std::vector<acc_t> soa(batches * 3 * n);
-  at::parallel_for(0, batches, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(0, batches, 1, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       for (int64_t j = 0; j < n; ++j) {
         for (int a = 0; a < 3; ++a) {
@@ -73,7 +73,7 @@ void knn_kernel(const scalar_t* query, const scalar_t* points, int64_t batches, 
       }
     }
   });
-  at::parallel_for(0, batches * m, 16, [&](int64_t begin, int64_t end) {
+  parallel_for(0, batches * m, 16, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> best_dist(k);
     for (int64_t row = begin; row < end; ++row) {
       const acc_t* px = soa.data() + (row / m) * 3 * n;
@@ -119,7 +119,7 @@ std::tuple<at::Tensor, at::Tensor> knn_backward_cpu(const at::Tensor& grad_in, c
     const int64_t* idx = index.const_data_ptr<int64_t>();
     scalar_t* gq = grad_query.data_ptr<scalar_t>();
     scalar_t* gp = grad_points.data_ptr<scalar_t>();
-    at::parallel_for(0, batches, 1, [&](int64_t begin, int64_t end) {
+    parallel_for(0, batches, 1, [&](int64_t begin, int64_t end) {
       std::vector<acc_t> gp_acc(3 * n);
       for (int64_t b = begin; b < end; ++b) {
         std::fill(gp_acc.begin(), gp_acc.end(), acc_t(0));

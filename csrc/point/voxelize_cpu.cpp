@@ -1,19 +1,21 @@
 // CPU voxelize: parallel grid computation, a lock-free open-addressing hash over packed voxel keys
-// (one probe sequence per point), then a sort of the M unique keys only.
+// (one probe sequence per point), then a radix sort of the M unique keys only. Every loop runs on
+// ppt::parallel_for (ppt/cpu_parallel.h) and none calls a torch operator, so no OpenMP region is
+// entered: a busy machine does not stall it (see cpu_parallel.h).
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/sort.h>
-#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <atomic>
 #include <limits>
+#include <memory>
+#include <numeric>
 #include <vector>
 
 #include "point/point_checks.h"
 #include "point/voxelize_plan.h"
+#include "ppt/cpu_parallel.h"
 #include "ppt/hash.h"
 #include "ppt/voxel.h"
 
@@ -33,7 +35,7 @@ void atomic_min(std::atomic<int64_t>& target, int64_t value) {
 template <typename scalar_t>
 int64_t compute_grid(const scalar_t* coord, int64_t n, double voxel_size, int64_t* grid) {
   std::atomic<int64_t> first_invalid{n};
-  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+  parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       for (int a = 0; a < 3; ++a) {
         if (!grid_index(static_cast<double>(coord[3 * i + a]), voxel_size, &grid[3 * i + a])) {
@@ -62,6 +64,75 @@ int64_t hash_insert(int64_t* slots, uint64_t mask, int64_t key) {
       }
     }
     slot = (slot + 1) & mask;
+  }
+}
+
+struct KeySlot {
+  int64_t key, slot;
+};
+
+// Elements per unit of the counting passes below: their partition, and so their output, does not
+// depend on the thread count.
+constexpr int64_t kCountUnit = int64_t{1} << 14;
+
+int64_t count_units(int64_t size) { return (size + kCountUnit - 1) / kCountUnit; }
+
+// (key, slot) of every occupied slot, in slot order: a parallel count, scan and write.
+std::vector<KeySlot> occupied_slots(const int64_t* slots, int64_t capacity) {
+  const int64_t units = count_units(capacity);
+  std::vector<int64_t> first(units + 1, 0);
+  parallel_for(0, units, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t u = begin; u < end; ++u) {
+      const int64_t* unit = slots + u * kCountUnit;
+      first[u + 1] = std::count_if(unit, unit + std::min(kCountUnit, capacity - u * kCountUnit),
+                                   [](int64_t key) { return key != kEmptySlot; });
+    }
+  });
+  std::partial_sum(first.begin(), first.end(), first.begin());
+  std::vector<KeySlot> occupied(first[units]);
+  parallel_for(0, units, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t u = begin; u < end; ++u) {
+      int64_t out = first[u];
+      for (int64_t s = u * kCountUnit; s < std::min(capacity, (u + 1) * kCountUnit); ++s) {
+        if (slots[s] != kEmptySlot) occupied[out++] = {slots[s], s};
+      }
+    }
+  });
+  return occupied;
+}
+
+// Sorts by key (keys in [0, 2^key_bits)): a parallel LSD radix sort, 11-bit digits, each pass a
+// per-unit digit histogram, a scan in (digit, unit) order and a stable scatter.
+void radix_sort(std::vector<KeySlot>& items, int key_bits) {
+  constexpr int kDigitBits = 11;
+  constexpr int64_t kBuckets = int64_t{1} << kDigitBits;
+  const int64_t size = static_cast<int64_t>(items.size()), units = count_units(size);
+  std::vector<KeySlot> buffer(size);
+  std::vector<int64_t> position(units * kBuckets);
+  for (int shift = 0; shift < key_bits; shift += kDigitBits) {
+    const auto digit = [shift](const KeySlot& item) { return (item.key >> shift) & (kBuckets - 1); };
+    parallel_for(0, units, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t u = begin; u < end; ++u) {
+        int64_t* histogram = position.data() + u * kBuckets;
+        std::fill(histogram, histogram + kBuckets, 0);
+        for (int64_t i = u * kCountUnit; i < std::min(size, (u + 1) * kCountUnit); ++i) ++histogram[digit(items[i])];
+      }
+    });
+    int64_t total = 0;
+    for (int64_t d = 0; d < kBuckets; ++d) {
+      for (int64_t u = 0; u < units; ++u) {
+        const int64_t count = position[u * kBuckets + d];
+        position[u * kBuckets + d] = total;
+        total += count;
+      }
+    }
+    parallel_for(0, units, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t u = begin; u < end; ++u) {
+        int64_t* next = position.data() + u * kBuckets;
+        for (int64_t i = u * kCountUnit; i < std::min(size, (u + 1) * kCountUnit); ++i) buffer[next[digit(items[i])]++] = items[i];
+      }
+    });
+    items.swap(buffer);
   }
 }
 
@@ -113,46 +184,41 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> voxelize_cpu(const at::Tensor& co
   int64_t capacity = 16;
   while (capacity < 2 * n) capacity *= 2;
   const uint64_t mask = static_cast<uint64_t>(capacity - 1);
-  std::vector<int64_t> slots(capacity, kEmptySlot);
-  std::vector<int64_t> point_slot(n);
-  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+  // Uninitialised buffers where every read element is written first (no serial zeroing pass).
+  const std::unique_ptr<int64_t[]> slots(new int64_t[capacity]), point_slot(new int64_t[n]);
+  parallel_for(0, capacity, kGrain, [&](int64_t begin, int64_t end) {
+    std::fill(slots.get() + begin, slots.get() + end, kEmptySlot);
+  });
+  parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t b = batch ? batch[i] : 0;
       const int64_t* g = grid + 3 * i;
       const int64_t* lo = lower.data() + 3 * b;
       const int64_t key = plan.packing.pack(b, g[0] - lo[0], g[1] - lo[1], g[2] - lo[2]);
-      point_slot[i] = hash_insert(slots.data(), mask, key);
+      point_slot[i] = hash_insert(slots.get(), mask, key);
     }
   });
 
-  // Sort only the unique keys, then give each occupied slot its rank in (b, x, y, z) order.
-  std::vector<int64_t> occupied;
-  occupied.reserve(n);
-  for (int64_t s = 0; s < capacity; ++s) {
-    if (slots[s] != kEmptySlot) occupied.push_back(s);
-  }
-  const int64_t m = static_cast<int64_t>(occupied.size());
-  at::Tensor unique_keys = at::empty({m}, long_opts);
-  int64_t* keys = unique_keys.data_ptr<int64_t>();
-  for (int64_t r = 0; r < m; ++r) keys[r] = slots[occupied[r]];
-  const auto [sorted_keys_t, order_t] = at::sort(unique_keys, /*stable=*/false);
-  const int64_t* sorted_keys = sorted_keys_t.const_data_ptr<int64_t>();
-  const int64_t* order = order_t.const_data_ptr<int64_t>();
-  std::vector<int64_t> slot_rank(capacity);
+  // The occupied slots' (key, slot) in key order: the rank of a slot is its voxel's row.
+  std::vector<KeySlot> voxels = occupied_slots(slots.get(), capacity);
+  radix_sort(voxels, plan.key_bits);
+  const int64_t m = static_cast<int64_t>(voxels.size());
+  const std::unique_ptr<int64_t[]> slot_rank(new int64_t[capacity]);  // read at occupied slots only
   at::Tensor voxel_coords = at::empty({m, 4}, coord.options().dtype(at::kInt));
+  at::Tensor counts = at::empty({m}, long_opts);
   int32_t* vc = voxel_coords.data_ptr<int32_t>();
-  at::parallel_for(0, m, kGrain, [&](int64_t begin, int64_t end) {
+  int64_t* cnt = counts.data_ptr<int64_t>();
+  parallel_for(0, m, kGrain, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
-      slot_rank[occupied[order[r]]] = r;
-      plan.packing.unpack(sorted_keys[r], vc + 4 * r);
+      slot_rank[voxels[r].slot] = r;
+      plan.packing.unpack(voxels[r].key, vc + 4 * r);
+      cnt[r] = 0;
     }
   });
 
   at::Tensor inverse = at::empty({n}, long_opts);
-  at::Tensor counts = at::zeros({m}, long_opts);
   int64_t* inv = inverse.data_ptr<int64_t>();
-  int64_t* cnt = counts.data_ptr<int64_t>();
-  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+  parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       inv[i] = slot_rank[point_slot[i]];
       __atomic_fetch_add(&cnt[inv[i]], 1, __ATOMIC_RELAXED);

@@ -2,7 +2,6 @@
 // and the copies are sorted by (image, tile, depth) with ties broken by Gaussian index. Depth is
 // compared in float32 on every device (it is the CUDA radix-sort key), so orders agree.
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
@@ -11,6 +10,7 @@
 #include <limits>
 #include <vector>
 
+#include "ppt/cpu_parallel.h"
 #include "ppt/gaussian.h"
 #include "raster/raster_checks.h"
 
@@ -49,7 +49,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bin_gaussians_cpu(const at::Tenso
     auto rect_of = [&](int64_t idx, int* x0, int* x1, int* y0, int* y1) {
       tile_rect<scalar_t>(mp + idx * 2, rp[idx], static_cast<int>(tile_size), tiles_x, tiles_y, x0, x1, y0, y1);
     };
-    at::parallel_for(0, images * n, 1024, [&](int64_t begin, int64_t end) {
+    parallel_for(0, images * n, 1024, [&](int64_t begin, int64_t end) {
       for (int64_t idx = begin; idx < end; ++idx) {
         int x0, x1, y0, y1;
         rect_of(idx, &x0, &x1, &y0, &y1);
@@ -60,7 +60,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bin_gaussians_cpu(const at::Tenso
     TORCH_CHECK(first.back() < std::numeric_limits<int32_t>::max(), "bin_gaussians: ", first.back(),
                 " tile intersections exceed the int32 tile offsets; render fewer images per call");
     entries.resize(first.back());
-    at::parallel_for(0, images * n, 1024, [&](int64_t begin, int64_t end) {
+    parallel_for(0, images * n, 1024, [&](int64_t begin, int64_t end) {
       for (int64_t idx = begin; idx < end; ++idx) {
         int x0, x1, y0, y1;
         rect_of(idx, &x0, &x1, &y0, &y1);
@@ -73,7 +73,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bin_gaussians_cpu(const at::Tenso
     });
   });
   // Entries are generated image by image, so each image's block sorts independently.
-  at::parallel_for(0, images, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(0, images, 1, [&](int64_t begin, int64_t end) {
     for (int64_t image = begin; image < end; ++image) {
       std::sort(entries.begin() + first[image * n], entries.begin() + first[(image + 1) * n]);
     }

@@ -2,12 +2,12 @@
 // The backward is parallel over Gaussians and loops over the cameras, so each gradient row has a
 // single writer and a fixed summation order (deterministic without atomics).
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
+#include "ppt/cpu_parallel.h"
 #include "ppt/gaussian.h"
 #include "raster/raster_checks.h"
 
@@ -37,7 +37,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> project_gaussians_cpu
     scalar_t* m2p = means2d.data_ptr<scalar_t>();
     scalar_t* dp = depths.data_ptr<scalar_t>();
     scalar_t* cp = conics.data_ptr<scalar_t>();
-    at::parallel_for(0, batches * cams * n, 256, [&](int64_t begin, int64_t end) {
+    parallel_for(0, batches * cams * n, 256, [&](int64_t begin, int64_t end) {
       for (int64_t idx = begin; idx < end; ++idx) {
         const int64_t g = idx % n, image = idx / n, b = image / cams;
         const auto cam = PinholeCamera<scalar_t>::load(vp + image * 16, kp + image * 9, width, height);
@@ -82,7 +82,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> project_gaussians_backward_cpu(
     scalar_t* gmp = grad_means.data_ptr<scalar_t>();
     scalar_t* gqp = grad_quats.data_ptr<scalar_t>();
     scalar_t* gsp = grad_scales.data_ptr<scalar_t>();
-    at::parallel_for(0, batches * n, 64, [&](int64_t begin, int64_t end) {
+    parallel_for(0, batches * n, 64, [&](int64_t begin, int64_t end) {
       for (int64_t row = begin; row < end; ++row) {
         const int64_t b = row / n, g = row % n;
         for (int64_t c = 0; c < cams; ++c) {

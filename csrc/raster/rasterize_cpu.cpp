@@ -2,7 +2,6 @@
 // forward (parallel over tiles) and backward (parallel over images; each image's gradient rows
 // have one writer and a fixed order, so the CPU backward is always deterministic).
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
@@ -12,6 +11,7 @@
 #include <cmath>
 #include <vector>
 
+#include "ppt/cpu_parallel.h"
 #include "ppt/gaussian.h"
 #include "raster/raster_checks.h"
 
@@ -73,7 +73,7 @@ void rasterize_forward_kernel(const TileGrid& grid, int64_t images, int64_t n, i
                               const scalar_t* opacities, scalar_t alpha_cap, const int64_t* ids,
                               scalar_t* out_colors, scalar_t* out_alphas, int32_t* last_ids) {
   const int64_t num_image_tiles = images * grid.tiles;
-  at::parallel_for(0, num_image_tiles, 1, [&](int64_t begin_tile, int64_t end_tile) {
+  parallel_for(0, num_image_tiles, 1, [&](int64_t begin_tile, int64_t end_tile) {
     std::vector<scalar_t> acc(channels);
     TileSplats<scalar_t> splats;
     for (int64_t t = begin_tile; t < end_tile; ++t) {
@@ -120,7 +120,7 @@ void rasterize_backward_kernel(const TileGrid& grid, int64_t images, int64_t n, 
                                scalar_t* v_means2d, scalar_t* v_conics, scalar_t* v_colors,
                                scalar_t* v_opacities) {
   const int64_t num_image_tiles = images * grid.tiles;
-  at::parallel_for(0, images, 1, [&](int64_t begin_image, int64_t end_image) {
+  parallel_for(0, images, 1, [&](int64_t begin_image, int64_t end_image) {
     std::vector<scalar_t> behind(channels);  // colour accumulated behind the current Gaussian
     TileSplats<scalar_t> splats;
     for (int64_t image = begin_image; image < end_image; ++image) {

@@ -2,11 +2,11 @@
 // forward and backward. Parallel over Gaussians with the cameras looped inside, so gradients of
 // the coefficients and means are summed over cameras in a fixed order by a single writer.
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
+#include "ppt/cpu_parallel.h"
 #include "ppt/gaussian.h"
 #include "raster/raster_checks.h"
 
@@ -24,7 +24,7 @@ at::Tensor spherical_harmonics_cpu(const at::Tensor& sh_in, const at::Tensor& me
     const scalar_t* mp = means.const_data_ptr<scalar_t>();
     const scalar_t* vp = viewmats.const_data_ptr<scalar_t>();
     scalar_t* out = colors.data_ptr<scalar_t>();
-    at::parallel_for(0, batches * cams * n, 256, [&](int64_t begin, int64_t end) {
+    parallel_for(0, batches * cams * n, 256, [&](int64_t begin, int64_t end) {
       for (int64_t idx = begin; idx < end; ++idx) {
         const int64_t g = idx % n, image = idx / n, row = (image / cams) * n + g;
         sh_color_forward<scalar_t>(static_cast<int>(degree), shp + row * k * 3, mp + row * 3, vp + image * 16,
@@ -53,7 +53,7 @@ std::tuple<at::Tensor, at::Tensor> spherical_harmonics_backward_cpu(const at::Te
     const scalar_t* gp = grad.const_data_ptr<scalar_t>();
     scalar_t* gsh = grad_sh.data_ptr<scalar_t>();
     scalar_t* gm = grad_means.data_ptr<scalar_t>();
-    at::parallel_for(0, batches * n, 64, [&](int64_t begin, int64_t end) {
+    parallel_for(0, batches * n, 64, [&](int64_t begin, int64_t end) {
       for (int64_t row = begin; row < end; ++row) {
         const int64_t b = row / n, g = row % n;
         for (int64_t c = 0; c < cams; ++c) {

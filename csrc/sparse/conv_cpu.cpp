@@ -9,7 +9,6 @@
 // weight gradient sums each offset's pairs in fixed slabs, reduced in slab order. Results are
 // therefore bitwise identical run to run and for any thread count.
 // Half inputs run in float32; float64 runs in float64.
-#include <ATen/Parallel.h>
 #include <ATen/ops/constant_pad_nd.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
@@ -18,6 +17,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "ppt/cpu_parallel.h"
 #include "ppt/indirect_gemm.h"
 #include "sparse/sparse_checks.h"
 
@@ -188,7 +188,7 @@ void conv_all_offsets(const at::Tensor& src, const at::Tensor& weight, const int
   const int64_t grain = std::max<int64_t>(kPairBlock, (int64_t{1} << 16) / (src_channels * dst_channels));
   for (size_t k = 0; k + 1 < offsets.size(); ++k) {
     const S* kernel_k = kernel + static_cast<int64_t>(k) * src_channels * dst_channels;
-    at::parallel_for(offsets[k], offsets[k + 1], grain, [&](int64_t begin, int64_t end) {
+    parallel_for(offsets[k], offsets[k + 1], grain, [&](int64_t begin, int64_t end) {
       conv({source, src_channels, src_rows + begin, dst_rows + begin, end - begin, kernel_k, dst_channels, target});
     });
   }
@@ -244,7 +244,7 @@ void weight_grad_all_offsets(const at::Tensor& input, const at::Tensor& grad, co
     const int64_t num_slabs = static_cast<int64_t>(slabs.size());
     partials.assign(num_slabs * matrix, S(0));
     S* partial = partials.data();
-    at::parallel_for(0, num_slabs, 1, [&](int64_t begin, int64_t end) {
+    parallel_for(0, num_slabs, 1, [&](int64_t begin, int64_t end) {
       OuterScratch<S> scratch{std::vector<S>(kOuterBlock * in_channels), std::vector<S>(kOuterBlock * out_channels),
                               std::vector<const S*>(in_channels), std::vector<S*>(in_channels)};
       for (int64_t s = begin; s < end; ++s)
@@ -253,7 +253,7 @@ void weight_grad_all_offsets(const at::Tensor& input, const at::Tensor& grad, co
               scratch);
     });
     // Every element sums its slabs in slab order; threads split the elements.
-    at::parallel_for(0, matrix, 4096, [&](int64_t begin, int64_t end) {
+    parallel_for(0, matrix, 4096, [&](int64_t begin, int64_t end) {
       for (int64_t s = 0; s < num_slabs; ++s) {
         S* slot = result + slabs[s].offset * matrix;
         const S* add = partial + s * matrix;

@@ -1,7 +1,6 @@
 // CPU steps of the kernel-map construction: packed keys, a sequential open-addressing insert
 // (duplicates detected in row order), a merge-join neighbour search for submanifold maps and
 // parallel hash lookups for strided maps.
-#include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
@@ -9,6 +8,7 @@
 #include <numeric>
 #include <vector>
 
+#include "ppt/cpu_parallel.h"
 #include "ppt/hash.h"
 #include "sparse/kmap_plan.h"
 
@@ -22,7 +22,7 @@ at::Tensor pack_keys_cpu(const at::Tensor& indices, const VoxelPacking& packing)
   at::Tensor keys = at::empty({n}, indices.options().dtype(at::kLong));
   const int32_t* site = indices.const_data_ptr<int32_t>();
   int64_t* out = keys.data_ptr<int64_t>();
-  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+  parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int32_t* s = site + 4 * i;
       out[i] = packing.pack(s[0], s[1], s[2], s[3]);
@@ -66,7 +66,7 @@ at::Tensor submanifold_map_cpu(const at::Tensor& indices, const ConvGeometry& ge
 
   int32_t* out = map.data_ptr<int32_t>();
   const int64_t blocks = (n + kGrain - 1) / kGrain;
-  at::parallel_for(0, volume * blocks, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(0, volume * blocks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
       const int64_t k = task / blocks, first = (task % blocks) * kGrain, last = std::min(n, first + kGrain);
       int64_t ijl[3];
@@ -98,7 +98,7 @@ at::Tensor strided_candidates_cpu(const at::Tensor& indices, const ConvGeometry&
   at::Tensor candidates = at::empty({volume, n}, indices.options().dtype(at::kLong));
   const int32_t* site = indices.const_data_ptr<int32_t>();
   int64_t* out = candidates.data_ptr<int64_t>();
-  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+  parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
     for (int64_t k = 0; k < volume; ++k) {
       for (int64_t i = begin; i < end; ++i) {
         const int32_t* s = site + 4 * i;
@@ -117,7 +117,7 @@ at::Tensor lookup_cpu(const at::Tensor& keys, const at::Tensor& table_keys, cons
   const int32_t* values = table_values.const_data_ptr<int32_t>();
   const int64_t capacity = table_keys.size(0);
   int32_t* out = rows.data_ptr<int32_t>();
-  at::parallel_for(0, keys.numel(), kGrain, [&](int64_t begin, int64_t end) {
+  parallel_for(0, keys.numel(), kGrain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       out[i] = key[i] < 0 ? -1 : hash_lookup(slots, values, capacity, key[i]);
     }
@@ -130,7 +130,7 @@ at::Tensor unpack_keys_cpu(const at::Tensor& keys, const VoxelPacking& packing) 
   at::Tensor sites = at::empty({m, 4}, keys.options().dtype(at::kInt));
   const int64_t* key = keys.const_data_ptr<int64_t>();
   int32_t* out = sites.data_ptr<int32_t>();
-  at::parallel_for(0, m, kGrain, [&](int64_t begin, int64_t end) {
+  parallel_for(0, m, kGrain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) packing.unpack(key[i], out + 4 * i);
   });
   return sites;

@@ -6,7 +6,6 @@
 // for any thread count. Half inputs accumulate in float32, float64 in float64.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
 #include <ATen/ops/bincount.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/zeros.h>
@@ -16,6 +15,7 @@
 #include <tuple>
 #include <vector>
 
+#include "ppt/cpu_parallel.h"
 #include "ppt/sparse_pool.h"
 #include "sparse/sparse_checks.h"
 
@@ -29,7 +29,7 @@ constexpr int64_t kGrainElements = int64_t{1} << 15;
 template <typename Body>
 void for_each_offset(const std::vector<int64_t>& offsets, int64_t channels, const Body& body) {
   const int64_t grain = std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, channels));
-  for (size_t k = 0; k + 1 < offsets.size(); ++k) at::parallel_for(offsets[k], offsets[k + 1], grain, body);
+  for (size_t k = 0; k + 1 < offsets.size(); ++k) parallel_for(offsets[k], offsets[k + 1], grain, body);
 }
 
 at::ScalarType accumulate_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }

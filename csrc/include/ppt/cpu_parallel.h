@@ -1,0 +1,232 @@
+// Work sharing of ppt's CPU kernels: ppt::parallel_for, in place of at::parallel_for.
+//
+// Why not at::parallel_for: torch's CPU wheels run it on libgomp, whose threads busy-wait
+// (OMP_WAIT_POLICY unset: ~300k spins, milliseconds) at the end of every parallel region and
+// between regions, and each region hands every thread a fixed share. On a machine with another
+// busy process, one of the team's threads is often descheduled: the region then ends only when
+// the scheduler runs it again (a time slice later) while the other threads spin on the cores it
+// could use. A kernel of a few short regions then runs 2-5x slower with 2 threads than with 1
+// (measured on 2 cores: bench/results/cpu-contention).
+//
+// ppt::parallel_for instead splits the range into chunks that the calling thread and helper
+// threads claim one at a time: the caller works through the chunks itself and waits only for
+// chunks a helper has already claimed, never for a helper that has not started, so a descheduled
+// helper costs at most its current chunk. Helpers wait for work asleep (a condition variable, after
+// a spin of a few microseconds), so an idle helper takes no CPU from anyone, and a caller waiting
+// for a helper's chunk sleeps too, freeing its core for that helper.
+//
+// Contract (as at::parallel_for's): f(chunk_begin, chunk_end) is called on disjoint contiguous
+// ranges that cover [begin, end), each at least `grain` long except the last; which thread runs
+// a chunk and how the range is cut are unspecified (the cut depends on the thread count), so a
+// result that must not depend on them has to be computed per fixed unit inside f. Up to
+// at::get_num_threads() threads take part (torch.set_num_threads applies); inside a chunk, or in
+// an OpenMP parallel region, the loop runs inline. The first exception thrown by f is rethrown to
+// the caller once every claimed chunk has finished; chunks not yet started are then skipped.
+// f must not run torch operators that need the GIL or a device.
+#pragma once
+
+#include <ATen/Parallel.h>
+#include <c10/util/ParallelGuard.h>
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace ppt {
+namespace cpu_parallel {
+
+// Chunks per participating thread: enough that the others absorb a descheduled thread's share.
+constexpr int64_t kChunksPerThread = 8;
+// How long a waiting thread polls before it sleeps: long enough to catch the next of a kernel's
+// back-to-back loops, far shorter than a scheduler time slice.
+constexpr std::chrono::microseconds kSpin{50};
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Polls `done` for up to kSpin; true when it became true.
+template <typename Done>
+bool spin_until(const Done& done) {
+  const auto stop = std::chrono::steady_clock::now() + kSpin;
+  do {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+  } while (std::chrono::steady_clock::now() < stop);
+  return done();
+}
+
+// True on a thread that is running a chunk: nested loops run inline.
+inline bool& in_chunk() {
+  thread_local bool value = false;
+  return value;
+}
+
+// One parallel loop: its chunks, the claim and completion counters, the first error.
+class Loop {
+ public:
+  using Body = void (*)(const void* f, int64_t begin, int64_t end);
+
+  Loop(int64_t begin, int64_t end, int64_t chunk, int helpers, Body body, const void* f)
+      : begin_(begin), end_(end), chunk_(chunk), chunks_((end - begin + chunk - 1) / chunk),
+        body_(body), f_(f), helper_slots_(helpers) {}
+
+  // A helper's admission: at most `helpers` of the pool's threads take part.
+  bool admit_helper() { return helper_slots_.fetch_sub(1, std::memory_order_relaxed) > 0; }
+
+  // Claims and runs chunks until none is left unclaimed.
+  void work() {
+    const bool outer = in_chunk();
+    in_chunk() = true;
+    c10::ParallelGuard guard(true);  // at::parallel_for inside f runs inline
+    for (int64_t c; (c = next_.fetch_add(1, std::memory_order_relaxed)) < chunks_;) {
+      if (!failed_.load(std::memory_order_relaxed)) {
+        try {
+          const int64_t first = begin_ + c * chunk_;
+          body_(f_, first, std::min(end_, first + chunk_));
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(mutex_);
+          if (!error_) error_ = std::current_exception();
+          failed_.store(true, std::memory_order_relaxed);
+        }
+      }
+      if (finished_.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks_) {
+        std::lock_guard<std::mutex> lock(mutex_);  // no lost wake-up between the caller's check and its wait
+        all_finished_.notify_all();
+      }
+    }
+    in_chunk() = outer;
+  }
+
+  // The caller: after its own work(), waits for the chunks helpers still run, then rethrows.
+  void wait_and_rethrow() {
+    const auto done = [this] { return finished_.load(std::memory_order_acquire) == chunks_; };
+    if (!spin_until(done)) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      all_finished_.wait(lock, done);
+    }
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  const int64_t begin_, end_, chunk_, chunks_;
+  const Body body_;
+  const void* const f_;  // valid while the caller waits, i.e. while any claimed chunk runs
+  std::atomic<int> helper_slots_;
+  std::atomic<int64_t> next_{0}, finished_{0};
+  std::atomic<bool> failed_{false};
+  std::mutex mutex_;
+  std::condition_variable all_finished_;
+  std::exception_ptr error_;
+};
+
+// Helper threads, started on first use and grown to the largest number asked for. The newest loop
+// is published with a generation number; a helper that wakes joins it if a slot is left. A helper
+// that joins after its loop has finished only finds no chunk (it holds its own reference).
+class HelperPool {
+ public:
+  void post(std::shared_ptr<Loop> loop, int helpers) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      while (threads_ < helpers) {
+        std::thread([this] { serve(); }).detach();
+        ++threads_;
+      }
+      loop_ = std::move(loop);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    if (helpers == threads_) {
+      wake_.notify_all();
+    } else {
+      for (int i = 0; i < helpers; ++i) wake_.notify_one();
+    }
+  }
+
+ private:
+  void serve() {
+    uint64_t seen = 0;
+    for (;;) {
+      const auto posted = [&] { return generation_.load(std::memory_order_acquire) != seen; };
+      std::shared_ptr<Loop> loop;
+      spin_until(posted);
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, posted);
+        seen = generation_.load(std::memory_order_relaxed);
+        loop = loop_;
+      }
+      if (loop->admit_helper()) loop->work();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::shared_ptr<Loop> loop_;
+  std::atomic<uint64_t> generation_{0};
+  int threads_ = 0;
+};
+
+// The process's pool. A forked child has none of the parent's threads (and maybe a locked mutex of
+// the parent's pool): it starts a pool of its own, leaving the parent's object untouched.
+inline std::atomic<HelperPool*>& pool_slot() {
+  static std::atomic<HelperPool*> slot{nullptr};
+  return slot;
+}
+
+inline HelperPool& pool() {
+  static const bool fork_handler = [] {
+    pthread_atfork(nullptr, nullptr, [] { pool_slot().store(nullptr); });
+    return true;
+  }();
+  (void)fork_handler;
+  HelperPool* current = pool_slot().load(std::memory_order_acquire);
+  if (current == nullptr) {
+    static std::mutex create;
+    std::lock_guard<std::mutex> lock(create);
+    current = pool_slot().load(std::memory_order_acquire);
+    if (current == nullptr) {
+      current = new HelperPool();  // never deleted: detached helpers use it until the process ends
+      pool_slot().store(current, std::memory_order_release);
+    }
+  }
+  return *current;
+}
+
+}  // namespace cpu_parallel
+
+template <typename F>
+void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& f) {
+  if (begin >= end) return;
+  const int64_t n = end - begin;
+  const int64_t threads =
+      cpu_parallel::in_chunk() || at::in_parallel_region() ? 1 : std::max(1, at::get_num_threads());
+  const int64_t chunk = std::max({grain, int64_t{1}, (n + threads * cpu_parallel::kChunksPerThread - 1) /
+                                                         (threads * cpu_parallel::kChunksPerThread)});
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  if (threads == 1 || chunks == 1) {
+    f(begin, end);
+    return;
+  }
+  const int helpers = static_cast<int>(std::min(threads, chunks) - 1);
+  auto loop = std::make_shared<cpu_parallel::Loop>(
+      begin, end, chunk, helpers,
+      [](const void* body, int64_t b, int64_t e) { (*static_cast<const F*>(body))(b, e); }, &f);
+  cpu_parallel::pool().post(loop, helpers);
+  loop->work();
+  loop->wait_and_rethrow();
+}
+
+}  // namespace ppt
