@@ -284,10 +284,10 @@ at::Tensor segment_bn_backward_cpu(const at::Tensor& grad_in, const at::Tensor& 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(ppt, CPU, m) {
-  m.impl("segment_bn_stats", &segment_bn_stats_cpu);
-  m.impl("segment_bn_apply", &segment_bn_apply_cpu);
-  m.impl("segment_bn_backward_reduce", &segment_bn_backward_reduce_cpu);
-  m.impl("segment_bn_backward", &segment_bn_backward_cpu);
+  m.impl("segment_bn_stats", cpu_op<&segment_bn_stats_cpu>);
+  m.impl("segment_bn_apply", cpu_op<&segment_bn_apply_cpu>);
+  m.impl("segment_bn_backward_reduce", cpu_op<&segment_bn_backward_reduce_cpu>);
+  m.impl("segment_bn_backward", cpu_op<&segment_bn_backward_cpu>);
 }
 
 }  // namespace ppt

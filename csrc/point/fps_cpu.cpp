@@ -105,6 +105,6 @@ at::Tensor fps_cpu(const at::Tensor& xyz_in, int64_t num_samples, int64_t start_
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(ppt, CPU, m) { m.impl("farthest_point_sample", &fps_cpu); }
+TORCH_LIBRARY_IMPL(ppt, CPU, m) { m.impl("farthest_point_sample", cpu_op<&fps_cpu>); }
 
 }  // namespace ppt

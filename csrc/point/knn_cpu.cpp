@@ -148,8 +148,8 @@ std::tuple<at::Tensor, at::Tensor> knn_backward_cpu(const at::Tensor& grad_in, c
 }  // namespace
 
 TORCH_LIBRARY_IMPL(ppt, CPU, m) {
-  m.impl("knn", &knn_cpu);
-  m.impl("knn_backward", &knn_backward_cpu);
+  m.impl("knn", cpu_op<&knn_cpu>);
+  m.impl("knn_backward", cpu_op<&knn_backward_cpu>);
 }
 
 }  // namespace ppt

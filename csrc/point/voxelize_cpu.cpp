@@ -229,6 +229,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> voxelize_cpu(const at::Tensor& co
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(ppt, CPU, m) { m.impl("voxelize", &voxelize_cpu); }
+TORCH_LIBRARY_IMPL(ppt, CPU, m) { m.impl("voxelize", cpu_op<&voxelize_cpu>); }
 
 }  // namespace ppt

@@ -94,6 +94,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bin_gaussians_cpu(const at::Tenso
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(ppt, CPU, m) { m.impl("bin_gaussians", &bin_gaussians_cpu); }
+TORCH_LIBRARY_IMPL(ppt, CPU, m) { m.impl("bin_gaussians", cpu_op<&bin_gaussians_cpu>); }
 
 }  // namespace ppt

@@ -103,8 +103,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> project_gaussians_backward_cpu(
 }  // namespace
 
 TORCH_LIBRARY_IMPL(ppt, CPU, m) {
-  m.impl("project_gaussians", &project_gaussians_cpu);
-  m.impl("project_gaussians_backward", &project_gaussians_backward_cpu);
+  m.impl("project_gaussians", cpu_op<&project_gaussians_cpu>);
+  m.impl("project_gaussians_backward", cpu_op<&project_gaussians_backward_cpu>);
 }
 
 }  // namespace ppt

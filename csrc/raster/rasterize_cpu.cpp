@@ -226,8 +226,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_tiles_backw
 }  // namespace
 
 TORCH_LIBRARY_IMPL(ppt, CPU, m) {
-  m.impl("rasterize_tiles", &rasterize_tiles_cpu);
-  m.impl("rasterize_tiles_backward", &rasterize_tiles_backward_cpu);
+  m.impl("rasterize_tiles", cpu_op<&rasterize_tiles_cpu>);
+  m.impl("rasterize_tiles_backward", cpu_op<&rasterize_tiles_backward_cpu>);
 }
 
 }  // namespace ppt

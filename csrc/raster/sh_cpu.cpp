@@ -71,8 +71,8 @@ std::tuple<at::Tensor, at::Tensor> spherical_harmonics_backward_cpu(const at::Te
 }  // namespace
 
 TORCH_LIBRARY_IMPL(ppt, CPU, m) {
-  m.impl("spherical_harmonics", &spherical_harmonics_cpu);
-  m.impl("spherical_harmonics_backward", &spherical_harmonics_backward_cpu);
+  m.impl("spherical_harmonics", cpu_op<&spherical_harmonics_cpu>);
+  m.impl("spherical_harmonics_backward", cpu_op<&spherical_harmonics_backward_cpu>);
 }
 
 }  // namespace ppt

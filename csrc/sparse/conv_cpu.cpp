@@ -3,22 +3,25 @@
 // into the output rows, so no gathered copy or product buffer ever leaves the caches. Each kernel
 // is compiled for AVX-512, AVX2 + FMA and the baseline, chosen at run time (simd::cpu_isa()).
 //
-// Determinism without atomics: offsets run in order and one offset's output rows are distinct (and
-// its input rows, which the input gradient writes), as every kernel map guarantees, so threads
-// split an offset's pairs without racing and every row sums its offsets in the same order. The
+// Determinism without atomics: one offset's output rows are distinct (and its input rows, which the
+// input gradient writes), as every kernel map guarantees, and every row sums its offsets in offset
+// order, whether threads split blocks of output rows or one offset's pairs (conv_all_offsets). The
 // weight gradient sums each offset's pairs in fixed slabs, reduced in slab order. Results are
-// therefore bitwise identical run to run and for any thread count.
+// therefore bitwise identical run to run and for any thread count. The loops run on
+// ppt::parallel_for (ppt/cpu_parallel.h), few per call, and no large tensor goes through a torch
+// operator (whose OpenMP regions stall on a busy machine).
 // Half inputs run in float32; float64 runs in float64.
-#include <ATen/ops/constant_pad_nd.h>
-#include <ATen/ops/zeros.h>
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
 #include "ppt/cpu_parallel.h"
 #include "ppt/indirect_gemm.h"
+#include "ppt/offset_pairs.h"
 #include "sparse/sparse_checks.h"
 
 namespace ppt {
@@ -28,6 +31,9 @@ namespace {
 // column block of the weight passes over them, and the next block's rows are prefetched meanwhile
 // (48 gave 10-15% more GFLOP/s than 96 on 32-128 channels, 100k voxels, AVX-512 Zen 4).
 constexpr int64_t kPairBlock = 48;
+// Destination rows per block of for_each_pair_by_destination: a block of up to 256 channels stays
+// in L2 while every offset adds to it.
+constexpr int64_t kRowBlock = 256;
 // Pairs per block of the weight gradient, copied to contiguous L2 buffers first.
 constexpr int64_t kOuterBlock = 256;
 // Pairs per weight-gradient slab: the unit of parallel work and of the fixed-order reduction.
@@ -165,48 +171,79 @@ ConvKernels<S> conv_kernels() {
 
 at::ScalarType compute_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
 
-// The micro-kernels take whole vectors of columns: zero-pad the last dimension to a multiple of
-// simd::kColumnBytes (a 6-channel output costs 16 float columns instead of a scalar loop).
-at::Tensor pad_to_vector_width(const at::Tensor& t) {
-  const int64_t width = simd::kColumnBytes / static_cast<int64_t>(t.element_size());
-  const int64_t extra = (width - t.size(-1) % width) % width;
-  return extra == 0 ? t : at::constant_pad_nd(t, {0, extra});
+// The micro-kernels take whole vectors of columns: the last dimension of their operands is
+// zero-padded to a multiple of simd::kColumnBytes (a 6-channel output costs 16 float columns
+// instead of a scalar loop).
+template <typename S>
+int64_t vector_width_columns(int64_t columns) {
+  constexpr int64_t width = simd::kColumnBytes / static_cast<int64_t>(sizeof(S));
+  return (columns + width - 1) / width * width;
+}
+
+// A contiguous copy of the 2-D or 3-D tensor t (any strides, element type S) with its last dimension
+// cut or zero-padded to `columns`; t itself when it is contiguous and that wide already. The copy
+// runs on ppt::parallel_for, not through torch's copy and pad operators.
+template <typename S>
+at::Tensor contiguous_columns(const at::Tensor& t, int64_t columns) {
+  if (t.size(-1) == columns && t.is_contiguous()) return t;
+  const at::Tensor view = t.dim() == 2 ? t.unsqueeze(0) : t;
+  std::vector<int64_t> sizes = t.sizes().vec();
+  sizes.back() = columns;
+  at::Tensor out = at::empty(sizes, t.options().memory_format(at::MemoryFormat::Contiguous));
+  const int64_t inner = view.size(1), kept = std::min(columns, view.size(2));
+  const int64_t outer_stride = view.stride(0), row_stride = view.stride(1), column_stride = view.stride(2);
+  const S* in = view.const_data_ptr<S>();
+  S* result = out.data_ptr<S>();
+  parallel_for(0, view.size(0) * inner, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, columns)),
+               [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const S* row = in + (r / inner) * outer_stride + (r % inner) * row_stride;
+      S* row_out = result + r * columns;
+      for (int64_t c = 0; c < kept; ++c) row_out[c] = row[c * column_stride];
+      std::fill(row_out + kept, row_out + columns, S(0));
+    }
+  });
+  return out;
 }
 
 // dst (num_dst, Cb) = sum_k scatter(src[src_rows_k] @ weight[k], dst_rows_k) for weight (K, Ca, Cb)
-// in the compute type, offset k's pairs lying in [offsets[k], offsets[k + 1]).
+// in the compute type, offset k's pairs lying in [offsets[k], offsets[k + 1]). Every destination
+// row adds its offsets' products in offset order (for_each_pair_by_destination), so the sums do
+// not depend on how the work is split.
 template <typename S>
-void conv_all_offsets(const at::Tensor& src, const at::Tensor& weight, const int32_t* src_rows,
-                      const int32_t* dst_rows, const std::vector<int64_t>& offsets, at::Tensor& dst) {
-  const int64_t src_channels = weight.size(1), dst_channels = weight.size(2);
-  if (src_channels == 0 || dst_channels == 0) return;
-  const S* source = src.const_data_ptr<S>();
-  const S* kernel = weight.const_data_ptr<S>();
+at::Tensor conv_all_offsets(const at::Tensor& src, const at::Tensor& weight, const int32_t* src_rows,
+                            const int32_t* dst_rows, const std::vector<int64_t>& offsets, int64_t num_dst) {
+  const at::Tensor source = src.contiguous();
+  const at::Tensor kernel = contiguous_columns<S>(weight, vector_width_columns<S>(weight.size(2)));
+  const int64_t src_channels = kernel.size(1), dst_channels = kernel.size(2);
+  at::Tensor dst = at::empty({num_dst, dst_channels}, source.options());
+  if (dst_channels == 0) return dst;
+  const S* source_data = source.const_data_ptr<S>();
+  const S* kernel_data = kernel.const_data_ptr<S>();
   S* target = dst.data_ptr<S>();
   const auto conv = conv_kernels<S>().conv;
-  // Enough multiply-adds per task to amortize the fork.
-  const int64_t grain = std::max<int64_t>(kPairBlock, (int64_t{1} << 16) / (src_channels * dst_channels));
-  for (size_t k = 0; k + 1 < offsets.size(); ++k) {
-    const S* kernel_k = kernel + static_cast<int64_t>(k) * src_channels * dst_channels;
-    parallel_for(offsets[k], offsets[k + 1], grain, [&](int64_t begin, int64_t end) {
-      conv({source, src_channels, src_rows + begin, dst_rows + begin, end - begin, kernel_k, dst_channels, target});
-    });
-  }
+  // Enough multiply-adds per chunk of an offset's pairs to amortize claiming it.
+  const int64_t pair_grain = std::max<int64_t>(kPairBlock, (int64_t{1} << 16) / std::max<int64_t>(1, src_channels * dst_channels));
+  for_each_pair_by_destination(
+      dst_rows, offsets, num_dst, kRowBlock, pair_grain,
+      [&](int64_t first, int64_t last) { std::fill(target + first * dst_channels, target + last * dst_channels, S(0)); },
+      [&](size_t k, int64_t begin, int64_t end) {
+        if (src_channels == 0) return;
+        conv({source_data, src_channels, src_rows + begin, dst_rows + begin, end - begin,
+              kernel_data + static_cast<int64_t>(k) * src_channels * dst_channels, dst_channels, target});
+      });
+  return contiguous_columns<S>(dst, weight.size(2));
 }
 
 at::Tensor conv_all_offsets(const at::Tensor& src, const at::Tensor& weight, const at::Tensor& src_rows,
                             const at::Tensor& dst_rows, const std::vector<int64_t>& offsets, int64_t num_dst) {
   const at::ScalarType compute = compute_type(src.scalar_type());
-  const at::Tensor source = src.to(compute).contiguous();
-  const at::Tensor kernel = pad_to_vector_width(weight.to(compute)).contiguous();
-  at::Tensor dst = at::zeros({num_dst, kernel.size(2)}, source.options());
   const int32_t* from = src_rows.const_data_ptr<int32_t>();
   const int32_t* to = dst_rows.const_data_ptr<int32_t>();
-  if (compute == at::kDouble)
-    conv_all_offsets<double>(source, kernel, from, to, offsets, dst);
-  else
-    conv_all_offsets<float>(source, kernel, from, to, offsets, dst);
-  return dst.narrow(1, 0, weight.size(2)).contiguous().to(src.scalar_type());
+  const at::Tensor source = src.to(compute), kernel = weight.to(compute);
+  const at::Tensor dst = compute == at::kDouble ? conv_all_offsets<double>(source, kernel, from, to, offsets, num_dst)
+                                                : conv_all_offsets<float>(source, kernel, from, to, offsets, num_dst);
+  return dst.to(src.scalar_type());
 }
 
 // grad_weight (K, Cin, Cout) = per offset input[in_rows_k]^T grad[out_rows_k], in fixed slabs. Slabs
@@ -214,20 +251,29 @@ at::Tensor conv_all_offsets(const at::Tensor& src, const at::Tensor& weight, con
 // into grad_weight in slab order before the next: memory stays bounded and the grouping, like
 // the slabs, depends only on the sizes, never on the thread count.
 template <typename S>
-void weight_grad_all_offsets(const at::Tensor& input, const at::Tensor& grad, const int32_t* in_rows,
-                             const int32_t* out_rows, const std::vector<int64_t>& offsets, at::Tensor& grad_weight) {
+at::Tensor weight_grad_all_offsets(const at::Tensor& input_in, const at::Tensor& grad_in, const int32_t* in_rows,
+                                   const int32_t* out_rows, const std::vector<int64_t>& offsets) {
+  const at::Tensor input = input_in.contiguous();
+  const at::Tensor grad = contiguous_columns<S>(grad_in, vector_width_columns<S>(grad_in.size(1)));
   const int64_t in_channels = input.size(1), out_channels = grad.size(1);
   const int64_t matrix = in_channels * out_channels;
-  if (matrix == 0) return;
+  const int64_t volume = static_cast<int64_t>(offsets.size()) - 1;
+  at::Tensor grad_weight = at::empty({volume, in_channels, out_channels}, input.options());
+  S* result = grad_weight.data_ptr<S>();
+  parallel_for(0, volume * matrix, 16384, [&](int64_t begin, int64_t end) { std::fill(result + begin, result + end, S(0)); });
+  // (K, Cin, Cout) -> (Cout, K, Cin)
+  const auto spconv_layout = [&] {
+    return contiguous_columns<S>(grad_weight.narrow(2, 0, grad_in.size(1)).permute({2, 0, 1}), in_channels);
+  };
+  if (matrix == 0) return spconv_layout();
   struct Slab {
     int64_t offset, start, count;
   };
   const S* features = input.const_data_ptr<S>();
   const S* gradient = grad.const_data_ptr<S>();
-  S* result = grad_weight.data_ptr<S>();
   const auto outer = conv_kernels<S>().outer;
   const int64_t slabs_per_group = std::max<int64_t>(1, kPartialBytes / (matrix * static_cast<int64_t>(sizeof(S))));
-  std::vector<S> partials;
+  std::unique_ptr<S[]> partials;
   std::vector<Slab> slabs;
   for (size_t first = 0; first + 1 < offsets.size();) {
     // One group: whole offsets while their slabs fit (always at least one offset).
@@ -242,15 +288,17 @@ void weight_grad_all_offsets(const at::Tensor& input, const at::Tensor& grad, co
     first = k;
     if (slabs.empty()) continue;
     const int64_t num_slabs = static_cast<int64_t>(slabs.size());
-    partials.assign(num_slabs * matrix, S(0));
-    S* partial = partials.data();
+    partials.reset(new S[num_slabs * matrix]);
+    S* partial = partials.get();
     parallel_for(0, num_slabs, 1, [&](int64_t begin, int64_t end) {
       OuterScratch<S> scratch{std::vector<S>(kOuterBlock * in_channels), std::vector<S>(kOuterBlock * out_channels),
                               std::vector<const S*>(in_channels), std::vector<S*>(in_channels)};
-      for (int64_t s = begin; s < end; ++s)
+      for (int64_t s = begin; s < end; ++s) {
+        std::fill(partial + s * matrix, partial + (s + 1) * matrix, S(0));
         outer({features, in_channels, gradient, out_channels, in_rows + slabs[s].start, out_rows + slabs[s].start,
                slabs[s].count, partial + s * matrix},
               scratch);
+      }
     });
     // Every element sums its slabs in slab order; threads split the elements.
     parallel_for(0, matrix, 4096, [&](int64_t begin, int64_t end) {
@@ -261,6 +309,7 @@ void weight_grad_all_offsets(const at::Tensor& input, const at::Tensor& grad, co
       }
     });
   }
+  return spconv_layout();
 }
 
 at::Tensor sparse_conv_cpu(const at::Tensor& features, const at::Tensor& weight, const at::Tensor& pairs,
@@ -285,24 +334,19 @@ std::tuple<at::Tensor, at::Tensor> sparse_conv_backward_cpu(const at::Tensor& gr
       conv_all_offsets(grad_out, weight.permute({1, 0, 2}), out_rows, in_rows, offsets, features.size(0));
 
   const at::ScalarType compute = compute_type(features.scalar_type());
-  const at::Tensor input = features.to(compute).contiguous();
-  const at::Tensor grad = pad_to_vector_width(grad_out.to(compute)).contiguous();
-  at::Tensor grad_weight = at::zeros({weight.size(1), weight.size(2), grad.size(1)}, input.options());
   const int32_t* from = in_rows.const_data_ptr<int32_t>();
   const int32_t* to = out_rows.const_data_ptr<int32_t>();
-  if (compute == at::kDouble)
-    weight_grad_all_offsets<double>(input, grad, from, to, offsets, grad_weight);
-  else
-    weight_grad_all_offsets<float>(input, grad, from, to, offsets, grad_weight);
-  // (K, Cin, Cout) -> (Cout, K, Cin)
-  return {grad_features, grad_weight.narrow(2, 0, weight.size(0)).permute({2, 0, 1}).contiguous().to(weight.scalar_type())};
+  const at::Tensor input = features.to(compute), grad = grad_out.to(compute);
+  const at::Tensor grad_weight = compute == at::kDouble ? weight_grad_all_offsets<double>(input, grad, from, to, offsets)
+                                                        : weight_grad_all_offsets<float>(input, grad, from, to, offsets);
+  return {grad_features, grad_weight.to(weight.scalar_type())};
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(ppt, CPU, m) {
-  m.impl("sparse_conv", &sparse_conv_cpu);
-  m.impl("sparse_conv_backward", &sparse_conv_backward_cpu);
+  m.impl("sparse_conv", cpu_op<&sparse_conv_cpu>);
+  m.impl("sparse_conv_backward", cpu_op<&sparse_conv_backward_cpu>);
 }
 
 }  // namespace ppt

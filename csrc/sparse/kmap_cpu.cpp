@@ -149,6 +149,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sparse_kernel_map_cpu(
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(ppt, CPU, m) { m.impl("sparse_kernel_map", &sparse_kernel_map_cpu); }
+TORCH_LIBRARY_IMPL(ppt, CPU, m) { m.impl("sparse_kernel_map", cpu_op<&sparse_kernel_map_cpu>); }
 
 }  // namespace ppt

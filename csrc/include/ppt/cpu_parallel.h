@@ -23,6 +23,11 @@
 // an OpenMP parallel region, the loop runs inline. The first exception thrown by f is rethrown to
 // the caller once every claimed chunk has finished; chunks not yet started are then skipped.
 // f must not run torch operators that need the GIL or a device.
+//
+// ppt::cpu_op<&kernel> registers a CPU kernel so that it runs in a CpuOpScope: the torch operators
+// the kernel calls for its bookkeeping (argument checks, allocation, small copies, the kernel-map
+// compaction) then run on the calling thread alone instead of forking an OpenMP team (whose
+// regions stall the same way), while ppt::parallel_for keeps the caller's thread count.
 #pragma once
 
 #include <ATen/Parallel.h>
@@ -38,6 +43,11 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace ppt {
 namespace cpu_parallel {
@@ -87,12 +97,13 @@ class Loop {
   // A helper's admission: at most `helpers` of the pool's threads take part.
   bool admit_helper() { return helper_slots_.fetch_sub(1, std::memory_order_relaxed) > 0; }
 
-  // Claims and runs chunks until none is left unclaimed.
-  void work() {
+  // Claims and runs chunks until none is left unclaimed; returns how many this thread ran.
+  int64_t work() {
+    int64_t ran = 0;
     const bool outer = in_chunk();
     in_chunk() = true;
     c10::ParallelGuard guard(true);  // at::parallel_for inside f runs inline
-    for (int64_t c; (c = next_.fetch_add(1, std::memory_order_relaxed)) < chunks_;) {
+    for (int64_t c; (c = next_.fetch_add(1, std::memory_order_relaxed)) < chunks_; ++ran) {
       if (!failed_.load(std::memory_order_relaxed)) {
         try {
           const int64_t first = begin_ + c * chunk_;
@@ -109,7 +120,10 @@ class Loop {
       }
     }
     in_chunk() = outer;
+    return ran;
   }
+
+  int64_t chunks() const { return chunks_; }
 
   // The caller: after its own work(), waits for the chunks helpers still run, then rethrows.
   void wait_and_rethrow() {
@@ -179,6 +193,57 @@ class HelperPool {
   int threads_ = 0;
 };
 
+// How many threads pay off. A helper that is descheduled while it holds a chunk makes the caller
+// wait for it, up to a scheduler time slice, while the caller alone would long have finished: on a
+// machine whose cores are all taken, more threads make a loop slower. After each parallel loop the
+// caller compares the loop's time with its own pace times the number of chunks (what it would
+// have taken alone); a loop that lost by more than kLossSlack caps later loops at one thread fewer
+// for a window that doubles with each consecutive loss (kFirstWindow to kLongestWindow). When the
+// window ends, the next loop probes the full count again; a full-count loop that wins resets the
+// window. On an idle machine loops win and the cap never applies.
+class ThreadBudget {
+ public:
+  static constexpr std::chrono::microseconds kLossSlack{100};
+  static constexpr std::chrono::milliseconds kFirstWindow{20};
+  static constexpr int kMaxDoublings = 6;  // kLongestWindow = 64 x kFirstWindow
+
+  // The threads a loop may use now, out of `wanted`.
+  int threads(int wanted, int64_t now_ns) const {
+    if (now_ns >= cap_until_ns_.load(std::memory_order_relaxed)) return wanted;
+    return std::max(1, std::min(wanted, cap_.load(std::memory_order_relaxed)));
+  }
+
+  // After a loop allowed `used` threads out of `wanted`: it took `elapsed_ns`; the caller ran
+  // `own_chunks` of its `chunks` chunks in `own_ns`.
+  void judge(int used, int wanted, int64_t elapsed_ns, int64_t own_ns, int64_t own_chunks, int64_t chunks,
+             int64_t now_ns) {
+    if (own_chunks == 0) return;
+    const double alone_ns = static_cast<double>(own_ns) * chunks / own_chunks;
+    if (elapsed_ns > alone_ns + std::chrono::nanoseconds(kLossSlack).count()) {
+      const int doublings = std::min(kMaxDoublings, losses_.fetch_add(1, std::memory_order_relaxed));
+      cap_.store(used - 1, std::memory_order_relaxed);
+      cap_until_ns_.store(now_ns + (std::chrono::nanoseconds(kFirstWindow).count() << doublings),
+                          std::memory_order_relaxed);
+    } else if (used == wanted) {
+      losses_.store(0, std::memory_order_relaxed);
+    }
+  }
+
+ private:
+  std::atomic<int> cap_{0}, losses_{0};
+  std::atomic<int64_t> cap_until_ns_{0};
+};
+
+inline ThreadBudget& budget() {
+  static ThreadBudget value;
+  return value;
+}
+
+inline int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 // The process's pool. A forked child has none of the parent's threads (and maybe a locked mutex of
 // the parent's pool): it starts a pool of its own, leaving the parent's object untouched.
 inline std::atomic<HelperPool*>& pool_slot() {
@@ -205,14 +270,67 @@ inline HelperPool& pool() {
   return *current;
 }
 
+// The scope of one ppt CPU op on this thread: torch's OpenMP regions are limited to this thread
+// (omp_set_num_threads(1), restored on exit; the setting is per thread, so other threads are
+// untouched), and ppt::parallel_for uses the thread count torch had when the op started.
+class CpuOpScope {
+ public:
+  CpuOpScope() : outer_(active()), threads_(outer_ != nullptr ? outer_->threads_ : at::get_num_threads()) {
+#ifdef _OPENMP
+    omp_threads_ = omp_get_max_threads();
+    omp_set_num_threads(1);
+#endif
+    active() = this;
+  }
+  ~CpuOpScope() {
+#ifdef _OPENMP
+    omp_set_num_threads(omp_threads_);
+#endif
+    active() = outer_;
+  }
+  CpuOpScope(const CpuOpScope&) = delete;
+  CpuOpScope& operator=(const CpuOpScope&) = delete;
+
+  // The threads ppt's loops may use on this thread.
+  static int threads() {
+    const CpuOpScope* scope = active();
+    return scope != nullptr ? scope->threads_ : at::get_num_threads();
+  }
+
+ private:
+  static CpuOpScope*& active() {
+    thread_local CpuOpScope* value = nullptr;
+    return value;
+  }
+  CpuOpScope* const outer_;
+  const int threads_;
+  int omp_threads_ = 1;
+};
+
+template <auto Kernel>
+struct CpuOp;
+template <typename R, typename... A, R (*Kernel)(A...)>
+struct CpuOp<Kernel> {
+  static R call(A... args) {
+    const CpuOpScope scope;
+    return Kernel(std::forward<A>(args)...);
+  }
+};
+
 }  // namespace cpu_parallel
+
+// m.impl("name", ppt::cpu_op<&name_cpu>): the kernel runs in a cpu_parallel::CpuOpScope.
+template <auto Kernel>
+constexpr auto cpu_op = &cpu_parallel::CpuOp<Kernel>::call;
 
 template <typename F>
 void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& f) {
   if (begin >= end) return;
   const int64_t n = end - begin;
-  const int64_t threads =
-      cpu_parallel::in_chunk() || at::in_parallel_region() ? 1 : std::max(1, at::get_num_threads());
+  const int wanted =
+      cpu_parallel::in_chunk() || at::in_parallel_region() ? 1 : std::max(1, cpu_parallel::CpuOpScope::threads());
+  const int64_t start_ns = wanted > 1 ? cpu_parallel::now_ns() : 0;
+  const int64_t threads = wanted > 1 ? cpu_parallel::budget().threads(wanted, start_ns) : 1;
   const int64_t chunk = std::max({grain, int64_t{1}, (n + threads * cpu_parallel::kChunksPerThread - 1) /
                                                          (threads * cpu_parallel::kChunksPerThread)});
   const int64_t chunks = (n + chunk - 1) / chunk;
@@ -225,8 +343,12 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& f) {
       begin, end, chunk, helpers,
       [](const void* body, int64_t b, int64_t e) { (*static_cast<const F*>(body))(b, e); }, &f);
   cpu_parallel::pool().post(loop, helpers);
-  loop->work();
+  const int64_t own_chunks = loop->work();
+  const int64_t own_end_ns = cpu_parallel::now_ns();
   loop->wait_and_rethrow();
+  const int64_t end_ns = cpu_parallel::now_ns();
+  cpu_parallel::budget().judge(static_cast<int>(threads), wanted, end_ns - start_ns, own_end_ns - start_ns, own_chunks, chunks,
+                               end_ns);
 }
 
 }  // namespace ppt
