@@ -14,17 +14,19 @@ import torch
 
 import ppt
 from ppt.bench.harness import Case, CaseResult, CorrectnessError, failed_result, measure
-from ppt.bench.machine import Ceilings, describe, machine_info, measure_ceilings
+from ppt.bench.machine import CeilingProbes, Ceilings, ceiling_probes, describe, machine_info, measure_ceilings
 from ppt.bench.plots import plot_suite
 from ppt.bench.report import LEGEND, compare_with, derive, load_results, notes, table, write_results
 
-# suite name -> module with SUITE, SUPPORTED_DTYPES, default_dtypes(device) and cases(device, dtype, quick)
+# suite name -> module with SUITE, SUPPORTED_DTYPES, default_dtypes(device) and cases(device, dtype, quick);
+# a module with DEVICES runs on those device types only
 SUITES = {
     "point_ops": "ppt.bench.point_ops",
     "segment_norm": "ppt.bench.segment_norm",
     "sparse_conv": "ppt.bench.sparse_conv",
     "raster": "ppt.bench.raster",
     "models": "ppt.bench.models",
+    "contention": "ppt.bench.contention",
 }
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 DEFAULT_OUT = Path("ppt-bench-results")
@@ -121,9 +123,21 @@ def _without_targets(result: CaseResult) -> CaseResult:
     return replace(result, baselines=baselines, ceiling_target=None)
 
 
-def _run_case(case: Case, suite: str, device: torch.device, args: argparse.Namespace) -> CaseResult:
+def _probes_for(case: Case, probes: CeilingProbes) -> dict:
+    """The ceiling probes timed in the rounds of ``case``: the GEMM of its dtype when it declares FLOPs,
+    the copy when it declares bytes."""
+    chosen = {}
+    if case.flops is not None and case.dtype in probes.gemm:
+        chosen["gemm_gflops"] = probes.gemm[case.dtype]
+    if case.bytes is not None:
+        chosen["copy_gbps"] = probes.copy
+    return chosen
+
+
+def _run_case(case: Case, suite: str, device: torch.device, probes: CeilingProbes,
+              args: argparse.Namespace) -> CaseResult:
     try:
-        result = measure(case, suite, device)
+        result = measure(case, suite, device, _probes_for(case, probes))
     except (CorrectnessError, RuntimeError, ValueError) as error:
         return failed_result(case, suite, device, error)
     if args.profile:
@@ -134,8 +148,8 @@ def _run_case(case: Case, suite: str, device: torch.device, args: argparse.Names
     return result
 
 
-def _run_suite(name: str, module, dtypes: list[str], device: torch.device, ceilings: Ceilings, machine: str,
-               args: argparse.Namespace) -> tuple[dict, list[CaseResult]]:
+def _run_suite(name: str, module, dtypes: list[str], device: torch.device, probes: CeilingProbes,
+               ceilings: Ceilings, machine: str, args: argparse.Namespace) -> tuple[dict, list[CaseResult]]:
     """Run one suite's cases, print its table and notes, draw its PNG; returns its summary and results."""
     print(f"\n== {name} on {device.type}{' (quick)' if args.quick else ''}", flush=True)
     results = []
@@ -144,7 +158,7 @@ def _run_suite(name: str, module, dtypes: list[str], device: torch.device, ceili
             if args.case and args.case.lower() not in case.name.lower():
                 continue
             print(f"  {case.name} ({dtype})", file=sys.stderr, flush=True)
-            result = _run_case(case, name, device, args)
+            result = _run_case(case, name, device, probes, args)
             derive(result, ceilings)
             results.append(_without_targets(result) if args.quick else result)
     summary = {"dtypes": dtypes, "cases": len(results)}
@@ -171,6 +185,11 @@ def run_from_args(args: argparse.Namespace) -> int:
     modules = {name: importlib.import_module(SUITES[name]) for name in names}
     plan = {}
     for name, module in modules.items():
+        devices = getattr(module, "DEVICES", None)
+        if devices is not None and device.type not in devices:
+            plan[name] = []
+            print(f"{name}: skipped, it runs on {', '.join(devices)} only", flush=True)
+            continue
         wanted = args.dtype or list(module.default_dtypes(device))
         plan[name] = [d for d in wanted if d in module.SUPPORTED_DTYPES]
         if not plan[name]:
@@ -179,7 +198,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     machine = machine_info(device)
     ceiling_dtypes = sorted({d for dtypes in plan.values() for d in dtypes})
     print(f"ppt bench on {device.type}: {describe(machine)}; measuring the machine's ceilings...", flush=True)
-    ceilings = measure_ceilings(device, [DTYPES[d] for d in ceiling_dtypes], args.quick)
+    probes = ceiling_probes(device, [DTYPES[d] for d in ceiling_dtypes], args.quick)
+    ceilings = measure_ceilings(probes, args.quick)
     print("ceilings: " + ", ".join([f"GEMM {d} {g:.4g} GFLOP/s" for d, g in ceilings.gemm_gflops.items()]
                                    + [f"copy {ceilings.copy_gbps:.4g} GB/s"]), flush=True)
 
@@ -187,7 +207,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     suites: dict[str, dict] = {}
     for name, module in modules.items():
         if plan[name]:
-            suites[name], results = _run_suite(name, module, plan[name], device, ceilings, describe(machine), args)
+            suites[name], results = _run_suite(name, module, plan[name], device, probes, ceilings, describe(machine),
+                                               args)
             all_results += results
 
     path = write_results(args.out / "results.json", results=all_results, machine=machine, ceilings=ceilings,

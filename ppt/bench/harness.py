@@ -17,7 +17,7 @@ import re
 import shlex
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,9 @@ class Case:
     traffic of one call) give GFLOP/s and GB/s against the run's ceilings; ``items`` = (count per
     call, unit) gives throughput. ``ceiling_target`` is the fraction of the ceiling expected.
     ``cpu_memory`` also records the peak resident memory of one call on CPU (peak memory is always
-    recorded on CUDA).
+    recorded on CUDA). ``condition`` makes the load the case runs under (e.g. busy processes): a
+    context manager entered around the whole measurement (correctness check, warm-up, rounds); the
+    dict it yields, complete when it exits, is added to the result's ``params``.
     """
 
     name: str
@@ -96,6 +98,7 @@ class Case:
     repeats: int = 10
     ceiling_target: float | None = None
     cpu_memory: bool = False
+    condition: Callable[[], contextlib.AbstractContextManager[dict]] | None = None
 
 
 @dataclass
@@ -140,7 +143,9 @@ class CaseResult:
     item_unit: str | None = None
     ceiling_target: float | None = None
     error: str = ""
-    # filled by the report from the run's ceilings
+    # best rate of each ceiling probe timed in the case's rounds: "gemm_gflops", "copy_gbps"
+    ceilings: dict = field(default_factory=dict)
+    # filled by the report from these ceilings (else the run's)
     derived: dict = field(default_factory=dict)
 
 
@@ -259,21 +264,34 @@ def _gate(case: Case, baselines: list[Baseline]) -> tuple[list[Baseline], list[B
     return ran, failed
 
 
-def measure(case: Case, suite: str, device: torch.device) -> CaseResult:
-    """Check, warm up and time ``case``; raises :class:`CorrectnessError` when a check fails."""
+def measure(case: Case, suite: str, device: torch.device,
+            ceiling_probes: Mapping[str, Callable[[], float]] | None = None) -> CaseResult:
+    """Check, warm up and time ``case`` (under its ``condition``); raises :class:`CorrectnessError`
+    when a check fails. Each of ``ceiling_probes`` (name -> one call returning the rate it reached)
+    is called once per round too; the result's ``ceilings`` keep each one's best rate."""
+    with case.condition() if case.condition is not None else contextlib.nullcontext({}) as observed:
+        result = _measure(case, suite, device, ceiling_probes or {})
+    result.params = {**result.params, **observed}
+    return result
+
+
+def _measure(case: Case, suite: str, device: torch.device, probes: Mapping[str, Callable[[], float]]) -> CaseResult:
     available = [b for b in case.baselines if isinstance(b, Baseline)]
     ran, failed = _gate(case, available)
-    for fn in [case.run, *(b.run for b in ran)]:
+    for fn in [case.run, *(b.run for b in ran), *probes.values()]:
         for _ in range(case.warmup):
             fn()
     # Interleaved rounds: drifts of the machine (clock boost, other load) hit every side alike.
     ppt_seconds: list[float] = []
     baseline_seconds: dict[str, list[float]] = {b.name: [] for b in ran}
+    ceilings: dict[str, float] = {}
     for round_ in range(case.repeats):
         ppt_seconds.append(time_once(case.run, device))
         for b in ran:
             if b.repeats is None or round_ < b.repeats:
                 baseline_seconds[b.name].append(time_once(b.run, device))
+        for name, probe in probes.items():
+            ceilings[name] = max(ceilings.get(name, 0.0), probe())
     ppt = _timing(ppt_seconds, peak_memory_bytes(case.run, device, case.cpu_memory))
     results: dict[str, BaselineResult] = {r.name: r for r in failed}
     for b in ran:
@@ -295,7 +313,7 @@ def measure(case: Case, suite: str, device: torch.device) -> CaseResult:
         suite=suite, case=case.name, device=str(device), dtype=case.dtype, params=case.params, status="ok",
         ppt=ppt, baselines=[results[b.name] for b in case.baselines], flops=case.flops, bytes=case.bytes,
         items=case.items[0] if case.items else None, item_unit=case.items[1] if case.items else None,
-        ceiling_target=case.ceiling_target)
+        ceiling_target=case.ceiling_target, ceilings=ceilings)
 
 
 def failed_result(case: Case, suite: str, device: torch.device, error: BaseException) -> CaseResult:

@@ -2,15 +2,17 @@
 
 The ceilings are what this machine reaches on the two workloads every kernel is bounded by: a
 large dense GEMM per dtype (``torch.mm``, GFLOP/s) and a device-to-device tensor copy (GB/s, read
-plus write), each the fastest of several calls after a warm-up (a ceiling is the best the machine
-does, so a call slowed by other load must not lower it). A case that declares its FLOPs or bytes
-is reported as a fraction of them.
+plus write). The run measures them at its start, each the fastest of several calls after a warm-up,
+and again in every round of a case that declares its FLOPs or bytes (:class:`CeilingProbes`): the
+case is reported as a fraction of the best rate the probe reached during its own rounds, so a
+machine whose load changes during the run (other jobs) moves the case and its ceiling alike.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,30 +30,50 @@ class Ceilings:
     copy_bytes: int = 0  # size of the copied tensor
 
 
-def fastest_seconds(fn, device: torch.device, *, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        fn()
-    return min(time_once(fn, device) for _ in range(repeats))
+@dataclass
+class CeilingProbes:
+    """One call of each ceiling workload, returning the rate it reached: ``gemm[dtype]()`` in GFLOP/s
+    (a large ``torch.mm``), ``copy()`` in GB/s (a tensor copy far beyond the caches, bytes read +
+    written). The run measures them at its start, and again in every round of a case that declares
+    its FLOPs or bytes, so that the case's fraction of the ceiling compares rates the machine gave
+    at the same time (a ceiling measured once, while other jobs held the cores, is no ceiling)."""
+
+    device: torch.device
+    gemm: dict[str, Callable[[], float]]
+    copy: Callable[[], float]
+    gemm_size: int
+    copy_bytes: int
 
 
-def measure_ceilings(device: torch.device, dtypes: list[torch.dtype], quick: bool) -> Ceilings:
+def ceiling_probes(device: torch.device, dtypes: list[torch.dtype], quick: bool) -> CeilingProbes:
     # Large enough for the BLAS to reach its rate with every thread (1024 does not on 2 CPU cores).
     n = 8192 if device.type == "cuda" else 2048
-    repeats = 5 if quick else 10
-    ceilings = Ceilings(gemm_size=n)
-    for dtype in dtypes:
+
+    def gemm(dtype: torch.dtype) -> Callable[[], float]:
         a = torch.randn(n, n, device=device).to(dtype)
         b = torch.randn(n, n, device=device).to(dtype)
         out = torch.empty(n, n, device=device, dtype=dtype)
-        seconds = fastest_seconds(lambda: torch.mm(a, b, out=out), device, warmup=3, repeats=repeats)
-        ceilings.gemm_gflops[str(dtype).removeprefix("torch.")] = 2 * n**3 / seconds / 1e9
+        return lambda: 2 * n**3 / time_once(lambda: torch.mm(a, b, out=out), device) / 1e9
+
     num_bytes = (128 if quick else 512) * 2**20  # far beyond the caches
     src = torch.empty(num_bytes // 4, dtype=torch.float32, device=device).uniform_()
     dst = torch.empty_like(src)
-    seconds = fastest_seconds(lambda: dst.copy_(src), device, warmup=2, repeats=repeats)
-    ceilings.copy_gbps = 2 * num_bytes / seconds / 1e9
-    ceilings.copy_bytes = num_bytes
-    return ceilings
+    return CeilingProbes(device=device, gemm={str(d).removeprefix("torch."): gemm(d) for d in dtypes},
+                         copy=lambda: 2 * num_bytes / time_once(lambda: dst.copy_(src), device) / 1e9,
+                         gemm_size=n, copy_bytes=num_bytes)
+
+
+def measure_ceilings(probes: CeilingProbes, quick: bool) -> Ceilings:
+    """The ceilings at the start of the run: each probe's best rate over several calls after a warm-up."""
+    repeats = 5 if quick else 10
+
+    def best(probe: Callable[[], float], warmup: int) -> float:
+        for _ in range(warmup):
+            probe()
+        return max(probe() for _ in range(repeats))
+
+    return Ceilings(gemm_gflops={dtype: best(probe, 3) for dtype, probe in probes.gemm.items()},
+                    gemm_size=probes.gemm_size, copy_gbps=best(probes.copy, 2), copy_bytes=probes.copy_bytes)
 
 
 def _cpu_model() -> str:

@@ -18,7 +18,8 @@ CHANGE_THRESHOLD = 0.10
 
 
 def derive(result: CaseResult, ceilings: Ceilings) -> None:
-    """Fill ``result.derived`` with throughput and the achieved fraction of the machine's ceilings."""
+    """Fill ``result.derived`` with throughput and the achieved fraction of the machine's ceilings:
+    those measured in the case's own rounds (``result.ceilings``), else the run's ``ceilings``."""
     if result.ppt is None:
         return
     seconds = result.ppt.median_ms / 1e3
@@ -28,14 +29,15 @@ def derive(result: CaseResult, ceilings: Ceilings) -> None:
     fractions = []
     if result.flops is not None:
         derived["gflops"] = result.flops / seconds / 1e9
-        ceiling = ceilings.gemm_gflops.get(result.dtype)
+        ceiling = result.ceilings.get("gemm_gflops") or ceilings.gemm_gflops.get(result.dtype)
         if ceiling:
             derived["gemm_fraction"] = derived["gflops"] / ceiling
             fractions.append(derived["gemm_fraction"])
     if result.bytes is not None:
         derived["gbps"] = result.bytes / seconds / 1e9
-        if ceilings.copy_gbps:
-            derived["copy_fraction"] = derived["gbps"] / ceilings.copy_gbps
+        ceiling = result.ceilings.get("copy_gbps") or ceilings.copy_gbps
+        if ceiling:
+            derived["copy_fraction"] = derived["gbps"] / ceiling
             fractions.append(derived["copy_fraction"])
     if result.ceiling_target is not None and fractions:
         derived["meets_ceiling_target"] = max(fractions) >= result.ceiling_target
@@ -162,8 +164,8 @@ def notes(results: Sequence[CaseResult]) -> list[str]:
 
 
 LEGEND = ("speedup = baseline time / ppt time (> 1: ppt is faster); spread = interquartile range of the rounds "
-          "(± half of it, relative to the median); of ceiling = achieved rate / the rate of a large torch.mm "
-          "(GFLOP/s, same dtype) or of a tensor copy (GB/s) measured at the start of the run; above 100% of copy, "
+          "(± half of it, relative to the median); of ceiling = achieved rate / the best rate of a large torch.mm "
+          "(GFLOP/s, same dtype) or of a tensor copy (GB/s) timed in the case's own rounds; above 100% of copy, "
           "the working set stayed in cache")
 
 

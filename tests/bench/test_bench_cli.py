@@ -65,6 +65,9 @@ def test_run_prints_the_table_and_writes_results_and_plots(tmp_path, small_suite
     assert payload["command"] == f"ppt bench small --device cpu --quick --out {tmp_path / 'run'}"
     assert payload["machine"]["ppt"]["version"] == ppt.__version__
     assert [r["case"] for r in payload["results"]] == ["matmul 96", "copy 1M"]
+    # each case's fraction of the ceiling uses the GEMM or copy timed in its own rounds
+    assert set(payload["results"][0]["ceilings"]) == {"gemm_gflops"} and payload["results"][0]["ceilings"]["gemm_gflops"] > 0
+    assert set(payload["results"][1]["ceilings"]) == {"copy_gbps"} and payload["results"][1]["ceilings"]["copy_gbps"] > 0
     assert payload["suites"]["small"] == {"dtypes": ["float32"], "cases": 2, "plot": "small.png"}
     assert (tmp_path / "run" / "small.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -130,6 +133,17 @@ def test_unknown_suite_and_bad_compare_file(tmp_path):
         cli_main(["bench", "no_such_suite"])
     with pytest.raises(SystemExit, match="does not exist"):
         cli_main(["bench", "models", "--compare", str(tmp_path / "missing.json")])
+
+
+def test_a_suite_for_other_devices_is_skipped(tmp_path, monkeypatch, capsys):
+    gpu_only = types.ModuleType("gpu_bench_suite")
+    gpu_only.SUITE, gpu_only.SUPPORTED_DTYPES, gpu_only.DEVICES = "gpu_only", ("float32",), ("cuda",)
+    gpu_only.default_dtypes = lambda device: ("float32",)
+    gpu_only.cases = lambda device, dtype, quick: pytest.fail("a skipped suite must not build its cases")
+    monkeypatch.setitem(sys.modules, "gpu_bench_suite", gpu_only)
+    monkeypatch.setitem(bench_cli.SUITES, "gpu_only", "gpu_bench_suite")
+    assert _run(["gpu_only", "--quick", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    assert "gpu_only: skipped, it runs on cuda only" in capsys.readouterr().out
 
 
 def test_unsupported_dtype_is_reported(tmp_path, capsys):

@@ -1,5 +1,6 @@
 """The benchmark harness and report: correctness gate, timing records, skips, table, JSON, --compare."""
 
+import contextlib
 import importlib.util
 import json
 import re
@@ -115,6 +116,47 @@ def test_derived_figures_use_the_ceilings():
     assert results[1].derived["meets_ceiling_target"] == (results[1].derived["copy_fraction"] >= 0.5)
     text = table(results)
     assert "of GEMM" in text and "of copy" in text and "0.00x" not in text
+
+
+def test_ceilings_are_timed_in_the_case_rounds():
+    # The run's ceilings were measured while other jobs held the cores (1 GFLOP/s, 0.5 GB/s); the
+    # case's own probes see what the machine gave during its rounds, and the fractions use those.
+    rates = iter([40.0, 90.0, 60.0, 80.0])
+    probes = {"gemm_gflops": lambda: next(rates), "copy_gbps": lambda: 25.0}
+    loaded = Ceilings(gemm_gflops={"float32": 1.0}, gemm_size=2048, copy_gbps=0.5, copy_bytes=2**27)
+    case = _square_case(lambda x: x @ x, flops=2 * 64**3, bytes=3 * 64 * 64 * 4, warmup=1, repeats=3)
+    result = measure(case, "unit", CPU, probes)
+    assert result.ceilings == {"gemm_gflops": 90.0, "copy_gbps": 25.0}  # warm-up call 40, rounds 90, 60, 80
+    derive(result, loaded)
+    assert result.derived["gemm_fraction"] == pytest.approx(result.derived["gflops"] / 90.0)
+    assert result.derived["copy_fraction"] == pytest.approx(result.derived["gbps"] / 25.0)
+    # a result without probes (or from an older results file) falls back to the run's ceilings
+    plain = measure(case, "unit", CPU)
+    assert plain.ceilings == {}
+    derive(plain, loaded)
+    assert plain.derived["gemm_fraction"] == pytest.approx(plain.derived["gflops"] / 1.0)
+
+
+def test_a_case_runs_under_its_condition():
+    events = []
+
+    @contextlib.contextmanager
+    def condition():
+        events.append("enter")
+        observed = {"load": "busy"}
+        yield observed
+        observed["seen"] = len(events)
+        events.append("exit")
+
+    def run():
+        events.append("run")
+        return torch.ones(3)
+
+    case = Case(name="ones", run=run, check=lambda got: None, repeats=2, warmup=1, condition=condition,
+                params={"size": 3})
+    result = measure(case, "unit", CPU)
+    assert events[0] == "enter" and events[-1] == "exit" and set(events[1:-1]) == {"run"}
+    assert result.params == {"size": 3, "load": "busy", "seen": len(events) - 1}
 
 
 def test_table_columns_align_with_long_baseline_names():
