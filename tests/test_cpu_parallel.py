@@ -1,9 +1,8 @@
 """How ppt's CPU kernels share work (csrc/include/ppt/cpu_parallel.h): results that do not depend
 on the thread count, errors from inside a parallel loop, torch's thread setting left as it was,
-concurrent callers, and a forked child. Speed under a busy machine is measured by
-``ppt bench contention`` (tests/bench/test_contention.py), never asserted here."""
+concurrent callers. Speed under a busy machine is measured by ``ppt bench contention``
+(tests/bench/test_contention.py), never asserted here."""
 
-import multiprocessing
 import threading
 
 import pytest
@@ -124,28 +123,3 @@ def test_concurrent_callers_get_their_own_results(threads):
         worker.join(timeout=300)
     assert not any(worker.is_alive() for worker in workers), "a concurrent call did not finish"
     assert not failures, failures
-
-
-def _voxel_count_in_child(queue, coord, batch):
-    # Only ppt's kernel runs here: torch's own OpenMP regions hang in a child forked after the
-    # parent used them (libgomp is not fork-safe), whereas ppt's kernels keep torch's operators on
-    # the calling thread and start helper threads of their own.
-    torch.set_num_threads(2)
-    queue.put(int(voxelize(coord, 0.02, batch)[0].shape[0]))
-
-
-@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
-def test_a_forked_child_runs_parallel_kernels(threads):
-    # the parent's helper threads do not exist in the child: it must start its own, not wait on them
-    threads(THREADS)
-    coord, batch = _scene(30_000)
-    expected = voxelize(coord, 0.02, batch)[0].shape[0]
-    context = multiprocessing.get_context("fork")
-    queue = context.Queue()
-    child = context.Process(target=_voxel_count_in_child, args=(queue, coord, batch))
-    child.start()
-    child.join(timeout=120)
-    if child.is_alive():
-        child.kill()
-        pytest.fail("the forked child hung in a parallel kernel")
-    assert child.exitcode == 0 and queue.get(timeout=10) == expected

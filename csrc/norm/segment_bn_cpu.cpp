@@ -20,7 +20,7 @@ namespace ppt {
 namespace {
 
 constexpr int64_t kBlockRows = 256;
-constexpr int64_t kElementGrain = 16384;  // elements per task of the element-wise loops
+constexpr int64_t kElementGrain = 65536;  // elements per chunk of the element-wise loops
 
 int64_t row_grain(int64_t channels) { return std::max<int64_t>(1, kElementGrain / std::max<int64_t>(channels, 1)); }
 

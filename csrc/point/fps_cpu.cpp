@@ -86,7 +86,7 @@ at::Tensor fps_cpu(const at::Tensor& xyz_in, int64_t num_samples, int64_t start_
   if (batches == 0 || num_samples == 0) return out;
   const at::Tensor xyz = xyz_in.contiguous();
   int64_t* out_ptr = out.data_ptr<int64_t>();
-  const bool split_points = batches < at::get_num_threads() && n >= 16384;
+  const bool split_points = batches < parallel_threads() && n >= 16384;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, xyz.scalar_type(), "farthest_point_sample_cpu", [&] {
     const scalar_t* data = xyz.const_data_ptr<scalar_t>();
     auto run = [&](int64_t b) {

@@ -64,7 +64,9 @@ void knn_kernel(const scalar_t* query, const scalar_t* points, int64_t batches, 
                 int64_t n, int64_t k, scalar_t* dist_out, int64_t* index_out) {
   using acc_t = at::opmath_type<scalar_t>;
   std::vector<acc_t> soa(batches * 3 * n);
-  parallel_for(0, batches, 1, [&](int64_t begin, int64_t end) {
+  // at least kCopyGrain points per chunk of the copy: a small one runs on the calling thread
+  constexpr int64_t kCopyGrain = 65536;
+  parallel_for(0, batches, std::max<int64_t>(1, kCopyGrain / std::max<int64_t>(1, n)), [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       for (int64_t j = 0; j < n; ++j) {
         for (int a = 0; a < 3; ++a) {

@@ -194,7 +194,7 @@ at::Tensor contiguous_columns(const at::Tensor& t, int64_t columns) {
   const int64_t outer_stride = view.stride(0), row_stride = view.stride(1), column_stride = view.stride(2);
   const S* in = view.const_data_ptr<S>();
   S* result = out.data_ptr<S>();
-  parallel_for(0, view.size(0) * inner, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, columns)),
+  parallel_for(0, view.size(0) * inner, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, columns)),
                [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const S* row = in + (r / inner) * outer_stride + (r % inner) * row_stride;
@@ -260,7 +260,7 @@ at::Tensor weight_grad_all_offsets(const at::Tensor& input_in, const at::Tensor&
   const int64_t volume = static_cast<int64_t>(offsets.size()) - 1;
   at::Tensor grad_weight = at::empty({volume, in_channels, out_channels}, input.options());
   S* result = grad_weight.data_ptr<S>();
-  parallel_for(0, volume * matrix, 16384, [&](int64_t begin, int64_t end) { std::fill(result + begin, result + end, S(0)); });
+  parallel_for(0, volume * matrix, 65536, [&](int64_t begin, int64_t end) { std::fill(result + begin, result + end, S(0)); });
   // (K, Cin, Cout) -> (Cout, K, Cin)
   const auto spconv_layout = [&] {
     return contiguous_columns<S>(grad_weight.narrow(2, 0, grad_in.size(1)).permute({2, 0, 1}), in_channels);

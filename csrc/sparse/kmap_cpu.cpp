@@ -15,7 +15,7 @@
 namespace ppt {
 namespace {
 
-constexpr int64_t kGrain = 2048;
+constexpr int64_t kGrain = 16384;  // sites per chunk: a loop of fewer runs on the calling thread
 
 at::Tensor pack_keys_cpu(const at::Tensor& indices, const VoxelPacking& packing) {
   const int64_t n = indices.size(0);

@@ -24,7 +24,7 @@ namespace {
 
 // Destination rows per block, and pairs x channels per chunk of an offset's pairs
 // (for_each_pair_by_destination): enough work to amortize claiming it.
-constexpr int64_t kGrainElements = int64_t{1} << 15;
+constexpr int64_t kGrainElements = int64_t{1} << 16;
 
 int64_t row_block(int64_t channels) { return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, channels)); }
 

@@ -17,10 +17,13 @@ namespace ppt {
 // rows and the strided maps' input rows (both list an offset's pairs in row order), and the
 // destination rows of a map over key-sorted sites (voxelize's output) in either direction.
 inline bool destinations_sorted(const int32_t* dst_rows, const std::vector<int64_t>& offsets) {
+  constexpr int64_t kPairsPerChunk = int64_t{1} << 16;  // a short check runs on the caller alone
   std::atomic<bool> sorted{true};
-  parallel_for(0, static_cast<int64_t>(offsets.size()) - 1, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t k = begin; k < end && sorted.load(std::memory_order_relaxed); ++k) {
-      if (!std::is_sorted(dst_rows + offsets[k], dst_rows + offsets[k + 1])) sorted.store(false);
+  parallel_for(0, offsets.back(), kPairsPerChunk, [&](int64_t begin, int64_t end) {
+    // the neighbours (p, p + 1) with p in [begin, end) and both in one offset
+    for (size_t k = 0; k + 1 < offsets.size() && sorted.load(std::memory_order_relaxed); ++k) {
+      const int64_t first = std::max(begin, offsets[k]), last = std::min(end + 1, offsets[k + 1]);
+      if (first < last && !std::is_sorted(dst_rows + first, dst_rows + last)) sorted.store(false);
     }
   });
   return sorted.load();
