@@ -1,7 +1,7 @@
 // CPU voxelize: parallel grid computation, a lock-free open-addressing hash over packed voxel keys
 // (one probe sequence per point), then a radix sort of the M unique keys only. Every loop runs on
-// ppt::parallel_for (ppt/cpu_parallel.h) and none calls a torch operator, so no OpenMP region is
-// entered: a busy machine does not stall it (see cpu_parallel.h).
+// ppt::parallel_for (ppt/cpu_parallel.h), and no torch operator touches the data (at::sort and
+// at::zeros were parallel regions of their own, split the way torch splits them).
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>

@@ -8,8 +8,8 @@
 // order, whether threads split blocks of output rows or one offset's pairs (conv_all_offsets). The
 // weight gradient sums each offset's pairs in fixed slabs, reduced in slab order. Results are
 // therefore bitwise identical run to run and for any thread count. The loops run on
-// ppt::parallel_for (ppt/cpu_parallel.h), few per call, and no large tensor goes through a torch
-// operator (whose OpenMP regions stall on a busy machine).
+// ppt::parallel_for (ppt/cpu_parallel.h), few per call; the zero fills, padding and transposes of
+// outputs and weights are loops of its own rather than torch operators.
 // Half inputs run in float32; float64 runs in float64.
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
