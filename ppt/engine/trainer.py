@@ -49,6 +49,7 @@ from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader
 from tqdm import tqdm
 
+from ppt._device import resolve_device
 from ppt.engine.batches import DataBatches, ignore_stop_signals
 from ppt.engine.checkpoint import (CheckpointError, CheckpointMeta, provenance, read_meta, read_train_state,
                                    rng_state, save_checkpoint, set_rng_state, writable_folder)
@@ -136,36 +137,6 @@ class TrainResult:
     step: int
     losses: list[float] = field(default_factory=list)  # this session's step losses
     metrics: dict = field(default_factory=dict)  # the last evaluation
-
-
-def resolve_device(name: str, setting: str = "device") -> torch.device:
-    """``auto``: this process's GPU under torchrun (``LOCAL_RANK``) when CUDA is available, else CPU;
-    otherwise ``cpu``, ``cuda`` or ``cuda:N``, checked against this torch and this build of ppt.
-    ``setting`` names the option in errors (``train.device``, ``--device``)."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise ValueError(f"{setting} must be auto, cpu, cuda or cuda:N, got {name!r}")
-    if device.type == "cuda":
-        import ppt
-
-        if torch.version.cuda is None:
-            raise ValueError(f"{setting}={name!r}, but this torch ({torch.__version__}) is a CPU build; install a CUDA "
-                             "build of torch and rebuild ppt, or use cpu")
-        if not ppt.build_info()["cuda"]:
-            raise ValueError(f"{setting}={name!r}, but this build of ppt has no CUDA kernels (ppt info); rebuild it "
-                             "on a machine with nvcc: PPT_CUDA=ON pip install --no-build-isolation -e .")
-        if not torch.cuda.is_available():
-            raise ValueError(f"{setting}={name!r}, but torch sees no GPU")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"{setting}={name!r}, but torch sees {torch.cuda.device_count()} GPU(s)")
-    return device
 
 
 class Precision:

