@@ -72,17 +72,11 @@ def _launcher() -> list[str]:
     return ["torchrun", "<the same launch options>", "-m", "ppt"]
 
 
-def _resume_command(args: argparse.Namespace) -> str:
-    """The ``ppt train`` command that continues the interrupted run of ``args``."""
-    words = [*_launcher(), "train", args.recipe, "--out", _train_out(args),
-             *[word for override in args.set for word in ("--set", override)], "--resume"]
-    return shlex.join(words + (["--no-progress"] if args.no_progress else []))
-
-
-def _fewshot_command(args: argparse.Namespace) -> str:
-    """The ``ppt fewshot`` command again: it reads finished folds back and resumes the interrupted one."""
-    words = [*_launcher(), "fewshot", args.recipe, "--folds", str(args.folds), "--out", _train_out(args),
-             *[word for override in args.set for word in ("--set", override)]]
+def _rerun_command(args: argparse.Namespace, command: str, *options: str) -> str:
+    """The command line of ``command`` on the recipe, output and overrides of ``args``, with ``options``
+    (how an interrupted ``ppt train`` or ``ppt fewshot`` continues)."""
+    words = [*_launcher(), command, args.recipe, "--out", _train_out(args),
+             *[word for override in args.set for word in ("--set", override)], *options]
     return shlex.join(words + (["--no-progress"] if args.no_progress else []))
 
 
@@ -103,7 +97,7 @@ def _positive_int(text: str) -> int:
 
 # Training reports errors of its inputs in one line (config, output folder, checkpoints, dataset files):
 # any other failure inside the loop keeps its traceback.
-@_interrupts("train", _resume_command)
+@_interrupts("train", lambda args: _rerun_command(args, "train", "--resume"))
 @_user_errors("train", _train_errors)
 def _train(args: argparse.Namespace) -> int:
     from ppt.engine.config import list_recipes, load_recipe, recipe_path
@@ -127,7 +121,8 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-@_interrupts("fewshot", _fewshot_command)
+# fewshot reads finished folds back and resumes the interrupted one
+@_interrupts("fewshot", lambda args: _rerun_command(args, "fewshot", "--folds", str(args.folds)))
 @_user_errors("fewshot", _train_errors)
 def _fewshot(args: argparse.Namespace) -> int:
     from ppt.engine.fewshot import run_fewshot

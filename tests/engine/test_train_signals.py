@@ -153,3 +153,18 @@ def test_under_torchrun_a_signal_to_one_process_stops_both_after_the_same_step(t
                              capture_output=True, text=True, timeout=300, env=ENVIRONMENT)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"done: step {stopped + 1} of 400" in resumed.stdout
+
+
+def test_an_interrupted_fewshot_names_the_command_that_continues_it(monkeypatch, capsys, run_ppt):
+    """The CLI's side of ``ppt fewshot`` (the trainer's side is the same as ``ppt train``'s, above)."""
+    import ppt.engine.fewshot as fewshot
+    from ppt.engine import TrainingInterrupted
+
+    def interrupted_at_fold_3(*args, **kwargs):
+        raise TrainingInterrupted(signal.SIGTERM, 7, 240, Path("runs/few/fold3/last.safetensors"))
+
+    monkeypatch.setattr(fewshot, "run_fewshot", interrupted_at_fold_3)
+    assert run_ppt(["fewshot", "pointmae-fewshot", "--folds", "4", "--out", "runs/few"], sets=["train.steps=240"]) == 143
+    assert capsys.readouterr().err == ("ppt fewshot: stopped by SIGTERM at step 7 of 240; saved "
+                                       "runs/few/fold3/last.safetensors; continue with: ppt fewshot pointmae-fewshot "
+                                       "--out runs/few --set train.steps=240 --folds 4\n")
