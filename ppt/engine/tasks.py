@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from ppt.data import ObjectBatch, SceneBatch, SceneSample, collate_objects, collate_scenes
 from ppt.data import object_transforms as OT
 from ppt.data import transforms as T
+from ppt.engine.batches import DataBatches, ignore_stop_signals
 from ppt.engine.builders import SCENE_DATASETS, build_model, dataset_root
 from ppt.engine.config import RecipeConfig, SourceConfig
 from ppt.engine.metrics import ConfusionMatrix
@@ -134,9 +135,9 @@ class Task(ABC):
                 accumulator = accumulators[name] = new_accumulator(name)
                 loader = DataLoader(torch.utils.data.Subset(dataset, shard_indices(len(dataset), rank, world_size)),
                                     batch_size=self.config.data.val_batch_size, collate_fn=self.collate,
-                                    num_workers=self.config.data.num_workers)
-                with torch.no_grad():
-                    for batch in (progress(loader) if progress else loader):
+                                    num_workers=self.config.data.num_workers, worker_init_fn=ignore_stop_signals)
+                with torch.no_grad(), DataBatches(loader, f"{name} validation data") as batches:
+                    for batch in (progress(batches) if progress else batches):
                         with autocast():
                             add_batch(model, batch.to(device), accumulator)
                 accumulator.all_reduce()
