@@ -4,16 +4,10 @@
 # CUDA code paths run on CPU tensors under ppt.testing.emulated_cuda(). It needs neither nvcc nor
 # a CUDA torch, and leaves the real CUDA build untouched.
 #   PPT_EMULATION_SANITIZE=ON  also instruments the module with AddressSanitizer and UBSan (run it
-#                              with libasan preloaded: .ci/emulated_sanitizers.sh).
+#                              with libasan preloaded: .ci/emulated_suite.sh sanitizers).
 
-set(PPT_EMULATION "OFF" CACHE STRING "Build ppt._C_emulated, the CPU emulation of the CUDA kernels: ON or OFF")
-if(DEFINED ENV{PPT_EMULATION} AND NOT "$ENV{PPT_EMULATION}" STREQUAL "")
-  set(PPT_EMULATION "$ENV{PPT_EMULATION}")
-endif()
-string(TOUPPER "${PPT_EMULATION}" PPT_EMULATION)
-if(NOT PPT_EMULATION MATCHES "^(ON|OFF)$")
-  message(FATAL_ERROR "PPT_EMULATION must be ON or OFF, got '${PPT_EMULATION}'")
-endif()
+include(PptChoice)
+ppt_choice(PPT_EMULATION OFF "Build ppt._C_emulated, the CPU emulation of the CUDA kernels: ON or OFF" ON OFF)
 option(PPT_EMULATION_SANITIZE "Instrument ppt._C_emulated with AddressSanitizer and UBSan" OFF)
 
 if(PPT_EMULATION)
