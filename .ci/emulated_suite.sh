@@ -5,17 +5,20 @@
 #   reverse      each block's threads run from the last to the first between barriers;
 #   sanitizers   against a ppt._C_emulated built with AddressSanitizer + UBSan (in
 #                build/emulation-sanitizers), with libasan preloaded into Python.
-# Tests marked slow are left out of both (they add minutes and no kernel).
+# Tests marked slow are left out of both (they add minutes and no kernel), and the sanitizer run
+# leaves out gradcheck, opcheck and torch.compile tests: they repeat kernels the other tests launch,
+# and AddressSanitizer makes fiber-heavy kernels several times slower.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode="${1:-}"
-pytest_args=(-q -p no:cacheprovider tests/ops tests/nn tests/models tests/test_emulation.py
-             -k "emulated or test_emulation" -m "not slow" --emulation-coverage)
+tests=(tests/ops tests/nn tests/models tests/test_emulation.py)
+pytest_args=(-q -p no:cacheprovider -m "not slow" --emulation-coverage)
+emulated="emulated or test_emulation"
 
 case "$mode" in
   reverse)
-    PPT_EMULATED_THREAD_ORDER=reverse python -m pytest "${pytest_args[@]}"
+    PPT_EMULATED_THREAD_ORDER=reverse python -m pytest "${pytest_args[@]}" -k "$emulated" "${tests[@]}"
     ;;
   sanitizers)
     build=build/emulation-sanitizers
@@ -31,7 +34,8 @@ case "$mode" in
       LD_PRELOAD="$("$compiler" -print-file-name=libasan.so) $("$compiler" -print-file-name=libubsan.so)" \
       ASAN_OPTIONS=detect_leaks=0:detect_stack_use_after_return=0:abort_on_error=1 \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      python -m pytest "${pytest_args[@]}"
+      python -m pytest "${pytest_args[@]}" -k "($emulated) and not gradcheck and not opcheck and not compile" \
+      "${tests[@]}"
     ;;
   *)
     echo "usage: $0 reverse|sanitizers"

@@ -53,9 +53,9 @@ if(PPT_EMULATION)
   if(PPT_EMULATION_SANITIZE)
     # Larger fiber stacks: sanitizer frames carry redzones.
     target_compile_definitions(_C_emulated PRIVATE HIP_CPU_FIBER_STACK_BYTES=1048576)
-    # -O1 -g1 (after -O2, so they win): the usual sanitizer settings, line tables for the reports.
+    # -g1: line tables for the reports (full debug information only slows the build).
     target_compile_options(_C_emulated PRIVATE -fsanitize=address,undefined -fno-sanitize-recover=undefined
-                           -fno-omit-frame-pointer -O1 -g1)
+                           -fno-omit-frame-pointer -g1)
     target_link_options(_C_emulated PRIVATE -fsanitize=address,undefined)
   endif()
   install(TARGETS _C_emulated LIBRARY DESTINATION ppt)
