@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 from ppt.engine.builders import cache_root, write_once
 from ppt.engine.config import RecipeConfig, SourceConfig
 from ppt.engine.metrics import Totals
-from ppt.engine.tasks import Autocast, Task
+from ppt.engine.tasks.base import Autocast, Task
 
 __all__ = ["UniPre3DTask", "PretrainLevel", "ObjectLevel", "SceneLevel", "LEVELS", "PreviewItem", "psnr",
            "write_render_grid", "export_backbone"]

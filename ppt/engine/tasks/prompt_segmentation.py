@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from ppt.data import SceneBatch
 from ppt.engine.builders import SCENE_DATASETS, cache_root, load_configured_weights
 from ppt.engine.config import RecipeConfig
-from ppt.engine.tasks import SegmentationTask
+from ppt.engine.tasks.segmentation import SegmentationTask
 
 __all__ = ["PromptSegmentationTask", "CONDITION_DATASETS"]
 

@@ -21,7 +21,7 @@ from ppt.engine.builders import build_model, dataset_root
 from ppt.engine.metrics import ConfusionMatrix, Totals
 from ppt.engine.object_data import open_object_dataset
 from ppt.engine.config import SourceConfig
-from ppt.engine.tasks import Autocast, Task
+from ppt.engine.tasks.base import Autocast, Task
 
 __all__ = ["PretrainingTask"]
 
