@@ -62,7 +62,7 @@ def import_graph() -> dict[str, set[str]]:
                     base = ".".join(anchor + ([base] if base else []))
                 targets = [f"{base}.{alias.name}" if is_module(f"{base}.{alias.name}", files) else base
                            for alias in node.names]
-            edges.update(target for target in targets if target in files and target != module)
+            edges.update(target for target in map(moved_to, targets) if target in files and target != module)
     return graph
 
 
@@ -74,6 +74,14 @@ def is_module(name: str, files: dict[str, Path]) -> bool:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
         return False
+
+
+def moved_to(name: str) -> str:
+    """The module that ``ppt.data``'s old flat-layout name ``name`` stands for (else ``name``)."""
+    from ppt.data import MOVED_MODULES
+
+    package, _, leaf = name.rpartition(".")
+    return MOVED_MODULES[leaf] if package == "ppt.data" and leaf in MOVED_MODULES else name
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -117,7 +125,7 @@ def test_import_graph_follows_from_imports_of_submodules_and_packages():
     graph = import_graph()
     assert "ppt.engine.tasks.base" in graph["ppt.engine.tasks.segmentation"]  # from ppt.engine.tasks.base import Task
     assert "ppt.data" in graph["ppt.engine.tasks.segmentation"]  # from ppt.data import SceneBatch
-    assert "ppt.data.transforms" in graph["ppt.engine.tasks.segmentation"]  # from ppt.data import transforms
+    assert "ppt.data.scenes.transforms" in graph["ppt.engine.tasks.segmentation"]  # from ppt.data.scenes import transforms as T
 
 
 def test_ppt_has_no_import_cycle():
@@ -161,3 +169,28 @@ def test_every_public_name_imports(module):
 def test_walk_covers_every_module():
     walked = {info.name for info in pkgutil.walk_packages([str(PACKAGE_ROOT)], "ppt.")}
     assert walked | {"ppt"} == set(module_files())
+
+
+def test_flat_layout_module_names_import_the_modules_that_moved():
+    from ppt.data import MOVED_MODULES
+
+    files = module_files()
+    for old, new in MOVED_MODULES.items():
+        assert f"ppt.data.{old}" not in files and new in files, (old, new)  # no file shadows the old name
+        module = importlib.import_module(f"ppt.data.{old}")
+        assert module is importlib.import_module(new) and module.__spec__.name == module.__name__ == new
+    from ppt.data.rooms.flavors import FLAVORS  # a moved package keeps its submodules
+    from ppt.data.scenes.rooms.flavors import FLAVORS as flavors
+
+    assert FLAVORS is flavors
+    from ppt.data import object_transforms
+    from ppt.data.objects import transforms
+
+    assert object_transforms is transforms
+    assert moved_to("ppt.data.scannet_frames") == "ppt.data.frames.scannet_frames"
+    assert moved_to("ppt.data.scenes") == "ppt.data.scenes"
+
+
+def test_an_unknown_data_module_is_still_not_found():
+    with pytest.raises(ModuleNotFoundError, match="ppt.data.lidar"):
+        importlib.import_module("ppt.data.lidar")

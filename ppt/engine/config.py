@@ -341,7 +341,7 @@ def _out_of_range(recipe: RecipeConfig) -> list[tuple[str, Any, str]]:
     """``(key, value, what it must be)`` of every value that cannot work, however the recipe is used.
     Names (``model.name``, ``optim.name``, ``train.amp`` ...) are checked where they are built, which the
     trainer does before it touches any data."""
-    from ppt.data.collate import FEATURE_FIELDS
+    from ppt.data.scenes.collate import FEATURE_FIELDS
 
     data, train, model, optim = recipe.data, recipe.train, recipe.model, recipe.optim
     checks = [

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from ppt.data.object_transforms import ScaleAndTranslate
+from ppt.data.objects.transforms import ScaleAndTranslate
 from ppt.engine import load_recipe, train
 from ppt.engine.config import ConfigError
 from ppt.engine.fewshot import run_fewshot

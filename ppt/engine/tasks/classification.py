@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from ppt.data import ObjectBatch, collate_objects
-from ppt.data import object_transforms as OT
+from ppt.data.objects import transforms as OT
 from ppt.engine.builders import build_model, dataset_root
 from ppt.engine.config import SourceConfig
 from ppt.engine.metrics import ConfusionMatrix

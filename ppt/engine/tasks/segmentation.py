@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from ppt.data import SceneBatch, SceneSample, collate_scenes
-from ppt.data import transforms as T
+from ppt.data.scenes import transforms as T
 from ppt.engine.builders import SCENE_DATASETS, build_model, dataset_root
 from ppt.engine.config import SourceConfig
 from ppt.engine.metrics import ConfusionMatrix
@@ -22,7 +22,7 @@ __all__ = ["SegmentationTask", "scene_train_transform", "scene_val_transform"]
 
 
 def scene_train_transform(grid_size: float, point_max: int, augment: bool) -> T.Compose:
-    """Pointcept's SpUNet training chain (see :mod:`ppt.data.transforms`); without ``augment``
+    """Pointcept's SpUNet training chain (see :mod:`ppt.data.scenes.transforms`); without ``augment``
     only the centring, grid sampling, crop and colour normalisation."""
     augmentations = [
         T.RandomDropout(dropout_ratio=0.2, application_ratio=0.2),
@@ -95,7 +95,7 @@ class SegmentationTask(Task):
     def predict_scene(self, model: nn.Module, sample: SceneSample, *, device: torch.device, autocast: Autocast,
                       fragments_per_batch: int = 4) -> Tensor:
         """Class scores ``(N, K)`` for every point of ``sample`` (as stored): softmax votes summed
-        over the test-mode grid fragments (:class:`~ppt.data.transforms.GridFragments`), so
+        over the test-mode grid fragments (:class:`~ppt.data.scenes.transforms.GridFragments`), so
         each point is predicted from a voxel sample that contains it."""
         sample = T.NormalizeColor()(T.CenterShift(apply_z=True)(sample, None))
         fragments = [T.CenterShift(apply_z=False)(f, None)

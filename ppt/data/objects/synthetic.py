@@ -27,7 +27,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from ppt.data.scanobjectnn import SCANOBJECTNN_CLASSES, scanobjectnn_file, write_scanobjectnn_h5
+from ppt.data.objects.scanobjectnn import SCANOBJECTNN_CLASSES, scanobjectnn_file, write_scanobjectnn_h5
 
 __all__ = ["synthesize_object", "synthesize_scan", "write_synthetic_objects", "SYNTHETIC_VARIANTS"]
 

@@ -1,4 +1,4 @@
-"""``ppt data synth-renders``: write the synthetic multi-view renders of :mod:`ppt.data.synthetic_renders`."""
+"""``ppt data synth-renders``: write the synthetic multi-view renders of :mod:`ppt.data.renders.synthetic`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ __all__ = ["SYNTH_RENDERS"]
 
 
 def _synth_renders(args: argparse.Namespace) -> int:
-    from ppt.data.synthetic_renders import write_synthetic_renders
+    from ppt.data.renders.synthetic import write_synthetic_renders
 
     folders = write_synthetic_renders(args.out, per_class=args.per_class, views=args.views, num_points=args.points,
                                       gaussians=args.gaussians, image_size=args.image_size, seed=args.seed)

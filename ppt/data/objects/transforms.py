@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from ppt.data.object_sample import ObjectSample
+from ppt.data.objects.sample import ObjectSample
 from ppt.ops import farthest_point_sample
 
 __all__ = [

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ppt.data.object_dataset import ObjectDataset
-from ppt.data.object_sample import ObjectSample
-from ppt.data.object_transforms import ObjectTransform, normalize_unit_sphere
+from ppt.data.objects.dataset import ObjectDataset
+from ppt.data.objects.sample import ObjectSample
+from ppt.data.objects.transforms import ObjectTransform, normalize_unit_sphere
 from ppt.data.safe_pickle import load_array_pickle
 from ppt.ops import farthest_point_sample
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ppt.data.object_dataset import ObjectDataset
-from ppt.data.object_sample import ObjectSample
-from ppt.data.object_transforms import ObjectTransform, RandomSubsample, normalize_unit_sphere
+from ppt.data.objects.dataset import ObjectDataset
+from ppt.data.objects.sample import ObjectSample
+from ppt.data.objects.transforms import ObjectTransform, RandomSubsample, normalize_unit_sphere
 
 __all__ = ["ShapeNet55"]
 

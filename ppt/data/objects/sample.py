@@ -1,6 +1,6 @@
 """``ObjectSample``: one object point cloud with its class, and the batch the object datasets collate to.
 
-Object datasets yield samples; transforms (:mod:`ppt.data.object_transforms`) map them to new ones;
+Object datasets yield samples; transforms (:mod:`ppt.data.objects.transforms`) map them to new ones;
 :func:`collate_objects` stacks equally sized samples into an :class:`ObjectBatch`
 ``(points (B, N, 3), labels (B,))`` that the object classifiers take.
 """

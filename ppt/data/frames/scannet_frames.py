@@ -42,12 +42,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ppt.data.collate import SceneBatch, collate_scenes
-from ppt.data.scannet import ScanNet
-from ppt.data.scene import SceneSample
+from ppt.data.renders.shapenet_renders import read_image
+from ppt.data.scenes.collate import SceneBatch, collate_scenes
+from ppt.data.scenes.sample import SceneSample
+from ppt.data.scenes.scannet import ScanNet
+from ppt.data.scenes.transforms import GridSample, NormalizeColor
 from ppt.data.seeded_dataset import SeededDataset
-from ppt.data.shapenet_renders import read_image
-from ppt.data.transforms import GridSample, NormalizeColor
 
 __all__ = [
     "FrameSample", "FrameBatch", "ScanNetFrames", "collate_frames", "read_intrinsics", "resize_intrinsics",

@@ -28,7 +28,7 @@ class SceneSample:
     Attributes:
         coord: ``(N, 3)`` float32 coordinates in metres (z up).
         color: ``(N, 3)`` float32 RGB, in ``[0, 255]`` as stored, in ``[0, 1]`` after
-            :class:`ppt.data.transforms.NormalizeColor`.
+            :class:`ppt.data.scenes.transforms.NormalizeColor`.
         normal: ``(N, 3)`` float32 unit normals, or ``None`` when the scene has none.
         segment: ``(N,)`` int64 class index in the dataset's native order, ``-1`` = ignore.
         instance: ``(N,)`` int64 object id, ``-1`` = none.
@@ -37,7 +37,7 @@ class SceneSample:
             condition of Point Prompt Training.
         grid_coord: ``(N, 3)`` int32 voxel indices, set by grid sampling.
         index: ``(N,)`` int64 row of each point in the scene it was taken from, set by
-            :class:`ppt.data.transforms.GridFragments` (test-time fragments).
+            :class:`ppt.data.scenes.transforms.GridFragments` (test-time fragments).
         inverse: ``(M,)`` int64: for each of the ``M`` points of the scene before grid sampling,
             the row of this sample that stands for it (its voxel's point), ``-1`` when no row
             does (dropped by a later crop). Set by ``GridSample(return_inverse=True)``.

@@ -21,9 +21,9 @@ import h5py
 import numpy as np
 import torch
 
-from ppt.data.object_dataset import ObjectDataset
-from ppt.data.object_sample import ObjectSample
-from ppt.data.object_transforms import ObjectTransform
+from ppt.data.objects.dataset import ObjectDataset
+from ppt.data.objects.sample import ObjectSample
+from ppt.data.objects.transforms import ObjectTransform
 
 __all__ = ["ScanObjectNN", "SCANOBJECTNN_CLASSES", "SCANOBJECTNN_VARIANTS", "scanobjectnn_file",
            "write_scanobjectnn_h5"]

@@ -7,8 +7,8 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from ppt.data.object_sample import ObjectSample
-from ppt.data.object_transforms import ObjectTransform
+from ppt.data.objects.sample import ObjectSample
+from ppt.data.objects.transforms import ObjectTransform
 from ppt.data.seeded_dataset import SeededDataset
 
 __all__ = ["ObjectDataset"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ppt.data.scene_dataset import SceneDataset
+from ppt.data.scenes.dataset import SceneDataset
 
 __all__ = ["ScanNet", "SCANNET_CLASSES"]
 

@@ -1,7 +1,7 @@
 """Synthetic multi-view renders in UniPre3D's ShapeNet layout (:class:`ppt.data.ShapeNetRenders`):
 the embedded data of the object-level pre-training, which runs without downloads.
 
-Each object is one of the procedural objects of :mod:`ppt.data.synthetic_objects` (ScanObjectNN's
+Each object is one of the procedural objects of :mod:`ppt.data.objects.synthetic` (ScanObjectNN's
 15 classes), coloured part by part, scaled to a radius of 0.5 and turned into dense ground-truth
 Gaussians (one small isotropic Gaussian per surface sample), rendered by ppt's rasterizer into 24
 views of 128 x 128 pixels (black background) from cameras on a sphere of radius 1.75 around it,
@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ppt.data.scanobjectnn import SCANOBJECTNN_CLASSES
-from ppt.data.shapenet_renders import RENDER_FOLDER, SHAPENET_RENDER_FOV, intrinsics, to_camera_frame
-from ppt.data.synthetic_objects import synthesize_object
+from ppt.data.objects.scanobjectnn import SCANOBJECTNN_CLASSES
+from ppt.data.objects.synthetic import synthesize_object
+from ppt.data.renders.shapenet_renders import RENDER_FOLDER, SHAPENET_RENDER_FOV, intrinsics, to_camera_frame
 from ppt.ops import knn, rasterize_gaussians
 
 __all__ = ["write_synthetic_renders", "look_at_camera_to_world", "splat_points", "to_uint8", "CAMERA_DISTANCE"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ppt.data.scene_dataset import SceneDataset
+from ppt.data.scenes.dataset import SceneDataset
 
 __all__ = ["Structured3D", "STRUCTURED3D_CLASSES"]
 

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ppt.data.scene_dataset import SceneDataset
+from ppt.data.scenes.dataset import SceneDataset
 
 __all__ = ["S3DIS", "S3DIS_CLASSES", "S3DIS_AREAS"]
 

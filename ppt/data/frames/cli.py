@@ -1,4 +1,4 @@
-"""``ppt data synth-frames``: write the synthetic RGB-D frames of :mod:`ppt.data.synthetic_frames`."""
+"""``ppt data synth-frames``: write the synthetic RGB-D frames of :mod:`ppt.data.frames.synthetic`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ __all__ = ["SYNTH_FRAMES"]
 
 
 def _synth_frames(args: argparse.Namespace) -> int:
-    from ppt.data.synthetic_frames import write_synthetic_frames
+    from ppt.data.frames.synthetic import write_synthetic_frames
 
     folders = write_synthetic_frames(args.out, args.scenes, frames=args.frames, size=args.size,
                                      depth_size=args.depth_size, seed=args.seed, density=args.density)

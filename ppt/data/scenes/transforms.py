@@ -42,8 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ppt.data.scene import SceneSample
-from ppt.data.scene_dataset import SceneTransform
+from ppt.data.scenes.dataset import SceneTransform
+from ppt.data.scenes.sample import SceneSample
 from ppt.ops.point import voxelize
 
 __all__ = [

@@ -1,9 +1,9 @@
 """Synthetic RGB-D frames of the synthetic ScanNet rooms: the embedded data of UniPre3D's scene
 level, in the layout :class:`ppt.data.ScanNetFrames` reads.
 
-The rooms are :func:`ppt.data.rooms.write_synthetic_rooms`'s ScanNet flavour, written in Pointcept's
+The rooms are :func:`ppt.data.scenes.rooms.write_synthetic_rooms`'s ScanNet flavour, written in Pointcept's
 layout under ``out``. Each room's stored points become dense ground-truth Gaussians
-(:func:`ppt.data.synthetic_renders.splat_points`), rendered by ppt's rasterizer from a camera that
+(:func:`ppt.data.renders.synthetic.splat_points`), rendered by ppt's rasterizer from a camera that
 walks an ellipse around the room's centre at eye height, looking outwards and slightly down, so
 consecutive frames overlap as in a hand-held scan. Colour frames (JPEG) and depth frames (uint16
 millimetres, 0 where less than half a pixel is covered) are written under ``out/2D`` with their
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ppt.data.rooms import write_synthetic_rooms
-from ppt.data.scannet_frames import DEPTH_SCALE, resize_intrinsics
-from ppt.data.synthetic_renders import look_at_camera_to_world, splat_points, to_uint8
+from ppt.data.frames.scannet_frames import DEPTH_SCALE, resize_intrinsics
+from ppt.data.renders.synthetic import look_at_camera_to_world, splat_points, to_uint8
+from ppt.data.scenes.rooms import write_synthetic_rooms
 
 __all__ = ["write_synthetic_frames", "room_camera_path"]
 

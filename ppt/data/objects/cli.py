@@ -1,4 +1,4 @@
-"""``ppt data synth-objects``: write the synthetic ScanObjectNN of :mod:`ppt.data.synthetic_objects`."""
+"""``ppt data synth-objects``: write the synthetic ScanObjectNN of :mod:`ppt.data.objects.synthetic`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ __all__ = ["SYNTH_OBJECTS"]
 
 
 def _synth_objects(args: argparse.Namespace) -> int:
-    from ppt.data.synthetic_layouts import write_synthetic_modelnet40, write_synthetic_shapenet55
-    from ppt.data.synthetic_objects import write_synthetic_objects
+    from ppt.data.objects.synthetic_layouts import write_synthetic_modelnet40, write_synthetic_shapenet55
+    from ppt.data.objects.synthetic import write_synthetic_objects
 
     sizes = dict(seed=args.seed, train_per_class=args.train_per_class, test_per_class=args.test_per_class,
                  num_points=args.points)

@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ppt.data.scene import IGNORE_INDEX, SceneSample
+from ppt.data.scenes.sample import IGNORE_INDEX, SceneSample
 from ppt.data.seeded_dataset import SeededDataset
 
 __all__ = ["SceneDataset", "SceneTransform", "read_scene_folder"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ppt.data.scene import SceneSample
+from ppt.data.scenes.sample import SceneSample
 from ppt.sparse import SparseTensor
 
 __all__ = ["SceneBatch", "collate_scenes", "FEATURE_FIELDS"]
@@ -92,8 +92,8 @@ def collate_scenes(samples: Sequence[SceneSample], feat_keys: Sequence[str] = ("
     """Concatenate grid-sampled ``samples`` into a :class:`SceneBatch`.
 
     Args:
-        samples: scenes that went through :class:`~ppt.data.transforms.GridSample` or
-            :class:`~ppt.data.transforms.GridFragments` (they carry ``grid_coord``).
+        samples: scenes that went through :class:`~ppt.data.scenes.transforms.GridSample` or
+            :class:`~ppt.data.scenes.transforms.GridFragments` (they carry ``grid_coord``).
         feat_keys: fields concatenated into ``feat``, from :data:`FEATURE_FIELDS`; Pointcept uses
             ``("color", "normal")`` for ScanNet and Structured3D, ``("coord", "color")`` for S3DIS.
             Use with a DataLoader as ``collate_fn=functools.partial(collate_scenes, feat_keys=...)``.

@@ -1,4 +1,4 @@
-"""The procedural objects of :mod:`ppt.data.synthetic_objects` written in the layouts of the other
+"""The procedural objects of :mod:`ppt.data.objects.synthetic` written in the layouts of the other
 object datasets, so every object recipe has an embedded default:
 
 * ``modelnet40``: ``modelnet40_normal_resampled`` with ``modelnet40_shape_names.txt`` (the 15
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ppt.data.scanobjectnn import SCANOBJECTNN_CLASSES
-from ppt.data.synthetic_objects import synthesize_object
+from ppt.data.objects.scanobjectnn import SCANOBJECTNN_CLASSES
+from ppt.data.objects.synthetic import synthesize_object
 
 __all__ = ["write_synthetic_modelnet40", "write_synthetic_shapenet55", "write_synthetic_fewshot"]
 
