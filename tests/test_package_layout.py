@@ -154,6 +154,13 @@ def test_every_task_name_resolves_to_its_family():
     for name, target in TASK_FAMILIES.items():
         family = task_class(name)
         assert issubclass(family, BaseTask) and f"{family.__module__}:{family.__name__}" == target
+    from ppt.engine.tasks import ClassificationTask, SegmentationTask  # the names tasks.py exported
+    from ppt.engine.tasks.classification import ClassificationTask as classification
+    from ppt.engine.tasks.segmentation import SegmentationTask as segmentation
+
+    assert (SegmentationTask, ClassificationTask) == (segmentation, classification)
+    with pytest.raises(ImportError, match="cannot import name .DetectionTask."):
+        from ppt.engine.tasks import DetectionTask  # noqa: F401
     with pytest.raises(ValueError, match="task must be one of .*'segmentation'.*got 'detection'"):
         task_class("detection")
 
