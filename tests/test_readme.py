@@ -54,3 +54,23 @@ def test_the_layout_names_every_command_of_ppt_cli():
     entry = _layout_entry("ppt/cli.py")
     for name in _subcommands(build_parser()):
         assert re.search(rf"\b{re.escape(name)}\b", entry), f"the Layout's ppt/cli.py entry does not name {name}"
+
+
+def _layout_paths() -> list[str]:
+    """The paths that start the Layout block's entries (``a, b`` entries give both)."""
+    lines = [line for line in _section("Layout").splitlines() if line and not line.startswith((" ", "```"))]
+    return [path.strip() for line in lines for path in line.split("  ")[0].split(",")]
+
+
+def test_the_layout_has_an_entry_for_every_package_of_ppt():
+    root = Path(__file__).resolve().parents[1]
+    packages = sorted(f"{init.parent.relative_to(root).as_posix()}/" for init in (root / "ppt").rglob("__init__.py")
+                      if init.parent != root / "ppt")
+    missing = [package for package in packages if package not in _layout_paths()]
+    assert not missing, f"README's Layout section has no entry for {missing}"
+
+
+def test_every_ppt_path_in_the_layout_exists():
+    root = Path(__file__).resolve().parents[1]
+    stale = [path for path in _layout_paths() if path.startswith("ppt/") and not (root / path).exists()]
+    assert not stale, f"README's Layout section names paths that do not exist: {stale}"

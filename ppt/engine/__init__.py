@@ -8,7 +8,10 @@ from ppt.engine.config import (ConfigError, DataConfig, ModelConfig, OptimConfig
                                ScheduleConfig, SourceConfig, SyntheticConfig, TrainConfig, list_recipes, load_recipe)
 from ppt.engine.metrics import ConfusionMatrix
 from ppt.engine.optim import build_optimizer, build_scheduler, parameter_groups
-from ppt.engine.tasks import ClassificationTask, SegmentationTask, Task, create_task
+from ppt.engine.tasks import create_task
+from ppt.engine.tasks.base import Task
+from ppt.engine.tasks.classification import ClassificationTask
+from ppt.engine.tasks.segmentation import SegmentationTask
 from ppt.engine.trainer import Precision, TrainingInterrupted, TrainResult, train
 
 __all__ = [

@@ -137,7 +137,7 @@ def _fewshot(args: argparse.Namespace) -> int:
 @_user_errors("eval", lambda: (ValueError, FileNotFoundError))
 def _eval(args: argparse.Namespace) -> int:
     from ppt.engine.inference import evaluate_checkpoint, format_table, load_checkpoint
-    from ppt.engine.tasks import SegmentationTask
+    from ppt.engine.tasks.segmentation import SegmentationTask
 
     loaded = load_checkpoint(args.checkpoint, data_root=args.data, device=args.device)
     results = evaluate_checkpoint(loaded, progress=not args.no_progress)
@@ -180,7 +180,7 @@ def _export_backbone(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ppt.engine.checkpoint import OutputError, writable_folder
-    from ppt.engine.unipre3d import export_backbone
+    from ppt.engine.tasks.unipre3d import export_backbone
 
     if Path(args.out).is_dir():
         raise OutputError(f"--out: {args.out} is a folder; give the .safetensors file to write")

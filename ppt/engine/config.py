@@ -20,13 +20,15 @@ import omegaconf
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ppt.engine.tasks import TASK_FAMILIES
+
 __all__ = [
     "RecipeConfig", "DataConfig", "SourceConfig", "SyntheticConfig", "ModelConfig", "OptimConfig",
     "ParamGroupConfig", "ScheduleConfig", "TrainConfig", "UniPre3DConfig", "PromptTrainingConfig", "ConfigError", "load_recipe", "list_recipes",
     "recipe_path", "check_config", "config_from_dict", "config_to_dict",
 ]
 
-TASKS = ("segmentation", "classification", "ppt-segmentation", "pretraining", "unipre3d")
+TASKS = tuple(TASK_FAMILIES)
 BEST_METRICS = ("mIoU", "mAcc", "allAcc", "PSNR")
 SPUNET_MODELS = ("spunet", "ppt", "unipre3d-scene")  # model.name values built on a SpUNet (model.channels, layers)
 
@@ -254,7 +256,7 @@ class TrainConfig:
 
 @dataclass
 class UniPre3DConfig:
-    """Gaussian-splatting pre-training (task ``unipre3d``, :mod:`ppt.engine.unipre3d`).
+    """Gaussian-splatting pre-training (task ``unipre3d``, :mod:`ppt.engine.tasks.unipre3d`).
     ``views``: views per item (objects: the first is the reference view of the 2D branch; scenes:
     target frames, each with its own reference frame within ``reference_distance`` frames);
     ``image_size``: side of the rendered object images; ``frame_size``: ``[width, height]`` of the
@@ -339,7 +341,7 @@ def _out_of_range(recipe: RecipeConfig) -> list[tuple[str, Any, str]]:
     """``(key, value, what it must be)`` of every value that cannot work, however the recipe is used.
     Names (``model.name``, ``optim.name``, ``train.amp`` ...) are checked where they are built, which the
     trainer does before it touches any data."""
-    from ppt.data.collate import FEATURE_FIELDS
+    from ppt.data.scenes.collate import FEATURE_FIELDS
 
     data, train, model, optim = recipe.data, recipe.train, recipe.model, recipe.optim
     checks = [

@@ -2,7 +2,7 @@
 
 It owns the data order, AMP, gradient accumulation and clipping, the schedule, evaluation,
 checkpoints, resume, DDP and logging, and reaches the model only through a
-:class:`~ppt.engine.tasks.Task`. Output folder::
+:class:`~ppt.engine.tasks.base.Task`. Output folder::
 
     OUT/config.yaml         the resolved recipe
     OUT/log.jsonl           one JSON object per logged step ({"step", "epoch", "loss", "lr", "time", ...};
@@ -61,7 +61,7 @@ from ppt.engine.ema import WeightAverage
 from ppt.engine.metrics import strict_json
 from ppt.engine.optim import build_optimizer, build_scheduler
 from ppt.engine.sampling import epoch_sampler
-from ppt.engine.tasks import Task, create_task
+from ppt.engine.tasks import create_task
 
 __all__ = ["train", "TrainResult", "resolve_device", "Precision", "RunFolderError", "TrainingInterrupted"]
 
