@@ -70,31 +70,26 @@ def build_unet(spconv, in_channels=4, num_classes=5, enc_mode=False):
 
 @needs_spconv
 @pytest.mark.parametrize("enc_mode", [False, True])
-def test_spconv_style_unet_equals_spconv(enc_mode):
+def test_spconv_style_unet_equals_spconv(enc_mode, single_thread):  # spconv's CPU path races on more threads
     spconv_torch = import_spconv()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # spconv 2.3.8's CPU path races with more than one thread
-    try:
-        torch.manual_seed(0)
-        theirs = build_unet(spconv_torch, enc_mode=enc_mode).double()
-        ours = build_unet(ppt.spconv, enc_mode=enc_mode).double()
-        ours.load_state_dict(theirs.state_dict())
-        coords = torch.cat([torch.randint(0, 2, (600, 1)), torch.randint(0, 14, (600, 3))], 1)
-        indices = torch.unique(coords, dim=0).int()  # sorted: spconv's inverse conv returns its input order
-        features = torch.randn(len(indices), 4, dtype=torch.float64)
-        results = []
-        for model in (theirs, ours):
-            inputs = features.clone().requires_grad_()
-            logits = model(inputs, indices)
-            logits.backward(torch.linspace(-1, 1, logits.numel(), dtype=torch.float64).view_as(logits))
-            results.append((logits, inputs.grad, {n: p.grad for n, p in model.named_parameters()}))
-        (want, want_grad, want_params), (got, got_grad, got_params) = results
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
-        torch.testing.assert_close(got_grad, want_grad, rtol=1e-9, atol=1e-9)
-        for name in want_params:
-            torch.testing.assert_close(got_params[name], want_params[name], rtol=1e-9, atol=1e-9, msg=name)
-    finally:
-        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    theirs = build_unet(spconv_torch, enc_mode=enc_mode).double()
+    ours = build_unet(ppt.spconv, enc_mode=enc_mode).double()
+    ours.load_state_dict(theirs.state_dict())
+    coords = torch.cat([torch.randint(0, 2, (600, 1)), torch.randint(0, 14, (600, 3))], 1)
+    indices = torch.unique(coords, dim=0).int()  # sorted: spconv's inverse conv returns its input order
+    features = torch.randn(len(indices), 4, dtype=torch.float64)
+    results = []
+    for model in (theirs, ours):
+        inputs = features.clone().requires_grad_()
+        logits = model(inputs, indices)
+        logits.backward(torch.linspace(-1, 1, logits.numel(), dtype=torch.float64).view_as(logits))
+        results.append((logits, inputs.grad, {n: p.grad for n, p in model.named_parameters()}))
+    (want, want_grad, want_params), (got, got_grad, got_params) = results
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-9, atol=1e-9)
+    for name in want_params:
+        torch.testing.assert_close(got_params[name], want_params[name], rtol=1e-9, atol=1e-9, msg=name)
 
 
 def test_sparse_sequential_routes_and_checks_rows():
@@ -139,41 +134,36 @@ def build_bev_net(spconv):
 
 
 @needs_spconv
-def test_2d_backbone_and_transposed_conv_equal_spconv():
+def test_2d_backbone_and_transposed_conv_equal_spconv(single_thread):  # spconv's CPU path races on more threads
     spconv_torch = import_spconv()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # spconv 2.3.8's CPU path races with more than one thread
-    try:
-        theirs = build_bev_net(spconv_torch).double()
-        ours = build_bev_net(ppt.spconv).double()
+    theirs = build_bev_net(spconv_torch).double()
+    ours = build_bev_net(ppt.spconv).double()
+    ours.load_state_dict(theirs.state_dict())
+    indices = _sites(2, 500, 30)
+    features = torch.rand(len(indices), 3, dtype=torch.float64) + 0.1
+    results = []
+    for library, model in ((spconv_torch, theirs), (ppt.spconv, ours)):
+        inputs = features.clone().requires_grad_()
+        out = model(library.SparseConvTensor(inputs, indices, [30, 30], 2)).dense()  # strided rows differ in order
+        out.backward(torch.linspace(-1, 1, out.numel(), dtype=torch.float64).view_as(out))
+        results.append((out, inputs.grad, {n: p.grad for n, p in model.named_parameters()}))
+    (want, want_grad, want_params), (got, got_grad, got_params) = results
+    assert got.shape == want.shape == (2, 4, 16, 16)  # 30 -> 15 (pool) -> 8 (stride 2) -> 16 (transposed)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-9, atol=1e-9)
+    for name in want_params:
+        torch.testing.assert_close(got_params[name], want_params[name], rtol=1e-9, atol=1e-9, msg=name)
+    # 3-D transposed convolution with padding, and a 1-D strided one
+    for make, ndim, extent in ((lambda lib: lib.SparseConvTranspose3d(3, 4, 3, 2, padding=1), 3, 10),
+                               (lambda lib: lib.SparseConv1d(3, 4, 3, 2), 1, 60)):
+        theirs, ours = make(spconv_torch).double(), make(ppt.spconv).double()
         ours.load_state_dict(theirs.state_dict())
-        indices = _sites(2, 500, 30)
-        features = torch.rand(len(indices), 3, dtype=torch.float64) + 0.1
-        results = []
-        for library, model in ((spconv_torch, theirs), (ppt.spconv, ours)):
-            inputs = features.clone().requires_grad_()
-            out = model(library.SparseConvTensor(inputs, indices, [30, 30], 2)).dense()  # strided rows differ in order
-            out.backward(torch.linspace(-1, 1, out.numel(), dtype=torch.float64).view_as(out))
-            results.append((out, inputs.grad, {n: p.grad for n, p in model.named_parameters()}))
-        (want, want_grad, want_params), (got, got_grad, got_params) = results
-        assert got.shape == want.shape == (2, 4, 16, 16)  # 30 -> 15 (pool) -> 8 (stride 2) -> 16 (transposed)
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
-        torch.testing.assert_close(got_grad, want_grad, rtol=1e-9, atol=1e-9)
-        for name in want_params:
-            torch.testing.assert_close(got_params[name], want_params[name], rtol=1e-9, atol=1e-9, msg=name)
-        # 3-D transposed convolution with padding, and a 1-D strided one
-        for make, ndim, extent in ((lambda lib: lib.SparseConvTranspose3d(3, 4, 3, 2, padding=1), 3, 10),
-                                   (lambda lib: lib.SparseConv1d(3, 4, 3, 2), 1, 60)):
-            theirs, ours = make(spconv_torch).double(), make(ppt.spconv).double()
-            ours.load_state_dict(theirs.state_dict())
-            indices = _sites(ndim, 300, extent)
-            features = torch.randn(len(indices), 3, dtype=torch.float64)
-            want = theirs(spconv_torch.SparseConvTensor(features, indices, [extent] * ndim, 2))
-            got = ours(ppt.spconv.SparseConvTensor(features, indices, [extent] * ndim, 2))
-            assert tuple(got.spatial_shape) == tuple(want.spatial_shape)
-            torch.testing.assert_close(got.dense(), want.dense(), rtol=1e-12, atol=1e-12)
-    finally:
-        torch.set_num_threads(threads)
+        indices = _sites(ndim, 300, extent)
+        features = torch.randn(len(indices), 3, dtype=torch.float64)
+        want = theirs(spconv_torch.SparseConvTensor(features, indices, [extent] * ndim, 2))
+        got = ours(ppt.spconv.SparseConvTensor(features, indices, [extent] * ndim, 2))
+        assert tuple(got.spatial_shape) == tuple(want.spatial_shape)
+        torch.testing.assert_close(got.dense(), want.dense(), rtol=1e-12, atol=1e-12)
 
 
 def test_conv_algo_and_the_algo_keyword():
