@@ -1,10 +1,10 @@
 """Model-step benchmarks: the speed and memory targets of the model issues live here.
 
 Every case but the compiled-vs-eager ones is one training step (gradients cleared, forward, loss,
-backward, optimizer step) and records the step's peak memory next to its time: on CUDA the peak allocation, on CPU the
-process's peak resident memory (the kernel's high-water mark), each beyond what was in use before
-the step, so the weights and the optimizer state that outlive the step are not counted (their size
-is in the case's ``params``).
+backward, optimizer step) and records the step's peak memory next to its time: on CUDA the peak
+allocation, on CPU the process's peak resident memory (the kernel's high-water mark), each beyond
+what was in use before the step, so the weights and the optimizer state that outlive the step are
+not counted (their size is in the case's ``params``).
 
 - ``SpUNet-S train step``: :class:`ppt.models.SpUNet` (SpUNet-S, Pointcept's defaults, 20 classes)
   against the same network built on spconv 2.3.8 (Pointcept's model file,

@@ -45,7 +45,7 @@ def _normalize(norm: nn.Module, features: Tensor, x: SparseTensor, domain: Domai
     # side 2**k exactly), so saying so to the compiler lets a level whose size a kernel map decides
     # at run time trace without a branch: the whole network is one graph under torch.compile.
     torch._check(features.shape[0] > (1 if norm.training else 0),
-                 lambda: "SpUNet: a level of the network has too few sites for batch norm (2 in training, 1 in eval)")
+                 lambda: "SpUNet: a level has too few sites for batch norm (2 in training, 1 in eval)")
     return norm(features)
 
 

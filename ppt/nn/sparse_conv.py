@@ -63,8 +63,8 @@ class _SparseConvBase(SparseModule):
         if not isinstance(x, SparseTensor):
             raise TypeError(f"{type(self).__name__} expects a ppt.sparse.SparseTensor, got {type(x).__name__}")
         if x.ndim != self.ndim:
-            raise ValueError(f"{type(self).__name__} expects a {self.ndim}-D sparse tensor (indices (N, {self.ndim + 1})), "
-                             f"got a {x.ndim}-D one (spatial_shape {x.spatial_shape})")
+            raise ValueError(f"{type(self).__name__} expects a {self.ndim}-D sparse tensor (indices "
+                             f"(N, {self.ndim + 1})), got a {x.ndim}-D one (spatial_shape {x.spatial_shape})")
         x.check_rows(type(self).__name__)
         if x.features.shape[1] != self.in_channels:
             raise ValueError(f"{type(self).__name__}: expected {self.in_channels} input channels, "

@@ -1,8 +1,8 @@
 """Sparse 3-D convolution ops: kernel maps and gather-GEMM-scatter convolution (spconv 2.x semantics).
 
 Thin typed wrappers over ``torch.ops.ppt.*``; kernels live in ``csrc/sparse``. The map of a
-transposed convolution (:func:`sparse_transposed_kernel_map`) is composed of PyTorch ops here. The layers of
-:mod:`ppt.nn` and :class:`ppt.sparse.SparseTensor` build on these.
+transposed convolution (:func:`sparse_transposed_kernel_map`) is composed of PyTorch ops here.
+The layers of :mod:`ppt.nn` and :class:`ppt.sparse.SparseTensor` build on these.
 """
 
 from __future__ import annotations

@@ -69,7 +69,8 @@ class PointToVoxel:
         self.grid_size = grid_size[::-1]
         self.coors_range = [float(v) for v in np.concatenate([low[::-1], high[::-1]])]
 
-    def __call__(self, pc: Tensor, clear_voxels: bool = True, empty_mean: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    def __call__(self, pc: Tensor, clear_voxels: bool = True,
+                 empty_mean: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         """``voxels`` ``(M, max_num_points_per_voxel, num_point_features)`` (zeros, or with
         ``empty_mean`` the voxel's mean point, in unused slots), ``indices`` ``(M, 3)`` int32
         ``(z, y, x)`` and ``num_per_voxel`` ``(M,)`` int32."""
