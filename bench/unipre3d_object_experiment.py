@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from ppt.engine import load_recipe, train
-from ppt.engine.unipre3d import export_backbone
+from ppt.engine.tasks.unipre3d import export_backbone
 
 # The backbone both arms share; pre-training and fine-tuning must agree on it.
 PRESETS = {

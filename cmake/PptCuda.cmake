@@ -3,15 +3,8 @@
 #   ON:   fail with a reason when either is missing.
 # Sets PPT_WITH_CUDA and PPT_CUDA_ARCHS_LIST (e.g. "80;90").
 
-set(PPT_CUDA "AUTO" CACHE STRING "Build CUDA kernels: AUTO, ON or OFF")
-set_property(CACHE PPT_CUDA PROPERTY STRINGS AUTO ON OFF)
-if(DEFINED ENV{PPT_CUDA} AND NOT "$ENV{PPT_CUDA}" STREQUAL "")
-  set(PPT_CUDA "$ENV{PPT_CUDA}")
-endif()
-string(TOUPPER "${PPT_CUDA}" PPT_CUDA)
-if(NOT PPT_CUDA MATCHES "^(AUTO|ON|OFF)$")
-  message(FATAL_ERROR "PPT_CUDA must be AUTO, ON or OFF, got '${PPT_CUDA}'")
-endif()
+include(PptChoice)
+ppt_choice(PPT_CUDA AUTO "Build CUDA kernels: AUTO, ON or OFF" AUTO ON OFF)
 
 set(PPT_WITH_CUDA OFF)
 if(NOT PPT_CUDA STREQUAL "OFF")

@@ -24,6 +24,7 @@ def _print_info(_: argparse.Namespace) -> int:
         ("running torch", info["torch_runtime"]),
         ("CUDA kernels", "yes" if info["cuda"] else "no"),
         ("CUDA archs", ", ".join(info["cuda_archs"]) or "-"),
+        ("CUDA emulation", "yes (ppt.testing.emulated_cuda)" if info["emulation"] else "no"),
         ("GPU visible", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no"),
         ("OpenMP", "yes" if info["openmp"] else "no"),
         ("CPU kernels", info["cpu_kernels"]),

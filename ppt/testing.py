@@ -20,7 +20,8 @@ import torch
 
 import ppt  # noqa: F401  (loads ppt._C, which defines the ops the emulation re-targets)
 
-__all__ = ["EmulatedCuda", "emulated_cuda", "emulation_active", "emulation_available", "runs_cuda_kernels"]
+__all__ = ["EmulatedCuda", "emulated_cuda", "emulation_active", "emulation_available", "launches_since_load",
+           "runs_cuda_kernels"]
 
 #: Path of a ``_C_emulated`` library to load instead of the installed one (the sanitizer build).
 LIBRARY_ENV = "PPT_EMULATION_LIBRARY"
@@ -65,6 +66,12 @@ def emulation_available() -> bool:
 def emulation_active() -> bool:
     """Whether an :func:`emulated_cuda` context is open."""
     return _module is not None and _module.active()
+
+
+def launches_since_load() -> dict[str, int]:
+    """Launches per ``__global__`` kernel since the emulation module was loaded in this process (every
+    :func:`emulated_cuda` context together); empty when it was never used."""
+    return {} if _module is None else dict(_module.launch_counts())
 
 
 def runs_cuda_kernels(device: torch.device | str) -> bool:

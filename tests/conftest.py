@@ -34,10 +34,6 @@ def _emulated_param():
 
 DEVICES = ["cpu", _cuda_param(), _emulated_param()]
 
-#: Launches per __global__ kernel over every emulated test of the session (tests/test_emulation.py
-#: checks that each kernel defined in csrc/ ran).
-EMULATED_LAUNCHES: dict[str, int] = {}
-
 
 @pytest.fixture(params=DEVICES)
 def device(request):
@@ -46,10 +42,8 @@ def device(request):
     if request.param != "emulated":
         yield torch.device(request.param)
         return
-    with testing.emulated_cuda() as emulator:
+    with testing.emulated_cuda():
         yield torch.device("cpu")
-    for name, count in emulator.launches.items():
-        EMULATED_LAUNCHES[name] = EMULATED_LAUNCHES.get(name, 0) + count
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,7 @@ def test_build_info_describes_the_build():
     assert info["version"] == ppt.__version__
     assert info["torch"].split("+")[0] == torch.__version__.split("+")[0]
     assert isinstance(info["cuda"], bool) and isinstance(info["openmp"], bool)
+    assert isinstance(info["emulation"], bool)
     assert info["cuda"] == bool(info["cuda_archs"])
     assert info["cpu_kernels"] in {"avx512", "avx2", "baseline"}
     assert POINT_OPS <= set(info["ops"])
@@ -32,7 +33,7 @@ def test_ppt_info_prints_a_table(capsys):
         cli_main(["info"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    assert "CUDA kernels" in out and "voxelize" in out and ppt.__version__ in out
+    assert "CUDA kernels" in out and "CUDA emulation" in out and "voxelize" in out and ppt.__version__ in out
 
 
 def test_cpu_kernel_variant_can_be_capped():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-import ppt
+from ppt._device import resolve_device as usable_device
 from ppt.bench.harness import Case, CaseResult, CorrectnessError, failed_result, measure
 from ppt.bench.machine import CeilingProbes, Ceilings, ceiling_probes, describe, machine_info, measure_ceilings
 from ppt.bench.plots import plot_suite
@@ -83,22 +83,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve_device(name: str | None) -> torch.device:
     """The device to run on; a one-line SystemExit for one that ppt or this build cannot use."""
-    has_cuda_kernels = ppt.build_info()["cuda"]
-    if name is None:
-        return torch.device("cuda" if has_cuda_kernels and torch.cuda.is_available() else "cpu")
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise SystemExit(f"ppt bench: --device {name} is not supported: ppt's kernels run on cpu or cuda")
-    if device.type == "cuda" and not has_cuda_kernels:
-        raise SystemExit("ppt bench: --device cuda, but this build of ppt has no CUDA kernels (`ppt info` shows the "
-                         "build); reinstall on a machine with nvcc and a CUDA build of torch, e.g. PPT_CUDA=ON "
-                         "pip install --no-build-isolation -e .")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("ppt bench: --device cuda, but torch sees no GPU on this machine")
-    return device
+        return usable_device(name, "--device")
+    except ValueError as error:
+        raise SystemExit(f"ppt bench: {error}") from None
 
 
 def _command(args: argparse.Namespace, device: torch.device) -> str:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import importlib.metadata
 import re
-import shlex
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,18 +22,12 @@ from typing import Any
 
 import torch
 
+from ppt._extras import install_hint
 
 
 def bench_extra_hint() -> str:
-    """How to install the baselines of ppt's ``bench`` extra: from a checkout, or by their names as the
-    installed package's metadata lists them (ppt builds only with --no-build-isolation)."""
-    try:
-        requirements = [r.split(";")[0].strip() for r in importlib.metadata.requires("ppt") or []
-                        if 'extra == "bench"' in r]
-    except importlib.metadata.PackageNotFoundError:
-        requirements = []
-    hint = 'pip install --no-build-isolation -e ".[bench]" in a checkout'
-    return hint + (f", or pip install {shlex.join(requirements)}" if requirements else "")
+    """How to install the baselines of ppt's ``bench`` extra."""
+    return install_hint("bench")
 
 
 class CorrectnessError(AssertionError):

@@ -1,10 +1,10 @@
 """Model-step benchmarks: the speed and memory targets of the model issues live here.
 
-Every case is one training step (gradients cleared, forward, loss, backward, optimizer step) and
-records the step's peak memory next to its time: on CUDA the peak allocation, on CPU the
-process's peak resident memory (the kernel's high-water mark), each beyond what was in use before
-the step, so the weights and the optimizer state that outlive the step are not counted (their size
-is in the case's ``params``).
+Every case but the compiled-vs-eager ones is one training step (gradients cleared, forward, loss,
+backward, optimizer step) and records the step's peak memory next to its time: on CUDA the peak
+allocation, on CPU the process's peak resident memory (the kernel's high-water mark), each beyond
+what was in use before the step, so the weights and the optimizer state that outlive the step are
+not counted (their size is in the case's ``params``).
 
 - ``SpUNet-S train step``: :class:`ppt.models.SpUNet` (SpUNet-S, Pointcept's defaults, 20 classes)
   against the same network built on spconv 2.3.8 (Pointcept's model file,
@@ -14,6 +14,11 @@ is in the case's ``params``).
   The gate compares the first step's logits, loss and every gradient. On CPU spconv runs under one
   thread, the only setting in which its CPU path sums correctly (the ``sparse_conv`` suite also
   times its racy multi-thread runs). Throughput in scenes/s; target >= 2x on CPU.
+- ``SpUNet-S forward, torch.compile`` and ``Point-MAE forward, torch.compile``: inference (eval
+  mode, no gradients) of SpUNet-S on the SpUNet-S batch and of the Point-MAE classifier on the
+  object batch, compiled with ``torch.compile(model, fullgraph=True)`` (one graph, kernel maps
+  included) against the same module run eagerly; the gate compares the logits. Compilation happens
+  in the gate's call, before the timed rounds. Target: compiled no slower than eager.
 - ``DAPT vs full fine-tune train step``: :func:`ppt.models.create_object_classifier` with
   ``peft="dapt"`` against ``peft="full"`` (Point-MAE, all 22.1M parameters trained) at batch 32 x 2048
   points of synthetic ScanObjectNN-style objects, AdamW and gradient clipping as the official
@@ -179,6 +184,60 @@ def spunet_case(batch: SceneBatch, device: torch.device, repeats: int, warmup: i
 
 
 # ---------------------------------------------------------------------------------------------
+# torch.compile against eager
+
+
+def _check_same_logits(got, expected) -> None:
+    torch.testing.assert_close(got, expected, rtol=TOLERANCE, atol=TOLERANCE)
+
+
+def compiled_case(name: str, model: nn.Module, inputs: Callable[[], tuple], items: tuple[int, str], params: dict,
+                  repeats: int, warmup: int, backend: str = "inductor") -> Case:
+    """Inference of ``model`` (put in eval mode) compiled with ``fullgraph=True`` against the same
+    module run eagerly; ``inputs()`` gives the forward's arguments of one call."""
+    model.eval()
+    compiled = torch.compile(model, fullgraph=True, backend=backend)
+
+    def forward(module: Callable) -> Callable[[], torch.Tensor]:
+        def run() -> torch.Tensor:
+            with torch.no_grad():
+                return module(*inputs())
+        return run
+
+    def check_finite(logits: torch.Tensor) -> None:
+        assert bool(torch.isfinite(logits).all()), "non-finite logits"
+
+    return Case(name=name, run=forward(compiled), check=check_finite,
+                baselines=[Baseline("eager", forward(model), check=_check_same_logits, target=1.0)],
+                params=params | dict(backend=backend, threads=torch.get_num_threads()), items=items, warmup=warmup,
+                repeats=repeats)
+
+
+def spunet_compiled_case(batch: SceneBatch, device: torch.device, repeats: int, warmup: int,
+                         backend: str = "inductor", **widths) -> Case:
+    """SpUNet-S (or the SpUNet of ``widths``) inference on ``batch``, compiled against eager."""
+    indices = batch.sparse_tensor().indices.to(device)
+    features = batch.feat.to(device)
+    torch.manual_seed(0)
+    model = SpUNet(in_channels=features.shape[1], num_classes=NUM_CLASSES, **widths).to(device)
+    # The grid (spatial shape) is read from the sites outside the compiled region, as a data loader would.
+    return compiled_case("SpUNet-S forward, torch.compile", model,
+                         lambda: (SparseTensor(features, indices, batch_size=batch.batch_size),),
+                         (batch.batch_size, "scenes"), dict(scenes=batch.batch_size, voxels=int(indices.shape[0])),
+                         repeats, warmup, backend)
+
+
+def point_mae_compiled_case(points: torch.Tensor, repeats: int, warmup: int, backend: str = "inductor",
+                            **sizes) -> Case:
+    """The Point-MAE classifier (``sizes`` as for :func:`ppt.models.create_object_classifier`)
+    inference on ``points`` ``(B, N, 3)``, compiled against eager."""
+    torch.manual_seed(0)
+    model = create_object_classifier("full", **sizes).to(points.device)
+    return compiled_case("Point-MAE forward, torch.compile", model, lambda: (points,), (points.shape[0], "objects"),
+                         dict(batch=points.shape[0], points=points.shape[1]), repeats, warmup, backend)
+
+
+# ---------------------------------------------------------------------------------------------
 # DAPT against full fine-tuning of Point-MAE
 
 
@@ -255,9 +314,12 @@ def dapt_case(points: torch.Tensor, labels: torch.Tensor, repeats: int, warmup: 
 
 def cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Iterator[Case]:
     repeats, warmup = (3, 1) if quick else (5, 1)
-    yield spunet_case(room_batch(quick), device, repeats, warmup)
+    rooms = room_batch(quick)
+    yield spunet_case(rooms, device, repeats, warmup)
+    yield spunet_compiled_case(rooms, device, repeats, warmup)
     points, labels = object_batch(quick)
     yield dapt_case(points.to(device), labels.to(device), repeats, warmup)
+    yield point_mae_compiled_case(points.to(device), repeats, warmup)
     from ppt.bench.ppt_step import ppt_step_cases
     from ppt.bench.unipre3d import unipre3d_cases
 

@@ -1,43 +1,19 @@
 """``ppt data``: dataset tools. ``add_data_command`` registers the group on the ``ppt`` parser;
-each tool is one sub-command declared as a :class:`~ppt.data.synth_cli.SynthCommand` (``synth-rooms``
-here, ``synth-objects`` in :mod:`ppt.data.objects_cli`, ``synth-renders`` in :mod:`ppt.data.renders_cli`,
-``synth-frames`` in :mod:`ppt.data.frames_cli`)."""
+each tool is one sub-command declared as a :class:`~ppt.data.synth_cli.SynthCommand` by its
+pipeline: ``synth-rooms`` in :mod:`ppt.data.scenes.cli`, ``synth-objects`` in
+:mod:`ppt.data.objects.cli`, ``synth-renders`` in :mod:`ppt.data.renders.cli`, ``synth-frames`` in
+:mod:`ppt.data.frames.cli`."""
 
 from __future__ import annotations
 
 import argparse
 
-from ppt.data.frames_cli import SYNTH_FRAMES
-from ppt.data.objects_cli import SYNTH_OBJECTS
-from ppt.data.renders_cli import SYNTH_RENDERS
-from ppt.data.rooms import FLAVORS
-from ppt.data.synth_cli import SynthCommand, positive_float, positive_int
+from ppt.data.frames.cli import SYNTH_FRAMES
+from ppt.data.objects.cli import SYNTH_OBJECTS
+from ppt.data.renders.cli import SYNTH_RENDERS
+from ppt.data.scenes.cli import SYNTH_ROOMS
 
-
-def _synth_rooms(args: argparse.Namespace) -> int:
-    from ppt.data.rooms import write_synthetic_rooms
-
-    folders = write_synthetic_rooms(args.out, args.flavor, args.scenes, seed=args.seed, density=args.density)
-    splits: dict[str, int] = {}
-    for folder in folders:
-        split = folder.relative_to(args.out).parts[0]
-        splits[split] = splits.get(split, 0) + 1
-    flavor = FLAVORS[args.flavor]
-    print(f"wrote {len(folders)} {args.flavor} rooms ({len(flavor.class_names)} classes) to {args.out}: "
-          + ", ".join(f"{split} {count}" for split, count in sorted(splits.items())))
-    return 0
-
-
-SYNTH_ROOMS = SynthCommand(
-    "synth-rooms", _synth_rooms,
-    help="write synthetic furnished rooms in the layout of ScanNet, S3DIS or Structured3D",
-    description="Generate furnished rooms sampled as coloured points with normals and labels, written in "
-                "Pointcept's preprocessed layout of the chosen dataset (its split folders, file names, "
-                "label set and the look of its capture).",
-    options={"--flavor": dict(required=True, choices=sorted(FLAVORS), help="which dataset to imitate"),
-             "--scenes": dict(required=True, type=positive_int, help="number of rooms to write"),
-             "--density": dict(type=positive_float, default=1.0,
-                               help="multiplier of the flavor's points per square metre (default 1.0)")})
+__all__ = ["add_data_command"]
 
 
 def add_data_command(commands: argparse._SubParsersAction) -> None:

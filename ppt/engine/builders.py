@@ -86,7 +86,7 @@ def _synthetic_folder(source: SourceConfig, synthetic: SyntheticConfig, cache: P
 
 def _write_synthetic(source: SourceConfig, synthetic: SyntheticConfig, folder: Path) -> None:
     if source.dataset in SCENE_DATASETS:
-        from ppt.data.rooms import write_synthetic_rooms
+        from ppt.data.scenes.rooms import write_synthetic_rooms
 
         write_synthetic_rooms(folder, source.dataset, synthetic.scenes, seed=synthetic.seed, density=synthetic.density)
     else:

@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import random
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from safetensors.torch import save_file
 from ppt.engine.metrics import strict_json
 
 __all__ = ["CheckpointMeta", "save_checkpoint", "read_meta", "read_train_state", "state_path",
-           "rng_state", "set_rng_state", "CheckpointError"]
+           "rng_state", "set_rng_state", "CheckpointError", "OutputError", "writable_folder"]
 
 FORMAT = "ppt-train-checkpoint"
 VERSION = 1
@@ -35,6 +36,30 @@ VERSION = 1
 
 class CheckpointError(ValueError):
     """A checkpoint file that is missing, corrupt or not a ppt training checkpoint."""
+
+
+class OutputError(ValueError):
+    """An output location that cannot be written: a file where a folder is needed, or a folder that
+    cannot be created or written in."""
+
+
+def writable_folder(folder: str | PathLike, what: str) -> Path:
+    """``folder``, created with its parents, once a file has been written in it (a real write, since
+    permission bits say little for root or on read-only mounts). ``what`` names it in errors (``--out``).
+
+    Raises:
+        OutputError: ``folder`` is a file, or cannot be created or written in.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{what}: {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise OutputError(f"{what}: cannot write in {folder} ({error.strerror or error})") from None
+    return folder
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
+import shlex
+import signal
 import sys
 from collections.abc import Callable
 
@@ -26,14 +29,75 @@ def _user_errors(command: str, errors: Callable[[], tuple[type[Exception], ...]]
 
 
 def _train_errors() -> tuple[type[Exception], ...]:
-    from ppt.engine.checkpoint import CheckpointError
+    from ppt.engine.batches import DataError
+    from ppt.engine.checkpoint import CheckpointError, OutputError
     from ppt.engine.config import ConfigError
     from ppt.engine.trainer import RunFolderError
 
-    return ConfigError, CheckpointError, RunFolderError, FileNotFoundError
+    return ConfigError, CheckpointError, RunFolderError, OutputError, DataError, FileNotFoundError
 
 
-# Training reports only errors of its inputs in one line: a failure inside the loop keeps its traceback.
+def _interrupts(command: str, continue_with: Callable[[argparse.Namespace], str]):
+    """A run stopped by SIGINT/SIGTERM (checkpointed by the trainer) ends with one line saying how to
+    continue, printed by the main process, and the shell's status for that signal (128 + its number);
+    Ctrl-C before training started ends with one line too."""
+    def wrap(handler):
+        @functools.wraps(handler)
+        def run(args: argparse.Namespace) -> int:
+            from ppt.engine.trainer import TrainingInterrupted
+
+            main_process = os.environ.get("RANK", "0") == "0"
+            try:
+                return handler(args)
+            except TrainingInterrupted as interrupted:
+                if main_process:
+                    print(f"ppt {command}: {interrupted}; continue with: {continue_with(args)}", file=sys.stderr,
+                          flush=True)
+                return 128 + interrupted.signal
+            except KeyboardInterrupt:
+                if main_process:
+                    print(f"ppt {command}: interrupted before training started; nothing saved", file=sys.stderr)
+                return 128 + signal.SIGINT
+        return run
+    return wrap
+
+
+def _launcher() -> list[str]:
+    """How this process was started: ``ppt``, or the torchrun launch of one node."""
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return ["ppt"]
+    if processes == int(os.environ["WORLD_SIZE"]):
+        return ["torchrun", "--standalone", f"--nproc_per_node={processes}", "-m", "ppt"]
+    return ["torchrun", "<the same launch options>", "-m", "ppt"]
+
+
+def _rerun_command(args: argparse.Namespace, command: str, *options: str) -> str:
+    """The command line of ``command`` on the recipe, output and overrides of ``args``, with ``options``
+    (how an interrupted ``ppt train`` or ``ppt fewshot`` continues)."""
+    words = [*_launcher(), command, args.recipe, "--out", _train_out(args),
+             *[word for override in args.set for word in ("--set", override)], *options]
+    return shlex.join(words + (["--no-progress"] if args.no_progress else []))
+
+
+def _train_out(args: argparse.Namespace) -> str:
+    return args.out or f"runs/{args.recipe.rsplit('/', 1)[-1].removesuffix('.yaml')}"
+
+
+def _positive_int(text: str) -> int:
+    """argparse type of a count that must be >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+# Training reports errors of its inputs in one line (config, output folder, checkpoints, dataset files):
+# any other failure inside the loop keeps its traceback.
+@_interrupts("train", lambda args: _rerun_command(args, "train", "--resume"))
 @_user_errors("train", _train_errors)
 def _train(args: argparse.Namespace) -> int:
     from ppt.engine.config import list_recipes, load_recipe, recipe_path
@@ -52,17 +116,19 @@ def _train(args: argparse.Namespace) -> int:
     from ppt.engine.trainer import train
 
     name = args.recipe.rsplit("/", 1)[-1].removesuffix(".yaml")
-    out = args.out or f"runs/{name}"
-    train(config, out, recipe=name, resume=args.resume, stop_after=args.stop_after, progress=not args.no_progress)
+    train(config, _train_out(args), recipe=name, resume=args.resume, stop_after=args.stop_after,
+          progress=not args.no_progress)
     return 0
 
 
+# fewshot reads finished folds back and resumes the interrupted one
+@_interrupts("fewshot", lambda args: _rerun_command(args, "fewshot", "--folds", str(args.folds)))
 @_user_errors("fewshot", _train_errors)
 def _fewshot(args: argparse.Namespace) -> int:
     from ppt.engine.fewshot import run_fewshot
 
     name = args.recipe.rsplit("/", 1)[-1].removesuffix(".yaml")
-    result = run_fewshot(args.recipe, args.out or f"runs/{name}", folds=range(args.folds), overrides=args.set,
+    result = run_fewshot(args.recipe, _train_out(args), folds=range(args.folds), overrides=args.set,
                          progress=not args.no_progress)
     print(f"{name}: {result.summary()}; {result.out / 'fewshot.json'}")
     return 0
@@ -71,7 +137,7 @@ def _fewshot(args: argparse.Namespace) -> int:
 @_user_errors("eval", lambda: (ValueError, FileNotFoundError))
 def _eval(args: argparse.Namespace) -> int:
     from ppt.engine.inference import evaluate_checkpoint, format_table, load_checkpoint
-    from ppt.engine.tasks import SegmentationTask
+    from ppt.engine.tasks.segmentation import SegmentationTask
 
     loaded = load_checkpoint(args.checkpoint, data_root=args.data, device=args.device)
     results = evaluate_checkpoint(loaded, progress=not args.no_progress)
@@ -111,8 +177,14 @@ def _plot_log(args: argparse.Namespace) -> int:
 
 @_user_errors("export-backbone", lambda: (ValueError, FileNotFoundError))
 def _export_backbone(args: argparse.Namespace) -> int:
-    from ppt.engine.unipre3d import export_backbone
+    from pathlib import Path
 
+    from ppt.engine.checkpoint import OutputError, writable_folder
+    from ppt.engine.tasks.unipre3d import export_backbone
+
+    if Path(args.out).is_dir():
+        raise OutputError(f"--out: {args.out} is a folder; give the .safetensors file to write")
+    writable_folder(Path(args.out).parent, "--out")  # before the checkpoint is read
     info = export_backbone(args.checkpoint, args.out)
     print(f"{args.out}: {info['tensors']} tensors, {info['parameters']:,} parameters of the {info['model']} backbone "
           f"at step {info['step']}{' (weight average)' if info['ema'] else ''}; fine-tune with --set "
@@ -133,8 +205,10 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
                        help="override a config value by dotted key (repeatable), e.g. --set train.steps=100 "
                             "--set data.root=/data/scannet")
     train.add_argument("--out", help="output folder (default runs/RECIPE)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    train.add_argument("--stop-after", type=int, metavar="STEPS",
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its last checkpoint (Ctrl-C or SIGTERM stops a run after "
+                            "its current step with one written; a second signal stops at once)")
+    train.add_argument("--stop-after", type=_positive_int, metavar="STEPS",
                        help="end this session after STEPS steps (checkpointed; continue with --resume)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(handler=_train)
@@ -146,7 +220,7 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
                     "the final test accuracy; writes OUT/fewshot.json. Finished folds are read back, interrupted "
                     "ones resumed.")
     fewshot.add_argument("recipe", help="recipe name or .yaml path")
-    fewshot.add_argument("--folds", type=int, default=10, help="folds 0 .. N-1 (default 10, as Point-BERT's)")
+    fewshot.add_argument("--folds", type=_positive_int, default=10, help="folds 0 .. N-1 (default 10, as Point-BERT's)")
     fewshot.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a config value (repeatable), e.g. --set data.sources.modelnet40_fewshot.way=10")
     fewshot.add_argument("--out", help="output folder (default runs/RECIPE)")

@@ -20,14 +20,17 @@ import omegaconf
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ppt.engine.tasks import TASK_FAMILIES
+
 __all__ = [
     "RecipeConfig", "DataConfig", "SourceConfig", "SyntheticConfig", "ModelConfig", "OptimConfig",
     "ParamGroupConfig", "ScheduleConfig", "TrainConfig", "UniPre3DConfig", "PromptTrainingConfig", "ConfigError", "load_recipe", "list_recipes",
-    "recipe_path", "config_from_dict", "config_to_dict",
+    "recipe_path", "check_config", "config_from_dict", "config_to_dict",
 ]
 
-TASKS = ("segmentation", "classification", "ppt-segmentation", "pretraining", "unipre3d")
+TASKS = tuple(TASK_FAMILIES)
 BEST_METRICS = ("mIoU", "mAcc", "allAcc", "PSNR")
+SPUNET_MODELS = ("spunet", "ppt", "unipre3d-scene")  # model.name values built on a SpUNet (model.channels, layers)
 
 
 class ConfigError(ValueError):
@@ -253,7 +256,7 @@ class TrainConfig:
 
 @dataclass
 class UniPre3DConfig:
-    """Gaussian-splatting pre-training (task ``unipre3d``, :mod:`ppt.engine.unipre3d`).
+    """Gaussian-splatting pre-training (task ``unipre3d``, :mod:`ppt.engine.tasks.unipre3d`).
     ``views``: views per item (objects: the first is the reference view of the 2D branch; scenes:
     target frames, each with its own reference frame within ``reference_distance`` frames);
     ``image_size``: side of the rendered object images; ``frame_size``: ``[width, height]`` of the
@@ -334,17 +337,74 @@ def _merge(base: DictConfig, update: Any, where: str) -> DictConfig:
         _raise(error, where, OmegaConf.to_object(base))
 
 
-def _finish(cfg: DictConfig, where: str) -> RecipeConfig:
-    try:
-        recipe: RecipeConfig = OmegaConf.to_object(cfg)
-    except OmegaConfBaseException as error:
-        _raise(error, where, RecipeConfig())
+def _out_of_range(recipe: RecipeConfig) -> list[tuple[str, Any, str]]:
+    """``(key, value, what it must be)`` of every value that cannot work, however the recipe is used.
+    Names (``model.name``, ``optim.name``, ``train.amp`` ...) are checked where they are built, which the
+    trainer does before it touches any data."""
+    from ppt.data.scenes.collate import FEATURE_FIELDS
+
+    data, train, model, optim = recipe.data, recipe.train, recipe.model, recipe.optim
+    checks = [
+        ("train.steps", train.steps, train.steps >= 1, ">= 1"),
+        ("train.accumulate", train.accumulate, train.accumulate >= 1, ">= 1"),
+        ("train.log_every", train.log_every, train.log_every >= 1, ">= 1"),
+        ("train.eval_every", train.eval_every, train.eval_every >= 0, ">= 0 (0: at the end only)"),
+        ("train.checkpoint_every", train.checkpoint_every, train.checkpoint_every >= 0, ">= 0 (0: at the end only)"),
+        ("train.preview_every", train.preview_every, train.preview_every >= 0, ">= 0 (0: at the end only)"),
+        ("train.eval_votes", train.eval_votes, train.eval_votes >= 1, ">= 1"),
+        ("train.ema_every", train.ema_every, train.ema_every >= 1, ">= 1"),
+        ("train.ema_start", train.ema_start, train.ema_start >= 0, ">= 0"),
+        ("train.ema_decay", train.ema_decay, train.ema_decay is None or 0 <= train.ema_decay < 1, "in [0, 1) or unset"),
+        ("train.grad_clip", train.grad_clip, train.grad_clip is None or train.grad_clip > 0, "> 0 or unset"),
+        ("train.label_smoothing", train.label_smoothing, 0 <= train.label_smoothing < 1, "in [0, 1)"),
+        ("data.batch_size", data.batch_size, data.batch_size >= 1, ">= 1"),
+        ("data.val_batch_size", data.val_batch_size, data.val_batch_size >= 1, ">= 1"),
+        ("data.num_workers", data.num_workers, data.num_workers >= 0, ">= 0"),
+        ("data.grid_size", data.grid_size, data.grid_size > 0, "> 0 (metres)"),
+        ("data.point_max", data.point_max, data.point_max >= 1, ">= 1"),
+        ("data.num_points", data.num_points, data.num_points >= 1, ">= 1"),
+        ("data.feat_keys", data.feat_keys, bool(data.feat_keys) and set(data.feat_keys) <= set(FEATURE_FIELDS),
+         f"a non-empty list of {', '.join(FEATURE_FIELDS)}"),
+        ("optim.lr", optim.lr, optim.lr > 0, "> 0"),
+        ("optim.weight_decay", optim.weight_decay, optim.weight_decay >= 0, ">= 0"),
+        *((f"data.sources.{name}.ratio", source.ratio, source.ratio > 0, "> 0")
+          for name, source in data.sources.items()),
+    ]
+    if model.name in SPUNET_MODELS:
+        channels, layers = list(model.channels), list(model.layers)
+        checks += [
+            ("model.channels", channels, len(channels) == len(layers) and all(width >= 1 for width in channels),
+             f"one width >= 1 per entry of model.layers ({len(layers)} entries)"),
+            ("model.layers", layers, bool(layers) and len(layers) % 2 == 0 and all(count >= 1 for count in layers),
+             "an even number of block counts >= 1 (encoder stages, then as many decoder stages)"),
+            ("model.base_channels", model.base_channels, model.base_channels >= 1, ">= 1"),
+        ]
+    return [(key, value, expected) for key, value, ok, expected in checks if not ok]
+
+
+def check_config(recipe: RecipeConfig, where: str = "config") -> None:
+    """Raise :class:`ConfigError` naming every key of ``recipe`` whose value cannot work (an unknown
+    task or best metric, no data source, a count or size out of range, unknown feature keys, SpUNet
+    widths that do not match its stages). :func:`load_recipe` calls it; so does the trainer, for
+    configs built in Python."""
     if recipe.task not in TASKS:
         raise ConfigError(f"{where}: task must be one of {TASKS}, got {recipe.task!r}")
     if recipe.train.best_metric not in BEST_METRICS:
         raise ConfigError(f"{where}: train.best_metric must be one of {BEST_METRICS}, got {recipe.train.best_metric!r}")
     if not recipe.data.sources:
         raise ConfigError(f"{where}: data.sources is empty; a recipe needs at least one dataset")
+    bad = _out_of_range(recipe)
+    if bad:
+        raise ConfigError(f"{where}: " + "; ".join(f"{key} must be {expected}, got {value!r}"
+                                                   for key, value, expected in bad))
+
+
+def _finish(cfg: DictConfig, where: str) -> RecipeConfig:
+    try:
+        recipe: RecipeConfig = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as error:
+        _raise(error, where, RecipeConfig())
+    check_config(recipe, where)
     if recipe.data.root is not None:
         if len(recipe.data.sources) != 1:
             raise ConfigError(f"{where}: data.root sets the root of a recipe's only dataset, but this recipe has "

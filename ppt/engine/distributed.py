@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistributedContext", "init_distributed", "all_reduce_mean", "barrier", "broadcast_object"]
+__all__ = ["DistributedContext", "init_distributed", "all_reduce_mean", "all_reduce_max", "barrier", "broadcast_object"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,14 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
         value = value.clone()
         dist.all_reduce(value)
         value /= dist.get_world_size()
+    return value
+
+
+def all_reduce_max(value: torch.Tensor) -> torch.Tensor:
+    """Maximum over processes (a copy; the value itself outside ``torch.distributed``)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return value
 
 

@@ -15,7 +15,10 @@ from ppt.data import SceneSample, read_scene_folder
 from ppt.engine.checkpoint import CheckpointError, CheckpointMeta, read_meta
 from ppt.engine.config import RecipeConfig, config_from_dict
 from ppt.engine.metrics import ConfusionMatrix
-from ppt.engine.tasks import ClassificationTask, SegmentationTask, Task, create_task
+from ppt.engine.tasks import create_task
+from ppt.engine.tasks.base import Task
+from ppt.engine.tasks.classification import ClassificationTask
+from ppt.engine.tasks.segmentation import SegmentationTask
 from ppt.engine.trainer import Precision, resolve_device
 
 __all__ = ["LoadedCheckpoint", "load_checkpoint", "evaluate_checkpoint", "read_point_cloud", "choose_source",

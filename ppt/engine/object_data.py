@@ -17,9 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ppt.data import ModelNet40, ModelNetFewShot, ScanObjectNN, ShapeNet55
-from ppt.data.object_dataset import ObjectDataset
-from ppt.data.object_transforms import ObjectTransform
-from ppt.data.scanobjectnn import SCANOBJECTNN_CLASSES
+from ppt.data.objects.dataset import ObjectDataset
+from ppt.data.objects.scanobjectnn import SCANOBJECTNN_CLASSES
+from ppt.data.objects.transforms import ObjectTransform
 from ppt.engine.config import SourceConfig, SyntheticConfig
 
 __all__ = ["OBJECT_DATASETS", "object_class_names", "open_object_dataset", "synthetic_object_name",
@@ -83,8 +83,8 @@ def synthetic_object_name(source: SourceConfig, synthetic: SyntheticConfig) -> s
 
 def write_synthetic_object_data(source: SourceConfig, synthetic: SyntheticConfig, folder: Path) -> None:
     from ppt.data import write_synthetic_objects
-    from ppt.data.synthetic_layouts import (write_synthetic_fewshot, write_synthetic_modelnet40,
-                                            write_synthetic_shapenet55)
+    from ppt.data.objects.synthetic_layouts import (write_synthetic_fewshot, write_synthetic_modelnet40,
+                                                    write_synthetic_shapenet55)
 
     sizes = dict(seed=synthetic.seed, train_per_class=synthetic.train_per_class,
                  test_per_class=synthetic.test_per_class, num_points=synthetic.object_points)

@@ -2,7 +2,7 @@
 
 It owns the data order, AMP, gradient accumulation and clipping, the schedule, evaluation,
 checkpoints, resume, DDP and logging, and reaches the model only through a
-:class:`~ppt.engine.tasks.Task`. Output folder::
+:class:`~ppt.engine.tasks.base.Task`. Output folder::
 
     OUT/config.yaml         the resolved recipe
     OUT/log.jsonl           one JSON object per logged step ({"step", "epoch", "loss", "lr", "time", ...};
@@ -15,6 +15,16 @@ checkpoints, resume, DDP and logging, and reaches the model only through a
     OUT/best.safetensors    the weights with the best validation ``train.best_metric``
     OUT/tensorboard/        event files, when tensorboard is installed
     OUT/previews/           the task's pictures (train.preview_every), if it draws any
+
+Everything a recipe can get wrong is reported before any data is touched: the config's values
+(:mod:`ppt.engine.config`), then the device, precision, task, model (with ``model.weights``),
+optimizer and schedule, which are built first, and on ``resume`` the stored run's config; each
+as a :class:`~ppt.engine.config.ConfigError`. A dataset file that turns out malformed during the
+run raises :class:`~ppt.engine.batches.DataError`.
+
+SIGINT or SIGTERM during the loop ends the run after the current step with ``last`` checkpointed
+(all processes stop at the same step) and raises :class:`TrainingInterrupted`; a second signal
+ends the process at once.
 """
 
 from __future__ import annotations
@@ -22,8 +32,12 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import random
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -37,17 +51,19 @@ from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader
 from tqdm import tqdm
 
+from ppt._device import resolve_device
+from ppt.engine.batches import DataBatches, ignore_stop_signals
 from ppt.engine.checkpoint import (CheckpointError, CheckpointMeta, provenance, read_meta, read_train_state,
-                                   rng_state, save_checkpoint, set_rng_state)
-from ppt.engine.config import RecipeConfig, config_to_dict
-from ppt.engine.distributed import DistributedContext, all_reduce_mean, init_distributed
+                                   rng_state, save_checkpoint, set_rng_state, writable_folder)
+from ppt.engine.config import ConfigError, RecipeConfig, check_config, config_to_dict
+from ppt.engine.distributed import DistributedContext, all_reduce_max, all_reduce_mean, init_distributed
 from ppt.engine.ema import WeightAverage
 from ppt.engine.metrics import strict_json
 from ppt.engine.optim import build_optimizer, build_scheduler
 from ppt.engine.sampling import epoch_sampler
-from ppt.engine.tasks import Task, create_task
+from ppt.engine.tasks import create_task
 
-__all__ = ["train", "TrainResult", "resolve_device", "Precision", "RunFolderError"]
+__all__ = ["train", "TrainResult", "resolve_device", "Precision", "RunFolderError", "TrainingInterrupted"]
 
 # Keys a resumed run may change without changing its results.
 RESUMABLE_CHANGES = ("data.num_workers", "data.val_batch_size", "train.log_every", "train.tensorboard",
@@ -59,26 +75,71 @@ class RunFolderError(ValueError):
     resume with another config or process count."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """The run stopped early on SIGINT or SIGTERM, with ``checkpoint`` (``last.safetensors``) written
+    at ``step``, so ``resume`` continues it. A ``KeyboardInterrupt``, so code that catches
+    ``Exception`` lets it through as it would Ctrl-C."""
+
+    def __init__(self, signal_number: int, step: int, steps: int, checkpoint: Path) -> None:
+        self.signal = signal.Signals(signal_number)
+        self.step, self.checkpoint = step, checkpoint
+        super().__init__(f"stopped by {self.signal.name} at step {step} of {steps}; saved {checkpoint}")
+
+
+class _StopSignals:
+    """While active (in the main thread), the first SIGINT or SIGTERM only records itself
+    (``received``), so the loop can finish its step and checkpoint; a second one ends the process
+    at once, by the default action of that signal."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, announce: bool) -> None:
+        self.announce = announce
+        self.received = 0
+        self._previous: dict = {}
+
+    def _handle(self, number: int, frame) -> None:
+        name = signal.Signals(number).name
+        if self.received:
+            os.write(2, f"\nppt train: second signal ({name}): stopping now, without saving\n".encode())
+            signal.signal(number, signal.SIG_DFL)
+            os.kill(os.getpid(), number)
+            return
+        self.received = number
+        if self.announce:
+            # os.write: print() could re-enter the stream the progress bar is writing to
+            os.write(2, f"\nppt train: {name}: finishing this step, then saving a checkpoint (send it again to stop "
+                        "at once, without saving)\n".encode())
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def _config_errors() -> Iterator[None]:
+    """A ``ValueError`` (or the ``ImportError`` of a missing optional package) while building what a
+    recipe names (device, task, model, weights, optimizer, schedule) is a problem of the config:
+    re-raised as :class:`ConfigError`, whose message already names the key or file."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (ValueError, ImportError) as error:
+        raise ConfigError(str(error)) from error
+
+
 @dataclass
 class TrainResult:
     out: Path
     step: int
     losses: list[float] = field(default_factory=list)  # this session's step losses
     metrics: dict = field(default_factory=dict)  # the last evaluation
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto``: this process's GPU under torchrun (``LOCAL_RANK``) when CUDA is available, else CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            import os
-
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device={name!r} but torch sees no GPU")
-    return device
 
 
 class Precision:
@@ -194,16 +255,25 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
         recipe: the recipe's name (stored in the checkpoint metadata).
         resume: continue the run in ``out`` from ``last.safetensors`` exactly where it stopped
             (same data order, RNG, optimizer and schedule state as an uninterrupted run).
-        stop_after: end this session after that many steps (checkpointed, so ``resume``
+        stop_after: end this session after that many steps (>= 1; checkpointed, so ``resume``
             continues); the schedule still spans ``train.steps``.
         progress: show a tqdm bar on the main process.
+
+    Raises:
+        ConfigError: a value of the config that cannot work, found before any data is read.
+        RunFolderError, OutputError, CheckpointError: ``out`` does not fit the request.
+        DataError: a dataset file is malformed (found when it is read).
+        TrainingInterrupted: SIGINT or SIGTERM stopped the run after a step, checkpointed.
     """
     out = Path(out)
-    device = resolve_device(config.train.device)
-    ctx = init_distributed(device)
     train_cfg = config.train
-    if train_cfg.steps < 1 or train_cfg.accumulate < 1:
-        raise ValueError(f"train.steps and train.accumulate must be >= 1, got {train_cfg.steps} and {train_cfg.accumulate}")
+    check_config(config)
+    if stop_after is not None and stop_after < 1:
+        raise ValueError(f"stop_after must be >= 1 (steps of this session), got {stop_after}")
+    with _config_errors():
+        device = resolve_device(train_cfg.device, "train.device")
+        precision = Precision(train_cfg.amp, device)
+    ctx = init_distributed(device)
     last = out / "last.safetensors"
     if ctx.is_main:
         if resume and not last.is_file():
@@ -211,27 +281,31 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
         if not resume and last.is_file():
             raise RunFolderError(f"{out} already holds a run ({last.name}); pass --resume to continue it or choose "
                              "another --out")
-        out.mkdir(parents=True, exist_ok=True)
+        writable_folder(out, "--out")
+    config_dict = config_to_dict(config)
+    state = None
+    if resume:  # before any data is written: a resume that cannot continue this run says so at once
+        _check_same_run(read_meta(last).config, config_dict, last)
+        state = read_train_state(last)
+        if len(state["rng"]) != ctx.world_size:
+            raise RunFolderError(f"--resume: the run used {len(state['rng'])} processes, this one has "
+                                 f"{ctx.world_size}; resume with the same number to continue exactly")
 
     _seed_everything(train_cfg.seed)
-    task = create_task(config)
+    with _config_errors():
+        task = create_task(config)
+        model = task.build_model().to(device)
+        optimizer = build_optimizer(model, config.optim)
+        scheduler = build_scheduler(optimizer, config.schedule, train_cfg.steps)
     train_sets = task.train_datasets(is_main=ctx.is_main)
     val_sets = {name: task.dataset(source, source.val_split, train=False, is_main=ctx.is_main)
                 for name, source in config.data.sources.items()}
-    model = task.build_model().to(device)
-    optimizer = build_optimizer(model, config.optim)
-    scheduler = build_scheduler(optimizer, config.schedule, train_cfg.steps)
-    precision = Precision(train_cfg.amp, device)
     average = (WeightAverage(model, train_cfg.ema_decay, every=train_cfg.ema_every, start=train_cfg.ema_start)
                if train_cfg.ema_decay is not None else None)
-    config_dict = config_to_dict(config)
 
     step, best, elapsed = 0, float("-inf"), 0.0
-    if resume:
-        meta = read_meta(last)
-        _check_same_run(meta.config, config_dict, last)
+    if state is not None:
         model.load_state_dict(load_file(str(last), device=str(device)))
-        state = read_train_state(last)
         if average is not None:  # the checkpoint holds the average, the state the raw weights
             average.load_state_dict(model.state_dict())
             model.load_state_dict(state["model"])
@@ -240,11 +314,7 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
         precision.scaler.load_state_dict(state.get("scaler", {}))
         step, best = int(state["step"]), float(state["best"])
         elapsed = float(state.get("elapsed", 0.0))  # training seconds of the earlier sessions
-        rngs = state["rng"]
-        if len(rngs) != ctx.world_size:
-            raise RunFolderError(f"--resume: the run used {len(rngs)} processes, this one has {ctx.world_size}; resume "
-                             "with the same number to continue exactly")
-        set_rng_state(rngs[ctx.rank])
+        set_rng_state(state["rng"][ctx.rank])
     else:
         # the same initial weights on every process; then each process its own random stream
         _seed_everything(train_cfg.seed + 1000003 * ctx.rank)
@@ -307,75 +377,83 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
     trainable_params = [p for p in model.parameters() if p.requires_grad]
     losses: list[float] = []
     metrics: dict = {}
+    stop_signal = 0  # the signal that stops the run, agreed by every process
     bar = tqdm(total=end, initial=step, desc="train", disable=not (progress and ctx.is_main), dynamic_ncols=True)
     model.train()
     started = time.perf_counter() - elapsed  # so a resumed run's log times continue where it stopped
-    while step < end:
-        epoch, skip = divmod(step, per_epoch)
-        for dataset in train_sets:
-            dataset.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        micro_batches = list(sampler)
-        loader = DataLoader(concat, batch_sampler=micro_batches[skip * accumulate:], collate_fn=task.collate,
-                            num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
-                            generator=torch.Generator())  # its own generator: worker seeds leave the global RNG alone
-        batches = iter(loader)
-        for _ in range(per_epoch - skip):
-            if step >= end:
-                break
-            optimizer.zero_grad(set_to_none=True)
-            total = torch.zeros((), device=device)
-            for micro in range(accumulate):
-                batch = next(batches).to(device)
-                sync = wrapped.no_sync() if ctx.enabled and micro < accumulate - 1 else contextlib.nullcontext()
-                with sync:
-                    with precision.autocast():
-                        loss = task.loss(wrapped, batch)
-                    precision.scaler.scale(loss / accumulate).backward()
-                total += loss.detach()
-            lr = optimizer.param_groups[0]["lr"]
-            grad_norm = None
-            if train_cfg.grad_clip is not None:
-                precision.scaler.unscale_(optimizer)
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable_params, train_cfg.grad_clip))
-            precision.scaler.step(optimizer)
-            precision.scaler.update()
-            scheduler.step()
-            step += 1
-            if average is not None:
-                average.update(model, step)
-            step_loss = float(all_reduce_mean(total / accumulate))
-            if not math.isfinite(step_loss) and precision.mode != "fp16":
-                raise FloatingPointError(f"the loss is {step_loss} at step {step}; lower optim.lr or enable "
-                                         "train.grad_clip")
-            losses.append(step_loss)
-            bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
-            if step % train_cfg.log_every == 0 or step == end:
-                record = {"step": step, "epoch": epoch, "loss": step_loss, "lr": lr,
-                          "time": round(time.perf_counter() - started, 3)}
-                if grad_norm is not None:
-                    record["grad_norm"] = grad_norm
-                log.write({**record, **task.train_log()})
-            if ctx.is_main and (step == end or (train_cfg.preview_every and step % train_cfg.preview_every == 0)):
-                with averaged():
-                    task.write_previews(model, step=step, out=out / "previews", device=device)
-            evaluate_now = step == train_cfg.steps or (train_cfg.eval_every and step % train_cfg.eval_every == 0)
-            if evaluate_now:
-                metrics = evaluate()
-                log.write({"step": step, "eval": metrics})
-                if ctx.is_main:
-                    summary = ", ".join(f"{source}: " + " ".join(f"{k} {m[k]:.4f}" for k in task.headline_metrics)
-                                        for source, m in metrics.items())
-                    bar.write(f"step {step}: {summary}")
-                score = _score(metrics, train_cfg.best_metric)
-                if score > best:
-                    best = score
-                    save(out / "best.safetensors", metrics, with_state=False)
-            if step == end or (train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0):
-                save(last, metrics, with_state=True)
+    with _StopSignals(announce=ctx.is_main) as signals:
+        while step < end and not stop_signal:
+            epoch, skip = divmod(step, per_epoch)
+            for dataset in train_sets:
+                dataset.set_epoch(epoch)
+            sampler.set_epoch(epoch)
+            micro_batches = list(sampler)
+            loader = DataLoader(concat, batch_sampler=micro_batches[skip * accumulate:], collate_fn=task.collate,
+                                num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
+                                worker_init_fn=ignore_stop_signals,
+                                generator=torch.Generator())  # its own generator: worker seeds leave the global RNG alone
+            with DataBatches(loader, "training data") as epoch_batches:
+                batches = iter(epoch_batches)
+                for _ in range(per_epoch - skip):
+                    if step >= end or stop_signal:
+                        break
+                    optimizer.zero_grad(set_to_none=True)
+                    total = torch.zeros((), device=device)
+                    for micro in range(accumulate):
+                        batch = next(batches).to(device)
+                        sync = wrapped.no_sync() if ctx.enabled and micro < accumulate - 1 else contextlib.nullcontext()
+                        with sync:
+                            with precision.autocast():
+                                loss = task.loss(wrapped, batch)
+                            precision.scaler.scale(loss / accumulate).backward()
+                        total += loss.detach()
+                    lr = optimizer.param_groups[0]["lr"]
+                    grad_norm = None
+                    if train_cfg.grad_clip is not None:
+                        precision.scaler.unscale_(optimizer)
+                        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable_params, train_cfg.grad_clip))
+                    precision.scaler.step(optimizer)
+                    precision.scaler.update()
+                    scheduler.step()
+                    step += 1
+                    if average is not None:
+                        average.update(model, step)
+                    step_loss = float(all_reduce_mean(total / accumulate))
+                    if not math.isfinite(step_loss) and precision.mode != "fp16":
+                        raise FloatingPointError(f"the loss is {step_loss} at step {step}; lower optim.lr or enable "
+                                                 "train.grad_clip")
+                    # every process stops after the same step, whichever of them got the signal
+                    stop_signal = int(all_reduce_max(torch.tensor(signals.received, device=device)))
+                    losses.append(step_loss)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
+                    if step % train_cfg.log_every == 0 or step == end:
+                        record = {"step": step, "epoch": epoch, "loss": step_loss, "lr": lr,
+                                  "time": round(time.perf_counter() - started, 3)}
+                        if grad_norm is not None:
+                            record["grad_norm"] = grad_norm
+                        log.write({**record, **task.train_log()})
+                    if ctx.is_main and (step == end or (train_cfg.preview_every and step % train_cfg.preview_every == 0)):
+                        with averaged():
+                            task.write_previews(model, step=step, out=out / "previews", device=device)
+                    evaluate_now = step == train_cfg.steps or (train_cfg.eval_every and step % train_cfg.eval_every == 0)
+                    if evaluate_now:
+                        metrics = evaluate()
+                        log.write({"step": step, "eval": metrics})
+                        if ctx.is_main:
+                            summary = ", ".join(f"{source}: " + " ".join(f"{k} {m[k]:.4f}" for k in task.headline_metrics)
+                                                for source, m in metrics.items())
+                            bar.write(f"step {step}: {summary}")
+                        score = _score(metrics, train_cfg.best_metric)
+                        if score > best:
+                            best = score
+                            save(out / "best.safetensors", metrics, with_state=False)
+                    if step == end or stop_signal or (train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0):
+                        save(last, metrics, with_state=True)
     bar.close()
     log.close()
+    if stop_signal and step < end:
+        raise TrainingInterrupted(stop_signal, step, train_cfg.steps, last)
     if ctx.is_main:
         print(f"done: step {step} of {train_cfg.steps}; checkpoint {last}" +
               ("" if step == train_cfg.steps else f" (continue with --resume)"), flush=True)

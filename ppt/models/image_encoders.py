@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ppt._extras import install_hint
+
 __all__ = [
     "ImageEncoder", "ConvImageEncoder", "VAEImageEncoder", "FeatureAdapter",
     "create_image_encoder", "IMAGE_ENCODERS",
@@ -129,7 +131,7 @@ class VAEImageEncoder(ImageEncoder):
         try:
             from diffusers import AutoencoderKL
         except ImportError as error:
-            raise ImportError("image encoder 'sd-vae' needs the diffusers package (pip install 'ppt[vae]')") from error
+            raise ImportError(f"image encoder 'sd-vae' needs the diffusers package: {install_hint('vae')}") from error
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"image encoder 'sd-vae': {folder} is not a folder holding the VAE's "
                                     "config.json and weights")

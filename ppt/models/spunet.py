@@ -40,6 +40,12 @@ def _normalize(norm: nn.Module, features: Tensor, x: SparseTensor, domain: Domai
         if isinstance(domain, Tensor):
             domain = domain[x.indices[:, 0].long()]
         return norm(features, domain, context)
+    # Batch norm branches on its row count (empty input; one value per channel, an error in
+    # training). Every SpUNet level has sites (the input has, and each stride-2 conv halves a grid of
+    # side 2**k exactly), so saying so to the compiler lets a level whose size a kernel map decides
+    # at run time trace without a branch: the whole network is one graph under torch.compile.
+    torch._check(features.shape[0] > (1 if norm.training else 0),
+                 lambda: "SpUNet: a level has too few sites for batch norm (2 in training, 1 in eval)")
     return norm(features)
 
 
@@ -179,6 +185,19 @@ class SpUNet(nn.Module):
                 nn.init.zeros_(module.modulation[1].weight)
                 nn.init.zeros_(module.modulation[1].bias)
 
+    def grid_shape(self, spatial_shape: Sequence[int]) -> tuple[int, int, int]:
+        """The grid the network runs on: the smallest cube of side ``2**k >= 2**(num_stages + 2)``
+        that holds ``spatial_shape``.
+
+        Every stage's stride-2 convolution halves it exactly, so no site falls off the grid (what
+        Pointcept's ``max index + 96`` ensures), and the grid does not depend on the sites: a
+        compiled model sees one shape for all scenes of similar extent instead of recompiling for
+        each (the kernel-map ops take the shape as constants). The sites, and so the outputs, are
+        the same on any grid that holds them.
+        """
+        side = max(2 ** (self.num_stages + 2), 1 << (max(spatial_shape) - 1).bit_length())
+        return side, side, side
+
     def _scene_domain(self, domain: Domain, x: SparseTensor) -> Domain:
         """A single condition as is; a per-point (N,) tensor as a (batch_size,) per-scene table.
         Batch norm ignores it, but a given domain still reaches the blocks (prompt adapters use it)."""
@@ -207,9 +226,9 @@ class SpUNet(nn.Module):
         in the order of ``x``'s rows (of ``after_stem``'s output when given).
 
         Args:
-            x: input ``SparseTensor`` with ``in_channels`` features; sites ``[b, x, y, z]`` >= 0.
-                Its spatial shape is widened as Pointcept does (max index + 96), so no site
-                falls off the grid when downsampling.
+            x: input ``SparseTensor`` with ``in_channels`` features; sites ``[b, x, y, z]`` inside
+                its spatial shape, which the network widens to :meth:`grid_shape` (so no site falls
+                off the grid when downsampling).
             domain: the condition of the batch (index or name) or an ``(N,)`` int64 condition
                 per point (constant within each scene); required by ``norm="pdnorm"``, passed
                 on to the blocks (as a per-scene table) by ``norm="bn"``.
@@ -219,12 +238,11 @@ class SpUNet(nn.Module):
         """
         if not isinstance(x, SparseTensor):
             raise TypeError(f"SpUNet expects a ppt.sparse.SparseTensor, got {type(x).__name__}")
+        if x.ndim != 3:
+            raise ValueError(f"SpUNet expects a 3-D SparseTensor (indices (N, 4)), got a {x.ndim}-D one")
         if x.indices.shape[0] == 0:
             raise ValueError("SpUNet: the input has no sites (an empty scene)")
-        margin = max(96, 2 ** (self.num_stages + 2))
-        top = (x.indices[:, 1:].amax(0) + margin).tolist()
-        shape = [max(a, int(b)) for a, b in zip(x.spatial_shape, top)]
-        x = SparseTensor(x.features, x.indices, shape, x.batch_size)
+        x = SparseTensor(x.features, x.indices, self.grid_shape(x.spatial_shape), x.batch_size)
         domain = self._scene_domain(domain, x)
 
         x = self.conv_input(x, domain, context)

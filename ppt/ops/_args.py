@@ -38,20 +38,27 @@ def as_int(value, name: str, op: str, minimum: int | None = None) -> int:
     return result
 
 
-def as_int_triple(value, name: str, op: str, minimum: int | None = None) -> list[int]:
-    """An int or a sequence of 3 ints (x, y, z), as a list of 3 ints, each at least ``minimum``."""
+def as_int_tuple(value, size: int, name: str, op: str, minimum: int | None = None) -> list[int]:
+    """An int or a sequence of ``size`` ints (one per spatial axis, x first), as a list of ``size``
+    ints, each at least ``minimum``."""
+    expected = f"an int or {size} ints ({', '.join('xyz'[:size])})" if size > 1 else "an int or 1 int (x)"
     if isinstance(value, Sequence) and not isinstance(value, str):
-        if len(value) != 3:
-            raise ValueError(f"{op}: {name} must be an int or 3 ints (x, y, z), got {value!r}")
+        if len(value) != size:
+            raise ValueError(f"{op}: {name} must be {expected}, got {value!r}")
         values = [as_int(v, name, op) for v in value]
     else:
         try:
-            values = [as_int(value, name, op)] * 3
+            values = [as_int(value, name, op)] * size
         except TypeError:
-            raise TypeError(f"{op}: {name} must be an int or 3 ints (x, y, z), got {_describe(value)}") from None
+            raise TypeError(f"{op}: {name} must be {expected}, got {_describe(value)}") from None
     if minimum is not None and any(v < minimum for v in values):
         raise ValueError(f"{op}: {name} entries must be >= {minimum}, got {values}")
     return values
+
+
+def as_int_triple(value, name: str, op: str, minimum: int | None = None) -> list[int]:
+    """An int or a sequence of 3 ints (x, y, z), as a list of 3 ints, each at least ``minimum``."""
+    return as_int_tuple(value, 3, name, op, minimum)
 
 
 def as_real(value, name: str, op: str, *, positive: bool = False) -> float:

@@ -274,9 +274,9 @@ def _site_keys(sites: Tensor, extent: list[int]) -> Tensor:
 
 
 def _kernel_offsets(kernel_size: list[int], device) -> Tensor:
-    """``(K, 3)`` offsets ``(i, j, l)`` with ``l`` fastest (spconv's weight flattening)."""
+    """``(K, D)`` offsets ``(i, j, l)`` with the last axis fastest (spconv's weight flattening)."""
     axes = [torch.arange(k, device=device) for k in kernel_size]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(kernel_size))
 
 
 def sparse_kernel_map(indices: Tensor, batch_size: int, spatial_shape, kernel_size, stride, padding, dilation,
@@ -340,11 +340,11 @@ def sparse_conv(features: Tensor, weight: Tensor, pairs: Tensor, pair_offsets: T
 
 
 def sparse_to_dense(features: Tensor, indices: Tensor, batch_size: int, spatial_shape) -> Tensor:
-    """``(B, C, X, Y, Z)`` grid holding ``features`` at ``indices`` and zeros elsewhere."""
+    """``(B, C, *spatial_shape)`` grid (``(B, C, X, Y, Z)`` in 3-D) holding ``features`` at ``indices``
+    (``(N, 1 + D)`` rows ``[b, x, ...]``) and zeros elsewhere."""
     dense = features.new_zeros(batch_size, *spatial_shape, features.shape[1])
-    i = indices.long()
-    dense = dense.index_put((i[:, 0], i[:, 1], i[:, 2], i[:, 3]), features)
-    return dense.permute(0, 4, 1, 2, 3)
+    dense = dense.index_put(tuple(indices.long().unbind(1)), features)
+    return dense.movedim(-1, 1)
 
 
 def sparse_conv_dense(features: Tensor, indices: Tensor, batch_size: int, spatial_shape, weight: Tensor,

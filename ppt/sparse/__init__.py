@@ -1,5 +1,5 @@
-"""Sparse tensors on batched 3-D grids and the kernel-map cache the convolution layers share."""
+"""Sparse tensors on batched 1-, 2- and 3-D grids and the kernel-map cache the convolution layers share."""
 
-from ppt.sparse.tensor import KernelMap, KernelMapCache, SparseTensor
+from ppt.sparse.tensor import SPATIAL_DIMS, KernelMap, KernelMapCache, SparseTensor, check_spatial_dims
 
-__all__ = ["SparseTensor", "KernelMap", "KernelMapCache"]
+__all__ = ["SparseTensor", "KernelMap", "KernelMapCache", "SPATIAL_DIMS", "check_spatial_dims"]

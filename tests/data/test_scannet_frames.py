@@ -8,7 +8,7 @@ import torch
 
 from ppt.cli import main
 from ppt.data import ScanNetFrames, collate_frames, write_synthetic_frames
-from ppt.data.scannet_frames import OFFICIAL_INTRINSICS_160x120, read_pose, resize_intrinsics, select_frames
+from ppt.data.frames.scannet_frames import OFFICIAL_INTRINSICS_160x120, read_pose, resize_intrinsics, select_frames
 from ppt.models.unipre3d_scene import backproject_depth
 from ppt.ops import knn, rasterize_gaussians
 

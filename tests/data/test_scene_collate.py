@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ppt.data import SceneSample, collate_scenes
-from ppt.data.transforms import GridFragments, GridSample
+from ppt.data.scenes.transforms import GridFragments, GridSample
 
 
 def _sample(n, name, grid=True, normal=True, offset=0.0):

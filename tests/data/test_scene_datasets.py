@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from ppt.data import S3DIS, ScanNet, SceneSample, Structured3D, collate_scenes
-from ppt.data import transforms as T
-from ppt.data.rooms import write_synthetic_rooms
+from ppt.data.scenes import transforms as T
+from ppt.data.scenes.rooms import write_synthetic_rooms
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from ppt.data import SceneSample
-from ppt.data import transforms as T
-from ppt.data.rooms import synthesize_room
-from ppt.data.transforms import _box_blur, _trilinear
+from ppt.data.scenes import transforms as T
+from ppt.data.scenes.rooms import synthesize_room
+from ppt.data.scenes.transforms import _box_blur, _trilinear
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

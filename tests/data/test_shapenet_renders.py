@@ -10,7 +10,7 @@ from PIL import Image
 
 from ppt.cli import main
 from ppt.data import RenderBatch, RenderSample, RotateWithCameras, ShapeNetRenders, collate_renders, write_synthetic_renders
-from ppt.data.shapenet_renders import focal_from_fov, to_camera_frame
+from ppt.data.renders.shapenet_renders import focal_from_fov, to_camera_frame
 from ppt.ops import rasterize_gaussians
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -4,7 +4,7 @@ import pytest
 
 from ppt.cli import main
 from ppt.data import SCANOBJECTNN_CLASSES, ScanObjectNN, write_synthetic_objects
-from ppt.data.synthetic_objects import _BUILDERS, synthesize_object, synthesize_scan
+from ppt.data.objects.synthetic import _BUILDERS, synthesize_object, synthesize_scan
 
 
 @pytest.mark.parametrize("label", range(len(SCANOBJECTNN_CLASSES)))

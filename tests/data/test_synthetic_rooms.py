@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ppt.cli import main
-from ppt.data.rooms import FLAVORS, synthesize_room, write_synthetic_rooms
+from ppt.data.scenes.rooms import FLAVORS, synthesize_room, write_synthetic_rooms
 from ppt.ops import knn
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -36,6 +36,24 @@ def object_overrides(cache_dir):
     return [f"data.cache_dir={cache_dir}", *TINY_OBJECT]
 
 
+def set_options(overrides):
+    """``--set KEY=VALUE`` for each override."""
+    return [word for override in overrides for word in ("--set", override)]
+
+
+@pytest.fixture
+def run_ppt():
+    """``run_ppt(argv, sets=overrides)``: the exit status of ``ppt ARGV --set ...`` run through the
+    command's entry point in this process."""
+    from ppt.cli import main
+
+    def run(argv, sets=()):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, *set_options(sets)])
+        return exit_info.value.code
+    return run
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     threads = torch.get_num_threads()

@@ -112,7 +112,7 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def scannet_copy(tmp_path_factory):
     """A small synthetic ScanNet (4 train, 1 val, 1 test scenes) of its own, to break."""
-    from ppt.data.rooms import write_synthetic_rooms
+    from ppt.data.scenes.rooms import write_synthetic_rooms
 
     root = tmp_path_factory.mktemp("scannet") / "scannet"
     write_synthetic_rooms(root, "scannet", 6, seed=0, density=0.05)

@@ -54,3 +54,25 @@ def test_unknown_recipe_and_root_of_several_sources(tmp_path):
     bad.write_text("task: regression\ndata:\n  sources:\n    a: {dataset: scannet}\n")
     with pytest.raises(ConfigError, match="task must be one of"):
         load_recipe(str(bad))
+
+
+def test_values_that_cannot_work_are_listed_by_key():
+    with pytest.raises(ConfigError, match=r"recipe spunet-scannet: data.batch_size must be >= 1, got 0; "
+                                          r"data.grid_size must be > 0 \(metres\), got -0.05$"):
+        load_recipe("spunet-scannet", ["data.batch_size=0", "data.grid_size=-0.05"])
+    with pytest.raises(ConfigError, match=r"data.sources.scannet.ratio must be > 0, got 0.0"):
+        load_recipe("spunet-scannet", ["data.sources.scannet.ratio=0"])
+    # the SpUNet widths are checked only for the models built on a SpUNet
+    assert load_recipe("dapt-scanobjectnn", ["model.channels=[1]"]).model.channels == [1]
+
+
+def test_train_checks_a_config_built_in_python(tmp_path):
+    from ppt.engine import train
+
+    config = load_recipe("spunet-scannet")
+    config.train.accumulate = 0
+    with pytest.raises(ConfigError, match=r"^config: train.accumulate must be >= 1, got 0$"):
+        train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="stop_after must be >= 1"):
+        train(load_recipe("spunet-scannet"), tmp_path / "run", stop_after=0, progress=False)

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from ppt.data.object_transforms import ScaleAndTranslate
+from ppt.data.objects.transforms import ScaleAndTranslate
 from ppt.engine import load_recipe, train
 from ppt.engine.config import ConfigError
 from ppt.engine.fewshot import run_fewshot
-from ppt.engine.tasks import vote_logits
+from ppt.engine.tasks.classification import vote_logits
 
 PRETRAIN = ["model.num_groups=8", "model.decoder_depth=1"]  # 0.6 of 8 groups: 4 masked patches
 

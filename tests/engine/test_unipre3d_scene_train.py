@@ -92,7 +92,7 @@ def test_real_data_roots(pretrained, overrides, tmp_path):
     """``root`` + ``frames_root`` as for real ScanNet: here the synthetic data, frames moved elsewhere."""
     import shutil
 
-    from ppt.engine.unipre3d import SceneLevel
+    from ppt.engine.tasks.unipre3d import SceneLevel
 
     config = pretrained[0]
     synthetic = SceneLevel.synthetic_root(config)

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from ppt.cli import main
 from ppt.engine import create_task, load_recipe, read_meta, read_train_state, train
 from ppt.engine.config import ConfigError
-from ppt.engine.unipre3d import export_backbone
+from ppt.engine.tasks.unipre3d import export_backbone
 from ppt.models import PointMAE, load_weights
 
 BACKBONE = ["model.depth=1", "model.dim=24", "model.heads=2", "model.num_groups=8", "model.group_size=8"]

@@ -10,8 +10,8 @@ from torch import nn
 
 from ppt.bench.spconv_reference import PointceptSpUNet, import_spconv
 from ppt.data import SceneSample, collate_scenes
-from ppt.data.rooms import synthesize_room
-from ppt.data.transforms import Compose, GridSample, NormalizeColor
+from ppt.data.scenes.rooms import synthesize_room
+from ppt.data.scenes.transforms import Compose, GridSample, NormalizeColor
 from ppt.models import SpUNet, load_weights
 from ppt.sparse import SparseTensor
 

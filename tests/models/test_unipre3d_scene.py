@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ppt.data import SceneSample, collate_scenes
-from ppt.data.scannet_frames import FrameBatch
+from ppt.data.frames.scannet_frames import FrameBatch
 from ppt.models import UniPre3DScene
 from ppt.models.unipre3d import GaussianHead
 from ppt.models.unipre3d_scene import DepthPointFusion, backproject_depth, pad_scenes

@@ -45,8 +45,12 @@ def test_sparse_tensor_bad_input():
         SparseTensor(torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.long))
     with pytest.raises(ValueError, match=r"features must be \(N, C\) and indices \(N, 4\)"):
         SparseTensor(torch.zeros(3, 3), torch.zeros(2, 4, dtype=torch.int32))
+    with pytest.raises(ValueError, match=r"features must be \(N, C\) and indices \(N, 4\)"):
+        SparseTensor(torch.zeros(2, 3), torch.zeros(2, 5, dtype=torch.int32))
     with pytest.raises(ValueError, match=r"spatial_shape must be an int or 3 ints \(x, y, z\), got \[4, 4\]"):
         SparseTensor(torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.int32), [4, 4])
+    with pytest.raises(ValueError, match=r"spatial_shape must be an int or 2 ints \(x, y\), got \[4, 4, 4\]"):
+        SparseTensor(torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.int32), [4, 4, 4])
     with pytest.raises(TypeError, match="SparseTensor: spatial_shape must be an int, got float 4.5"):
         SparseTensor(torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.int32), [4, 4.5, 4])
     with pytest.raises(ValueError, match=r"SparseTensor: spatial_shape entries must be >= 1, got \[4, 0, 4\]"):

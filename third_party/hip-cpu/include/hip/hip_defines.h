@@ -85,8 +85,12 @@
 
 #define HIP_SYMBOL(X) &X
 
+// ppt: an includer may define __HIP_FLATTENED_FUNCTION__ and __HIP_TILE_FUNCTION__ itself (ppt
+// defines both empty: flattening every kernel into its launcher and cloning that into SIMD
+// variants multiplies compile time and code size, and ppt's kernels are not vectorised across
+// threads anyway).
 // TODO: temporary
-#if defined(__has_cpp_attribute)
+#if defined(__has_cpp_attribute) && !defined(__HIP_FLATTENED_FUNCTION__)
     #if __has_cpp_attribute(gnu::flatten)
         #define __HIP_FLATTENED_FUNCTION__ [[gnu::flatten]]
     #else
@@ -94,7 +98,8 @@
     #endif
 #endif
 
-#if defined(_MSC_VER)
+#if defined(__HIP_TILE_FUNCTION__)
+#elif defined(_MSC_VER)
     #define __HIP_TILE_FUNCTION__ __forceinline__
 #elif defined(__clang__)
     #define __HIP_TILE_FUNCTION__\

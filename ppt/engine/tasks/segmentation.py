@@ -1,0 +1,113 @@
+"""Scene segmentation (task ``segmentation``): any network mapping a
+:class:`~ppt.sparse.SparseTensor` of a :class:`~ppt.data.SceneBatch` to per-point logits, trained
+on Pointcept's SpUNet augmentation chain and evaluated on every original point."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from ppt.data import SceneBatch, SceneSample, collate_scenes
+from ppt.data.scenes import transforms as T
+from ppt.engine.builders import SCENE_DATASETS, build_model, dataset_root
+from ppt.engine.config import SourceConfig
+from ppt.engine.metrics import ConfusionMatrix
+from ppt.engine.tasks.base import Autocast, Task
+
+__all__ = ["SegmentationTask", "scene_train_transform", "scene_val_transform"]
+
+
+def scene_train_transform(grid_size: float, point_max: int, augment: bool) -> T.Compose:
+    """Pointcept's SpUNet training chain (see :mod:`ppt.data.scenes.transforms`); without ``augment``
+    only the centring, grid sampling, crop and colour normalisation."""
+    augmentations = [
+        T.RandomDropout(dropout_ratio=0.2, application_ratio=0.2),
+        T.RandomRotate(angle=(-1, 1), axis="z", center=(0, 0, 0), p=0.5),
+        T.RandomRotate(angle=(-1 / 64, 1 / 64), axis="x", p=0.5),
+        T.RandomRotate(angle=(-1 / 64, 1 / 64), axis="y", p=0.5),
+        T.RandomScale(scale=(0.9, 1.1)),
+        T.RandomFlip(p=0.5),
+        T.RandomJitter(sigma=0.005, clip=0.02),
+        T.ElasticDistortion(),
+        T.ChromaticAutoContrast(p=0.2),
+        T.ChromaticTranslation(p=0.95, ratio=0.05),
+        T.ChromaticJitter(p=0.95, std=0.05),
+    ] if augment else []
+    return T.Compose([T.CenterShift(apply_z=True), *augmentations, T.GridSample(grid_size=grid_size),
+                      T.SphereCrop(point_max=point_max), T.CenterShift(apply_z=False), T.NormalizeColor(),
+                      T.ShufflePoint()])
+
+
+def scene_val_transform(grid_size: float) -> T.Compose:
+    """Pointcept's validation chain: one point per voxel, with the inverse map to every point."""
+    return T.Compose([T.CenterShift(apply_z=True), T.GridSample(grid_size=grid_size, return_inverse=True),
+                      T.CenterShift(apply_z=False), T.NormalizeColor()])
+
+
+class SegmentationTask(Task):
+    """Per-point classification of scenes: cross-entropy over labelled points (``-1`` ignored);
+    validation on one grid sample per scene mapped back to every point (the voxel inverse map);
+    :meth:`predict_scene` votes over all test-mode fragments."""
+
+    def dataset_class(self, source: SourceConfig) -> type:
+        if source.dataset not in SCENE_DATASETS:
+            raise ValueError(f"task 'segmentation' needs scene datasets {sorted(SCENE_DATASETS)}, got {source.dataset!r}")
+        return SCENE_DATASETS[source.dataset]
+
+    @property
+    def in_channels(self) -> int:
+        return 3 * len(self.config.data.feat_keys)
+
+    def dataset(self, source: SourceConfig, split: str, *, train: bool, is_main: bool = True) -> Dataset:
+        data = self.config.data
+        transform = (scene_train_transform(data.grid_size, data.point_max, data.augment) if train
+                     else scene_val_transform(data.grid_size))
+        root = dataset_root(source, data, is_main=is_main)
+        # training and evaluation need every scene's labels: a scene without them stops the run here
+        return self.dataset_class(source)(root, split, transform, seed=self.config.train.seed, require_labels=True)
+
+    def collate(self, samples: Sequence[SceneSample]) -> SceneBatch:
+        return collate_scenes(samples, feat_keys=tuple(self.config.data.feat_keys))
+
+    def build_model(self) -> nn.Module:
+        return build_model(self.config.model, num_classes=self.num_classes, in_channels=self.in_channels)
+
+    def forward(self, model: nn.Module, batch: SceneBatch) -> Tensor:
+        return model(batch.sparse_tensor())
+
+    def loss(self, model: nn.Module, batch: SceneBatch) -> Tensor:
+        logits = self.forward(model, batch)
+        # mean over labelled points, and 0 (not NaN) for a crop without any
+        total = F.cross_entropy(logits.float(), batch.segment, ignore_index=-1, reduction="sum",
+                                label_smoothing=self.config.train.label_smoothing)
+        return total / (batch.segment >= 0).sum().clamp(min=1)
+
+    def evaluate_batch(self, model: nn.Module, batch: SceneBatch, confusion: ConfusionMatrix) -> None:
+        prediction = self.forward(model, batch).argmax(1)
+        # every original point takes its voxel's prediction; points dropped before (inverse -1) are skipped
+        kept = batch.inverse >= 0
+        confusion.update(prediction[batch.inverse.clamp(min=0)][kept], batch.origin_segment[kept])
+
+    def predict_scene(self, model: nn.Module, sample: SceneSample, *, device: torch.device, autocast: Autocast,
+                      fragments_per_batch: int = 4) -> Tensor:
+        """Class scores ``(N, K)`` for every point of ``sample`` (as stored): softmax votes summed
+        over the test-mode grid fragments (:class:`~ppt.data.scenes.transforms.GridFragments`), so
+        each point is predicted from a voxel sample that contains it."""
+        sample = T.NormalizeColor()(T.CenterShift(apply_z=True)(sample, None))
+        fragments = [T.CenterShift(apply_z=False)(f, None)
+                     for f in T.GridFragments(self.config.data.grid_size)(sample)]
+        scores = None  # (N, classes of the sample's dataset), sized by the first logits
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(fragments), fragments_per_batch):
+                batch = self.collate(fragments[start:start + fragments_per_batch]).to(device)
+                with autocast():
+                    logits = self.forward(model, batch)
+                if scores is None:
+                    scores = torch.zeros(sample.num_points, logits.shape[1], dtype=torch.float32, device=device)
+                scores.index_add_(0, batch.index, logits.float().softmax(1))
+        return scores
