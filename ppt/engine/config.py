@@ -233,7 +233,10 @@ class TrainConfig:
     ``ema_decay``: keep an exponential moving average of the weights (``ema = decay * ema + (1 -
     decay) * weights`` every ``ema_every`` steps, a plain copy during the first ``ema_start``
     steps); checkpoints hold it and evaluation uses it. ``preview_every``: the task's pictures
-    (UniPre3D's render grids) every that many steps (0: at the end only)."""
+    (UniPre3D's render grids) every that many steps (0: at the end only). ``precise_bn_batches``:
+    before each evaluation, recompute the running statistics of every batch norm and PDNorm row
+    from that many training batches, as one large batch of them would give
+    (:mod:`ppt.engine.precise_bn`; 0: off, the momentum-averaged statistics are used)."""
 
     steps: int = 1000
     seed: int = 0
@@ -252,6 +255,7 @@ class TrainConfig:
     ema_every: int = 1
     ema_start: int = 0
     preview_every: int = 0
+    precise_bn_batches: int = 0
 
 
 @dataclass
@@ -354,6 +358,7 @@ def _out_of_range(recipe: RecipeConfig) -> list[tuple[str, Any, str]]:
         ("train.eval_votes", train.eval_votes, train.eval_votes >= 1, ">= 1"),
         ("train.ema_every", train.ema_every, train.ema_every >= 1, ">= 1"),
         ("train.ema_start", train.ema_start, train.ema_start >= 0, ">= 0"),
+        ("train.precise_bn_batches", train.precise_bn_batches, train.precise_bn_batches >= 0, ">= 0 (0: off)"),
         ("train.ema_decay", train.ema_decay, train.ema_decay is None or 0 <= train.ema_decay < 1, "in [0, 1) or unset"),
         ("train.grad_clip", train.grad_clip, train.grad_clip is None or train.grad_clip > 0, "> 0 or unset"),
         ("train.label_smoothing", train.label_smoothing, 0 <= train.label_smoothing < 1, "in [0, 1)"),

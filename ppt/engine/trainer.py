@@ -60,6 +60,7 @@ from ppt.engine.distributed import DistributedContext, all_reduce_max, all_reduc
 from ppt.engine.ema import WeightAverage
 from ppt.engine.metrics import strict_json
 from ppt.engine.optim import build_optimizer, build_scheduler
+from ppt.engine.precise_bn import recompute_bn_statistics
 from ppt.engine.sampling import epoch_sampler
 from ppt.engine.tasks import create_task
 
@@ -350,9 +351,32 @@ def train(config: RecipeConfig, out: str | PathLike, *, recipe: str = "", resume
         """The weights that are evaluated and saved: the average when there is one."""
         return average.applied(model) if average is not None else contextlib.nullcontext()
 
+    def precise_statistics() -> None:
+        """Running BN/PDNorm statistics from ``train.precise_bn_batches`` training batches (drawn
+        by their own sampler and generators: the training's data order and RNG are untouched)."""
+        sampler = epoch_sampler(sizes, ratios, batch_size=config.data.batch_size, accumulate=1,
+                                world_size=ctx.world_size, rank=ctx.rank, seed=train_cfg.seed + 1,
+                                mixed=config.data.mixed_batches)
+        sampler.set_epoch(step)
+        loader = DataLoader(concat, batch_sampler=list(sampler)[:train_cfg.precise_bn_batches], collate_fn=task.collate,
+                            num_workers=config.data.num_workers, worker_init_fn=ignore_stop_signals,
+                            generator=torch.Generator().manual_seed(train_cfg.seed + step))
+
+        def forward(batch) -> None:
+            with precision.autocast():
+                task.loss(model, batch.to(device))
+
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
+                DataBatches(loader, "training data") as stats_batches:
+            recompute_bn_statistics(model, stats_batches, forward, train_cfg.precise_bn_batches)
+        if average is not None:  # inside averaged(): the average's weights with their statistics
+            average.load_state_dict(model.state_dict())
+
     def evaluate() -> dict:
         bar = (lambda loader: tqdm(loader, desc="eval", leave=False)) if progress and ctx.is_main else None
         with averaged():
+            if train_cfg.precise_bn_batches:
+                precise_statistics()
             return task.evaluate(model, val_sets, device=device, autocast=precision.autocast, rank=ctx.rank,
                                  world_size=ctx.world_size, progress=bar)
 
