@@ -109,6 +109,8 @@ def test_generator_is_seeded_nested_and_draws_labelled_points():
     assert len(one) == 2 and len(five) == 10 and set(one) <= set(five)
     assert one == sorted(one) and five == sample_scene_list(names, 5, seed=4) != sample_scene_list(names, 5, seed=5)
     assert len(sample_scene_list(names[:3], 1)) == 1  # at least one scene
+    assert sample_scene_list(names[:3], 1, minimum=2) == sample_scene_list(names[:3], 50, minimum=2)
+    assert len(sample_scene_list(names[:3], 1, minimum=2)) == 2 and len(sample_scene_list(names[:3], 1, minimum=9)) == 3
     segment = np.full(1000, -1)
     segment[::3] = 7
     twenty, fifty = (sample_labelled_points("scene0000_00", segment, k, seed=0) for k in (20, 50))
@@ -124,8 +126,9 @@ def test_generator_is_seeded_nested_and_draws_labelled_points():
 def test_synthetic_scannet_ships_the_lists_and_the_generator_rewrites_them(rooms, tmp_path):
     train = ScanNet(rooms, "train")
     names = [path.name for path in train.scene_paths]
-    for percent in (1, 5, 10, 20):
-        assert set(read_scene_list(scene_list_path(rooms / "tasks", percent))) <= set(names)
+    for percent in (1, 5, 10, 20):  # at least two scenes: one batch of the recipes
+        assert 2 <= len(set(read_scene_list(scene_list_path(rooms / "tasks", percent)))) and \
+            set(read_scene_list(scene_list_path(rooms / "tasks", percent))) <= set(names)
     for count in (20, 50, 100, 200):
         points = read_labelled_points(labelled_points_path(rooms / "tasks", count))
         assert sorted(points) == names

@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from ppt.cli import main
 from ppt.data import ScanNet, collate_scenes
+from ppt.data.scenes.data_efficient import read_labelled_points, read_scene_list
+from ppt.data.scenes.rooms import write_synthetic_rooms
 from ppt.engine import create_task, load_recipe
 from ppt.engine.inference import format_table
 from ppt.engine.metrics import ConfusionMatrix
@@ -83,12 +86,13 @@ def test_metrics_count_only_the_labelled_points(efficient_task):
                       labelled_points=points)
     full = ScanNet(training.root, "train", scene_val_transform(0.1), scenes=[p.name for p in scenes])
     model = task.build_model()
-    metrics = task.evaluate(model, {"limited": limited, "full": full}, device=torch.device("cpu"),
-                            autocast=contextlib.nullcontext)
+    limited_metrics, full_metrics = (task.evaluate(model, {"scannet": dataset}, device=torch.device("cpu"),
+                                                   autocast=contextlib.nullcontext)["scannet"]
+                                     for dataset in (limited, full))
     labelled = sum(int((limited.load(i).segment[torch.from_numpy(points[p.name])] >= 0).sum())
                    for i, p in enumerate(scenes))
-    assert metrics["limited"]["count"] == labelled
-    assert metrics["full"]["count"] == sum(int((full.load(i).segment >= 0).sum()) for i in range(2)) > labelled
+    assert limited_metrics["count"] == labelled
+    assert full_metrics["count"] == sum(int((full.load(i).segment >= 0).sum()) for i in range(2)) > labelled
 
 
 def _train(ppt_command, recipe, out, sets):
@@ -98,6 +102,7 @@ def _train(ppt_command, recipe, out, sets):
     return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # a subprocess writes the synthetic rooms, trains and evaluates: ~35 s on a loaded 2-core machine
 def test_scannet200_recipe_trains_and_reports_head_common_tail(tmp_path, scene_overrides, ppt_command):
     records = _train(ppt_command, "spunet-scannet200", tmp_path / "run", scene_overrides)
     evaluation = records[-1]["eval"]["scannet200"]
@@ -108,6 +113,7 @@ def test_scannet200_recipe_trains_and_reports_head_common_tail(tmp_path, scene_o
     assert "couch" in run.stdout and "mattress" in run.stdout
 
 
+@pytest.mark.slow  # ~20 s each on a loaded 2-core machine
 @pytest.mark.parametrize("setting", ["lr1", "la20"])
 def test_efficient_recipe_trains_on_each_kind_of_setting(setting, tmp_path, scene_overrides, ppt_command):
     records = _train(ppt_command, "spunet-scannet-efficient", tmp_path / "run",
@@ -117,15 +123,16 @@ def test_efficient_recipe_trains_on_each_kind_of_setting(setting, tmp_path, scen
     assert f"limited: {setting}" in printed
 
 
-def test_efficient_recipe_errors_are_one_line(tmp_path, scene_overrides, ppt_command):
-    bad = ppt_command("train", "spunet-scannet-efficient", "--out", tmp_path / "a", "--no-progress",
-                      *set_options([*scene_overrides, "data.sources.scannet.limited=la7"]))
-    assert bad.returncode == 2 and "points7 does not exist; settings in" in bad.stderr
-    assert bad.stderr.strip().endswith(": lr1, lr5, lr10, lr20, la20, la50, la100, la200")
-    assert len(bad.stderr.strip().splitlines()) == 1
-    bad = ppt_command("train", "spunet-scannet-efficient", "--out", tmp_path / "b", "--no-progress",
-                      *set_options([*scene_overrides, "data.sources.scannet.limited=half"]))
-    assert bad.returncode == 2 and "data.sources.scannet.limited must be lr<percent>" in bad.stderr
+def test_efficient_recipe_errors_are_one_line(tmp_path, scene_overrides, run_ppt, capsys):
+    sets = [*scene_overrides, "train.steps=2"]
+    assert run_ppt(["train", "spunet-scannet-efficient", "--out", str(tmp_path / "a"), "--no-progress"],
+                   [*sets, "data.sources.scannet.limited=la7"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "points7 does not exist; settings in" in error
+    assert error.endswith(": lr1, lr5, lr10, lr20, la20, la50, la100, la200")
+    assert run_ppt(["train", "spunet-scannet-efficient", "--out", str(tmp_path / "b"), "--no-progress"],
+                   [*sets, "data.sources.scannet.limited=half"]) == 2
+    assert "data.sources.scannet.limited must be lr<percent>" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -138,20 +145,20 @@ def test_finetune_from_ppt_on_limited_annotations(tmp_path, scene_overrides, ppt
     assert set(records[-1]["eval"]) == {"scannet"}
 
 
-def test_data_efficient_command_writes_the_lists(tmp_path, ppt_command):
+def test_data_efficient_command_writes_the_lists(tmp_path, ppt_command, capsys):
     root = tmp_path / "rooms"
-    assert ppt_command("data", "synth-rooms", "--flavor", "scannet", "--scenes", "4", "--out", root,
-                       "--density", "0.05").returncode == 0
+    write_synthetic_rooms(root, "scannet", 4, density=0.05)
     run = ppt_command("data", "data-efficient", "--root", root, "--out", tmp_path / "tasks", "--seed", "9",
                       "--percentages", "50", "--points", "10", "30")
     assert run.returncode == 0, run.stderr
     assert "wrote 3 data-efficient lists over the 3 train scenes" in run.stdout
-    from ppt.data.scenes.data_efficient import read_labelled_points, read_scene_list
-
     assert len(read_scene_list(tmp_path / "tasks" / "scenes" / "50.txt")) == 2
     ten, thirty = (read_labelled_points(tmp_path / "tasks" / "points" / f"points{k}") for k in (10, 30))
     assert len(ten) == 3 and all(set(ten[name]) <= set(thirty[name]) and len(ten[name]) == 10 for name in ten)
-    bad = ppt_command("data", "data-efficient", "--root", tmp_path / "nowhere", "--out", tmp_path / "x")
-    assert bad.returncode == 2 and bad.stderr.startswith("ppt data data-efficient: ScanNet: dataset root")
-    bad = ppt_command("data", "data-efficient", "--root", root, "--out", tmp_path / "x", "--dataset", "kitti")
-    assert bad.returncode == 2 and "--dataset must be one of" in bad.stderr
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "data-efficient", "--root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and error.startswith("ppt data data-efficient: ScanNet: dataset root")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "data-efficient", "--root", str(root), "--out", str(tmp_path / "x"), "--dataset", "kitti"])
+    assert exit_info.value.code == 2 and "--dataset must be one of" in capsys.readouterr().err

@@ -48,7 +48,7 @@ def _data_efficient(args: argparse.Namespace) -> int:
             raise ValueError(f"--dataset must be one of {sorted(datasets)}, got {args.dataset!r}")
         dataset = datasets[args.dataset](args.root, args.split, require_labels=bool(args.points))
         files = write_data_efficient_lists(dataset, args.out, seed=args.seed, percentages=args.percentages,
-                                           counts=args.points)
+                                           counts=args.points, min_scenes=args.min_scenes)
     except (FileNotFoundError, ValueError) as error:
         print(f"ppt data data-efficient: {error}", file=sys.stderr)
         return 2
@@ -71,5 +71,7 @@ DATA_EFFICIENT = SynthCommand(
              "--percentages": dict(type=positive_int, nargs="*", default=[1, 5, 10, 20], metavar="P",
                                    help="scene lists: percentages of the scenes (default 1 5 10 20; none: no lists)"),
              "--points": dict(type=positive_int, nargs="*", default=[20, 50, 100, 200], metavar="K",
-                              help="point lists: labelled points per scene (default 20 50 100 200; none: no lists)")},
+                              help="point lists: labelled points per scene (default 20 50 100 200; none: no lists)"),
+             "--min-scenes": dict(type=positive_int, default=1, metavar="N",
+                                  help="scenes per scene list at least (default 1; e.g. the training batch size)")},
     out_help="the folder to write scenes/ and points/ into (ROOT/tasks is where recipes look)")

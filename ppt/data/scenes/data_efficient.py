@@ -164,14 +164,17 @@ def _scene_rng(seed: int, name: str, purpose: int) -> np.random.Generator:
     return np.random.default_rng([seed, purpose, *name.encode()])
 
 
-def sample_scene_list(names: Sequence[str], percent: int, *, seed: int = 0) -> list[str]:
-    """``percent`` % of ``names`` (rounded, at least one), drawn with ``seed``, in their given order.
-    The lists of one seed are nested: a smaller percentage takes a prefix of the same permutation."""
+def sample_scene_list(names: Sequence[str], percent: int, *, seed: int = 0, minimum: int = 1) -> list[str]:
+    """``percent`` % of ``names`` (rounded, at least ``minimum``, at most all), drawn with ``seed``,
+    in their given order. The lists of one seed are nested: a smaller percentage takes a prefix of
+    the same permutation."""
     if not 0 < percent <= 100:
         raise ValueError(f"sample_scene_list: percent must be in (0, 100], got {percent}")
     if not names:
         raise ValueError("sample_scene_list: no scenes")
-    count = max(1, round(len(names) * percent / 100))
+    if minimum < 1:
+        raise ValueError(f"sample_scene_list: minimum must be >= 1, got {minimum}")
+    count = min(len(names), max(minimum, round(len(names) * percent / 100)))
     order = np.random.default_rng([seed, 0]).permutation(len(names))
     return [names[i] for i in sorted(order[:count])]
 
@@ -188,15 +191,16 @@ def sample_labelled_points(name: str, segment: np.ndarray, count: int, *, seed: 
 
 
 def write_data_efficient_lists(dataset, tasks: str | PathLike, *, seed: int = 0,
-                               percentages: Sequence[int] = SCENE_PERCENTAGES,
-                               counts: Sequence[int] = POINT_COUNTS) -> list[Path]:
+                               percentages: Sequence[int] = SCENE_PERCENTAGES, counts: Sequence[int] = POINT_COUNTS,
+                               min_scenes: int = 1) -> list[Path]:
     """Write the benchmark's lists over the scenes of ``dataset`` (a
     :class:`~ppt.data.SceneDataset`, normally its training split) into the folder ``tasks``:
-    ``scenes/<P>.txt`` for each of ``percentages`` and ``points/points<K>`` for each of ``counts``
-    (points drawn among each scene's labelled points). Deterministic in ``seed``; returns the
-    files written."""
+    ``scenes/<P>.txt`` for each of ``percentages`` (at least ``min_scenes`` scenes each) and
+    ``points/points<K>`` for each of ``counts`` (points drawn among each scene's labelled points).
+    Deterministic in ``seed``; returns the files written."""
     names = [dataset.scene_name(path) for path in dataset.scene_paths]
-    written = [write_scene_list(scene_list_path(tasks, percent), sample_scene_list(names, percent, seed=seed))
+    written = [write_scene_list(scene_list_path(tasks, percent),
+                                sample_scene_list(names, percent, seed=seed, minimum=min_scenes))
                for percent in percentages]
     if counts:
         # labels as stored (no limited annotations applied): the points are drawn among them

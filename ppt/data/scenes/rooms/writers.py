@@ -61,8 +61,9 @@ def _write_scannet(out: Path, scenes: int, seed: int, density: float) -> list[Pa
             _save(folder, arrays)
             written.append(folder)
             index += 1
-    # the data-efficient benchmark's lists over the training scenes, where Pointcept keeps them
-    write_data_efficient_lists(ScanNet(out, "train"), out / "tasks", seed=seed)
+    # the data-efficient benchmark's lists over the training scenes, where Pointcept keeps them; at
+    # least two scenes per list, one batch of the recipes (1 % of a few dozen rooms would be one)
+    write_data_efficient_lists(ScanNet(out, "train"), out / "tasks", seed=seed, min_scenes=2)
     return written
 
 
