@@ -82,7 +82,7 @@ def evaluate_checkpoint(loaded: LoadedCheckpoint, *, progress: bool = True) -> d
                 sample = dataset[index]
                 scores = task.predict_scene(loaded.model, sample, device=loaded.device,
                                             autocast=loaded.precision.autocast)
-                confusion.update(scores.argmax(1), sample.labelled_segment.to(loaded.device))
+                confusion.update(scores.argmax(1), sample.segment.to(loaded.device))
         else:
             dataset = task.dataset(source, source.val_split, train=False)
             loader = torch.utils.data.DataLoader(dataset, batch_size=loaded.config.data.val_batch_size,

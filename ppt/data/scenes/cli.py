@@ -61,7 +61,7 @@ DATA_EFFICIENT = SynthCommand(
     "data-efficient", _data_efficient,
     help="write the ScanNet data-efficient benchmark's scene and point lists over a scene dataset",
     description="Draw the data-efficient benchmark's inputs over the scenes of a dataset split, seeded, in the "
-                "official formats: limited reconstructions OUT/scenes/<P>.txt (P %% of the scenes, one name per "
+                "official formats: limited reconstructions OUT/scenes/<P>.txt (P percent of the scenes, one name per "
                 "line) and limited annotations OUT/points/points<K> (torch.save'd dict of scene name -> K labelled "
                 "point indices). Smaller lists of one seed are subsets of larger ones. Recipes read them from "
                 "ROOT/tasks (data.sources.<name>.limited=lr<P> or la<K>).",
