@@ -1,6 +1,6 @@
 """Datasets, synthetic generators, transforms and collation: one sub-package per pipeline.
 
-- :mod:`ppt.data.scenes`: rooms (:class:`ScanNet`, :class:`S3DIS`, :class:`Structured3D` in
+- :mod:`ppt.data.scenes`: rooms (:class:`ScanNet`, :class:`ScanNet200`, :class:`S3DIS`, :class:`Structured3D` in
   Pointcept's preprocessed layout) as :class:`SceneSample` items, the scene transforms
   (:mod:`ppt.data.scenes.transforms`), :func:`collate_scenes` into a :class:`SceneBatch` whose
   :meth:`SceneBatch.sparse_tensor` feeds a sparse-conv network, and synthetic rooms
@@ -42,6 +42,7 @@ from ppt.data.samplers import PPT_RATIOS, MultiDatasetBatchSampler
 from ppt.data.scenes import (IGNORE_INDEX, S3DIS, S3DIS_CLASSES, SCANNET_CLASSES, STRUCTURED3D_CLASSES,
                              ScanNet, SceneBatch, SceneDataset, SceneSample, SceneTransform, Structured3D,
                              collate_scenes, read_scene_folder)
+from ppt.data.scenes.scannet200 import SCANNET200_CLASS_GROUPS, SCANNET200_CLASSES, ScanNet200
 
 __all__ = [
     "SceneSample", "SceneBatch", "SceneDataset", "SceneTransform", "IGNORE_INDEX", "read_scene_folder",
@@ -55,6 +56,7 @@ __all__ = [
     "write_synthetic_objects", "MultiDatasetBatchSampler", "PPT_RATIOS",
     "ShapeNetRenders", "RenderSample", "RenderBatch", "RotateWithCameras", "collate_renders", "write_synthetic_renders",
     "ScanNetFrames", "FrameSample", "FrameBatch", "collate_frames", "write_synthetic_frames",
+    "ScanNet200", "SCANNET200_CLASSES", "SCANNET200_CLASS_GROUPS",
 ]
 
 MOVED_MODULES: dict[str, str] = {

@@ -11,7 +11,7 @@ from pathlib import Path
 from torch import nn
 
 from ppt._cache import default_cache_root
-from ppt.data import S3DIS, ScanNet, SceneDataset, Structured3D
+from ppt.data import S3DIS, ScanNet, ScanNet200, SceneDataset, Structured3D
 from ppt.engine.config import DataConfig, ModelConfig, SourceConfig, SyntheticConfig
 from ppt.engine.distributed import barrier
 from ppt.engine.object_data import OBJECT_DATASETS, synthetic_object_name, write_synthetic_object_data
@@ -19,7 +19,8 @@ from ppt.engine.object_data import OBJECT_DATASETS, synthetic_object_name, write
 __all__ = ["build_spunet", "build_object_classifier", "build_point_mae_pretraining", "load_configured_weights", "MODEL_BUILDERS",
            "SCENE_DATASETS", "OBJECT_DATASETS", "cache_root", "dataset_root", "write_once"]
 
-SCENE_DATASETS: dict[str, type[SceneDataset]] = {"scannet": ScanNet, "s3dis": S3DIS, "structured3d": Structured3D}
+SCENE_DATASETS: dict[str, type[SceneDataset]] = {"scannet": ScanNet, "s3dis": S3DIS, "structured3d": Structured3D,
+                                                  "scannet200": ScanNet200}
 
 
 def build_spunet(config: ModelConfig, *, num_classes: int, in_channels: int) -> nn.Module:
@@ -76,6 +77,10 @@ def cache_root(data: DataConfig) -> Path:
     return Path(data.cache_dir).expanduser() if data.cache_dir else default_cache_root()
 
 
+# The room flavor that stands in for each scene dataset (ScanNet200 is ScanNet's second labelling).
+_ROOM_FLAVORS = {"scannet": "scannet", "scannet200": "scannet", "s3dis": "s3dis", "structured3d": "structured3d"}
+
+
 def _synthetic_folder(source: SourceConfig, synthetic: SyntheticConfig, cache: Path) -> Path:
     if source.dataset in SCENE_DATASETS:
         name = f"{source.dataset}-seed{synthetic.seed}-{synthetic.scenes}scenes-density{synthetic.density:g}"
@@ -88,7 +93,8 @@ def _write_synthetic(source: SourceConfig, synthetic: SyntheticConfig, folder: P
     if source.dataset in SCENE_DATASETS:
         from ppt.data.scenes.rooms import write_synthetic_rooms
 
-        write_synthetic_rooms(folder, source.dataset, synthetic.scenes, seed=synthetic.seed, density=synthetic.density)
+        write_synthetic_rooms(folder, _ROOM_FLAVORS[source.dataset], synthetic.scenes, seed=synthetic.seed,
+                              density=synthetic.density)
     else:
         write_synthetic_object_data(source, synthetic, folder)
 

@@ -147,7 +147,8 @@ def _eval(args: argparse.Namespace) -> int:
     for name, confusion in results.items():
         split = loaded.config.data.sources[name].val_split
         print(f"\n{name} ({split} split)")
-        print(format_table(confusion, loaded.task.class_names[name], isinstance(loaded.task, SegmentationTask)))
+        print(format_table(confusion, loaded.task.class_names[name], isinstance(loaded.task, SegmentationTask),
+                           loaded.task.class_groups[name]))
     return 0
 
 

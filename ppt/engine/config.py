@@ -66,6 +66,11 @@ class SourceConfig:
     ``way``/``shot``/``fold``: the few-shot fold ``{way}way_{shot}shot/{fold}.pkl`` (``modelnet40_fewshot``).
     ``frames_root``: ``scannet-frames`` only: the folder of the RGB-D frames (``color/``, ``depth/``,
     ``pose/``, ``intrinsic/``); unset, ``<root>/2D``.
+    ``limited``: scene datasets: the data-efficient benchmark's setting for the training split,
+    ``lr<P>`` (train on the scenes of ``<tasks>/scenes/<P>.txt``: lr1, lr5, lr10, lr20) or ``la<K>``
+    (train on the labels of the points of ``<tasks>/points/points<K>``: la20, la50, la100, la200);
+    unset, all scenes and labels. ``tasks_root``: the folder holding ``scenes/`` and ``points/``;
+    unset, ``<root>/tasks`` (where Pointcept keeps them).
     """
 
     dataset: str = "scannet"
@@ -78,6 +83,8 @@ class SourceConfig:
     shot: int = 10
     fold: int = 0
     frames_root: Optional[str] = None
+    limited: Optional[str] = None
+    tasks_root: Optional[str] = None
 
 
 @dataclass
@@ -346,6 +353,7 @@ def _out_of_range(recipe: RecipeConfig) -> list[tuple[str, Any, str]]:
     Names (``model.name``, ``optim.name``, ``train.amp`` ...) are checked where they are built, which the
     trainer does before it touches any data."""
     from ppt.data.scenes.collate import FEATURE_FIELDS
+    from ppt.data.scenes.data_efficient import LIMITED_SETTING
 
     data, train, model, optim = recipe.data, recipe.train, recipe.model, recipe.optim
     checks = [
@@ -373,6 +381,10 @@ def _out_of_range(recipe: RecipeConfig) -> list[tuple[str, Any, str]]:
         ("optim.lr", optim.lr, optim.lr > 0, "> 0"),
         ("optim.weight_decay", optim.weight_decay, optim.weight_decay >= 0, ">= 0"),
         *((f"data.sources.{name}.ratio", source.ratio, source.ratio > 0, "> 0")
+          for name, source in data.sources.items()),
+        *((f"data.sources.{name}.limited", source.limited,
+           source.limited is None or LIMITED_SETTING.match(source.limited) is not None,
+           "lr<percent> (lr1, lr5, lr10, lr20), la<points> (la20, la50, la100, la200) or unset")
           for name, source in data.sources.items()),
     ]
     if model.name in SPUNET_MODELS:

@@ -3,6 +3,7 @@ predict labels for point clouds on disk (``.npy`` scene folders or ``.ply`` file
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -94,8 +95,10 @@ def evaluate_checkpoint(loaded: LoadedCheckpoint, *, progress: bool = True) -> d
     return results
 
 
-def format_table(confusion: ConfusionMatrix, class_names: list[str], segmentation: bool) -> str:
-    """Per-class IoU and accuracy (segmentation) or accuracy (classification), then the means."""
+def format_table(confusion: ConfusionMatrix, class_names: list[str], segmentation: bool,
+                 groups: Mapping[str, Sequence[str]] | None = None) -> str:
+    """Per-class IoU and accuracy (segmentation) or accuracy (classification), then the means (and
+    the mean IoU of each of ``groups``, e.g. ScanNet200's head / common / tail)."""
     iou, accuracy = confusion.per_class()
     counts = confusion.matrix.sum(1).tolist()
     width = max(12, max(len(name) for name in class_names))
@@ -109,10 +112,12 @@ def format_table(confusion: ConfusionMatrix, class_names: list[str], segmentatio
     for i, name in enumerate(class_names):
         lines.append(f"{name:<{width}}  {cell(float(iou[i]))}  {cell(float(accuracy[i]))}  {counts[i]:>9}" if segmentation
                      else f"{name:<{width}}  {cell(float(accuracy[i]))}  {counts[i]:>7}")
-    summary = confusion.summary(class_names)
+    summary = confusion.summary(class_names, groups)
     if segmentation:
         lines.append(f"mIoU {summary['mIoU']:.4f}   mAcc {summary['mAcc']:.4f}   allAcc {summary['allAcc']:.4f}   "
                      f"({summary['count']} labelled points; classes absent from the data are left out)")
+        if groups:
+            lines.append("   ".join(f"mIoU/{group} {summary[f'mIoU/{group}']:.4f}" for group in groups))
     else:
         lines.append(f"overall accuracy {summary['allAcc']:.4f}   mean class accuracy {summary['mAcc']:.4f}   "
                      f"({summary['count']} objects)")

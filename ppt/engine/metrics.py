@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -83,19 +83,30 @@ class ConfusionMatrix:
         accuracy = torch.where(present, hits / targets.clamp(min=1), nan)
         return iou, accuracy
 
-    def summary(self, class_names: Sequence[str] | None = None) -> dict[str, float]:
-        """``mIoU``, ``mAcc`` (mean class accuracy), ``allAcc`` (overall accuracy), ``count``, and
-        ``IoU/<class>`` per class present in the targets."""
+    def summary(self, class_names: Sequence[str] | None = None,
+                groups: Mapping[str, Sequence[str]] | None = None) -> dict[str, float]:
+        """``mIoU``, ``mAcc`` (mean class accuracy), ``allAcc`` (overall accuracy), ``count``,
+        ``mIoU/<group>`` per entry of ``groups`` (group name -> names of its classes, e.g.
+        ScanNet200's head / common / tail: the mean IoU of its classes present in the targets, NaN
+        when none is), and ``IoU/<class>`` per class present in the targets."""
         iou, accuracy = self.per_class()
         present = ~torch.isnan(iou)
         total = self.matrix.sum()
+        names = class_names if class_names is not None else [str(i) for i in range(self.num_classes)]
         result = {
             "mIoU": float(iou[present].mean()) if present.any() else float("nan"),
             "mAcc": float(accuracy[present].mean()) if present.any() else float("nan"),
             "allAcc": float(self.matrix.diagonal().sum() / total) if total else float("nan"),
             "count": int(total),
         }
-        names = class_names if class_names is not None else [str(i) for i in range(self.num_classes)]
+        for group, members in (groups or {}).items():
+            unknown = sorted(set(members) - set(names))
+            if unknown:
+                raise ValueError(f"ConfusionMatrix.summary: group {group!r} names classes {unknown[:3]} that are not "
+                                 "among class_names")
+            rows = torch.tensor([names.index(name) for name in members], dtype=torch.int64)
+            group_iou = iou[rows][present[rows]]
+            result[f"mIoU/{group}"] = float(group_iou.mean()) if group_iou.numel() else float("nan")
         result.update({f"IoU/{name}": float(iou[i]) for i, name in enumerate(names) if present[i]})
         return result
 

@@ -1,4 +1,5 @@
-"""The options every ``ppt data synth-*`` command shares (ppt.data.synth_cli), checked on each."""
+"""The options every ``ppt data`` generator (``synth-*``, ``data-efficient``) shares
+(ppt.data.synth_cli), checked on each."""
 
 import pytest
 
@@ -10,6 +11,7 @@ COMMANDS = {
     "synth-objects": ([], "--points", "must be >= 1"),
     "synth-renders": ([], "--views", "must be >= 1"),
     "synth-frames": ([], "--frames", "must be >= 1"),
+    "data-efficient": (["--root", "nowhere"], "--points", "must be >= 1"),
 }
 
 

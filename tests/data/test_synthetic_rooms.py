@@ -96,12 +96,14 @@ def test_aligned_flavors_have_axis_aligned_walls():
 
 def test_written_layout_matches_pointcept_preprocessing(tmp_path):
     write_synthetic_rooms(tmp_path / "scannet", "scannet", 14, seed=1, density=0.01)  # 10 / 3 / 1
-    assert sorted(p.name for p in (tmp_path / "scannet").iterdir()) == ["test", "train", "val"]
+    # the split folders, and tasks/ with the data-efficient lists where Pointcept's README puts them
+    assert sorted(p.name for p in (tmp_path / "scannet").iterdir()) == ["tasks", "test", "train", "val"]
     test_scene = next((tmp_path / "scannet" / "test").iterdir())
     assert sorted(p.name for p in test_scene.iterdir()) == ["color.npy", "coord.npy", "normal.npy"]  # no labels
     train_scene = tmp_path / "scannet" / "train" / "scene0000_00"
     segment = np.load(train_scene / "segment20.npy")
     assert segment.dtype == np.int16 and segment.ndim == 1 and np.load(train_scene / "instance.npy").dtype == np.int64
+    assert np.load(train_scene / "segment200.npy").shape == segment.shape
 
     s3dis = write_synthetic_rooms(tmp_path / "s3dis", "s3dis", 2, seed=1, density=0.01)
     assert [p.parent.name for p in s3dis] == ["Area_1", "Area_5"]

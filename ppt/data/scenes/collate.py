@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ppt.data.scenes.sample import SceneSample
+from ppt.data.scenes.sample import SceneSample, mask_labels
 from ppt.sparse import SparseTensor
 
 __all__ = ["SceneBatch", "collate_scenes", "FEATURE_FIELDS"]
@@ -36,6 +36,8 @@ class SceneBatch:
             grid sampling (``-1`` = none), or None; ``logits[inverse]`` are whole-scene predictions.
         origin_segment: ``(M,)`` int64 labels of those points, or None.
         origin_offset: ``(B,)`` int64 cumulative counts of those points, or None.
+        labelled: ``(N,)`` bool points whose label may be used (limited annotations), or None
+            when every label may; :attr:`labelled_segment` is what losses train on.
     """
 
     coord: Tensor
@@ -50,6 +52,12 @@ class SceneBatch:
     inverse: Tensor | None = None
     origin_segment: Tensor | None = None
     origin_offset: Tensor | None = None
+    labelled: Tensor | None = None
+
+    @property
+    def labelled_segment(self) -> Tensor:
+        """``segment`` with ``-1`` outside ``labelled``: the labels a loss may train on."""
+        return mask_labels(self.segment, self.labelled)
 
     @property
     def batch_size(self) -> int:
@@ -130,6 +138,9 @@ def collate_scenes(samples: Sequence[SceneSample], feat_keys: Sequence[str] = ("
                                        for s, start in zip(samples, starts.tolist())])
         extras["origin_segment"] = cat("origin_segment")
         extras["origin_offset"] = torch.cumsum(torch.tensor([s.inverse.shape[0] for s in samples]), 0)
+    if any(sample.labelled is not None for sample in samples):  # a scene without a mask is labelled everywhere
+        extras["labelled"] = torch.cat([torch.ones(s.num_points, dtype=torch.bool) if s.labelled is None
+                                        else s.labelled for s in samples])
     feat = torch.cat([torch.cat([getattr(sample, key) for key in feat_keys], dim=1) for sample in samples])
     return SceneBatch(coord=cat("coord"), grid_coord=cat("grid_coord"), feat=feat, segment=cat("segment"),
                       instance=cat("instance"), offset=offset, names=tuple(s.name for s in samples),

@@ -7,7 +7,7 @@ folders. Subclasses name the classes, the split folders and where the scenes lie
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import ClassVar
@@ -131,9 +131,21 @@ class SceneDataset(SeededDataset):
         require_labels: every scene must hold one of ``label_files`` (checked for all scenes
             here, so training or evaluation stops before any work, naming the file). Without
             it a scene without labels reads as all ``-1`` (ignored), as test splits do.
+        scenes: only the scenes of these names (:meth:`scene_name`), in the split's order: the
+            data-efficient benchmark's limited reconstructions
+            (:func:`~ppt.data.scenes.data_efficient.read_scene_list`). A name the split lacks is
+            an error.
+        labelled_points: scene name -> indices of the points whose labels may be used (rows of
+            the scene as stored): the benchmark's limited annotations
+            (:func:`~ppt.data.scenes.data_efficient.read_labelled_points`). Every scene sets
+            :attr:`SceneSample.labelled` from it (each scene needs an entry); ``segment`` keeps
+            the stored labels, :attr:`SceneSample.labelled_segment` is what losses and metrics see.
     """
 
     class_names: ClassVar[tuple[str, ...]]
+    # Named groups of classes whose mean IoU evaluation reports besides the overall one
+    # (ScanNet200's head / common / tail); none by default.
+    class_groups: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     condition: ClassVar[str]
     label_files: ClassVar[tuple[str, ...]] = ("segment.npy",)
     ignore_index: ClassVar[int] = IGNORE_INDEX
@@ -152,7 +164,8 @@ class SceneDataset(SeededDataset):
         return named or (path.is_dir() and any((path / file).is_file() for file in cls.distinctive_files))
 
     def __init__(self, root: str | PathLike, split: str | Sequence[str] = "train",
-                 transform: SceneTransform | None = None, *, seed: int = 0, require_labels: bool = False) -> None:
+                 transform: SceneTransform | None = None, *, seed: int = 0, require_labels: bool = False,
+                 scenes: Sequence[str] | None = None, labelled_points: Mapping[str, np.ndarray] | None = None) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"{type(self).__name__}: dataset root {self.root} does not exist")
@@ -167,6 +180,21 @@ class SceneDataset(SeededDataset):
         self.scene_paths = [path for folder in folders for path in self.scenes_in(folder)]
         if not self.scene_paths:
             raise FileNotFoundError(f"{type(self).__name__}: no scenes in {', '.join(map(str, folders))}")
+        if scenes is not None:
+            by_name = {self.scene_name(path): path for path in self.scene_paths}
+            absent = [name for name in scenes if name not in by_name]
+            if absent:
+                raise FileNotFoundError(f"{type(self).__name__}: scene {absent[0]!r} of the scene list is not in split "
+                                        f"{split!r} of {self.root} ({len(absent)} of {len(scenes)} listed scenes absent)")
+            wanted = set(scenes)
+            self.scene_paths = [path for path in self.scene_paths if self.scene_name(path) in wanted]
+        self.labelled_points = None if labelled_points is None else dict(labelled_points)
+        if self.labelled_points is not None:
+            missing = [self.scene_name(path) for path in self.scene_paths
+                       if self.scene_name(path) not in self.labelled_points]
+            if missing:
+                raise ValueError(f"{type(self).__name__}: labelled_points has no entry for scene {missing[0]!r} "
+                                 f"({len(missing)} of {len(self.scene_paths)} scenes of split {split!r} lack one)")
         self.require_labels = require_labels
         if require_labels:
             unlabelled = [path for path in self.scene_paths
@@ -194,11 +222,20 @@ class SceneDataset(SeededDataset):
         return path.name
 
     def load(self, index: int) -> SceneSample:
-        """Item ``index`` as stored, without the transform."""
+        """Item ``index`` as stored (with ``labelled`` set under limited annotations), without the transform."""
         path = self.scene_paths[index]
-        return read_scene_folder(path, name=self.scene_name(path), condition=self.condition,
-                                 num_classes=self.num_classes, label_files=self.label_files,
-                                 require_labels=self.require_labels)
+        sample = read_scene_folder(path, name=self.scene_name(path), condition=self.condition,
+                                   num_classes=self.num_classes, label_files=self.label_files,
+                                   require_labels=self.require_labels)
+        if self.labelled_points is None:
+            return sample
+        indices = torch.from_numpy(np.asarray(self.labelled_points[sample.name], dtype=np.int64))
+        if indices.numel() and int(indices.max()) >= sample.num_points:
+            raise ValueError(f"{type(self).__name__}: labelled point index {int(indices.max())} of scene {sample.name!r} "
+                             f"is out of range for its {sample.num_points} points")
+        labelled = torch.zeros(sample.num_points, dtype=torch.bool)
+        labelled[indices] = True
+        return sample.replace(labelled=labelled)
 
     def __len__(self) -> int:
         return len(self.scene_paths)

@@ -12,13 +12,19 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["SceneSample", "IGNORE_INDEX"]
+__all__ = ["SceneSample", "IGNORE_INDEX", "mask_labels"]
 
 IGNORE_INDEX = -1
 """Label of points without a class (unlabelled, or a class outside the dataset's label set)."""
 
 # Fields with one row per point: indexed together by ``SceneSample.select``.
-_PER_POINT = ("coord", "color", "normal", "segment", "instance", "grid_coord", "index")
+_PER_POINT = ("coord", "color", "normal", "segment", "instance", "grid_coord", "index", "labelled")
+
+
+def mask_labels(segment: Tensor, labelled: Tensor | None) -> Tensor:
+    """``segment`` with :data:`IGNORE_INDEX` wherever ``labelled`` is False (``labelled`` None:
+    ``segment`` itself): the labels that training and metrics may use under limited annotations."""
+    return segment if labelled is None else torch.where(labelled, segment, IGNORE_INDEX)
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,9 @@ class SceneSample:
             the row of this sample that stands for it (its voxel's point), ``-1`` when no row
             does (dropped by a later crop). Set by ``GridSample(return_inverse=True)``.
         origin_segment: ``(M,)`` int64 labels of those ``M`` points (for whole-scene evaluation).
+        labelled: ``(N,)`` bool, the points whose label may be used (the annotated points of the
+            data-efficient benchmark's limited annotations), or ``None``: every point's label
+            may. :attr:`labelled_segment` applies it; grid sampling and dropout keep these points.
     """
 
     coord: Tensor
@@ -55,6 +64,7 @@ class SceneSample:
     index: Tensor | None = None
     inverse: Tensor | None = None
     origin_segment: Tensor | None = None
+    labelled: Tensor | None = None
 
     def __post_init__(self) -> None:
         n = self.coord.shape[0] if self.coord.dim() == 2 else -1
@@ -66,6 +76,7 @@ class SceneSample:
             "instance": ((n,), (torch.int64,)),
             "grid_coord": ((n, 3), (torch.int32,)),
             "index": ((n,), (torch.int64,)),
+            "labelled": ((n,), (torch.bool,)),
         }
         for field, (shape, dtypes) in expected.items():
             value = getattr(self, field)
@@ -87,6 +98,11 @@ class SceneSample:
     @property
     def num_points(self) -> int:
         return self.coord.shape[0]
+
+    @property
+    def labelled_segment(self) -> Tensor:
+        """``segment`` with ``-1`` outside ``labelled``: what a loss or a metric may see."""
+        return mask_labels(self.segment, self.labelled)
 
     def replace(self, **changes) -> SceneSample:
         """A copy with ``changes`` applied (validated like a new sample)."""

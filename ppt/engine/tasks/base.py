@@ -10,7 +10,7 @@ families (:mod:`ppt.engine.tasks.segmentation`, ``.prompt_segmentation``, ``.cla
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -40,8 +40,10 @@ AccumulatorT = TypeVar("AccumulatorT", bound=Accumulator)
 
 
 class Task(ABC):
-    """One family of recipes. ``class_names`` maps each data source to its classes;
-    ``headline_metrics`` are the metrics printed after each evaluation."""
+    """One family of recipes. ``class_names`` maps each data source to its classes,
+    ``class_groups`` to the named groups of them whose mean IoU evaluation adds (ScanNet200's head /
+    common / tail; empty for most datasets); ``headline_metrics`` are the metrics printed after
+    each evaluation."""
 
     headline_metrics: tuple[str, ...] = ("mIoU", "mAcc", "allAcc")
     # DDP: models whose steps leave some parameters without gradient (per-dataset norms) say so
@@ -50,11 +52,17 @@ class Task(ABC):
     def __init__(self, config: RecipeConfig) -> None:
         self.config = config
         self.class_names: dict[str, list[str]] = {}
+        self.class_groups: dict[str, dict[str, tuple[str, ...]]] = {}
         for name, source in config.data.sources.items():
             self.class_names[name] = list(self.source_class_names(source))
+            self.class_groups[name] = dict(self.source_class_groups(source))
 
     def source_class_names(self, source: SourceConfig) -> Sequence[str]:
         return self.dataset_class(source).class_names
+
+    def source_class_groups(self, source: SourceConfig) -> Mapping[str, Sequence[str]]:
+        """Named groups of the source's classes whose mean IoU evaluation adds; none by default."""
+        return {}
 
     @abstractmethod
     def dataset_class(self, source: SourceConfig) -> type: ...
@@ -110,7 +118,8 @@ class Task(ABC):
         confusions = self.accumulate_shards(
             model, datasets, lambda name: ConfusionMatrix(len(self.class_names[name]), device=device),
             self.evaluate_batch, device=device, autocast=autocast, rank=rank, world_size=world_size, progress=progress)
-        return {name: confusion.summary(self.class_names[name]) for name, confusion in confusions.items()}
+        return {name: confusion.summary(self.class_names[name], self.class_groups[name])
+                for name, confusion in confusions.items()}
 
     def accumulate_shards(self, model: nn.Module, datasets: dict[str, Dataset],
                           new_accumulator: Callable[[str], AccumulatorT],

@@ -76,7 +76,8 @@ class PromptSegmentationTask(SegmentationTask):
     def loss(self, model: nn.Module, batch: SceneBatch) -> Tensor:
         condition = self.condition(batch)
         logits = model(batch.sparse_tensor(), condition)
-        return getattr(model, "module", model).loss(logits.float(), batch.segment, condition)  # DDP wraps the model
+        # DDP wraps the model; only the labelled points' labels (limited annotations) are trained on
+        return getattr(model, "module", model).loss(logits.float(), batch.labelled_segment, condition)
 
     def checkpoint_metadata(self, model: nn.Module) -> dict:
         """The conditions, class lists, head, adapter and the text table's provenance."""

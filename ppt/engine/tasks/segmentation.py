@@ -4,7 +4,8 @@ on Pointcept's SpUNet augmentation chain and evaluated on every original point."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -13,12 +14,13 @@ from torch.utils.data import Dataset
 
 from ppt.data import SceneBatch, SceneSample, collate_scenes
 from ppt.data.scenes import transforms as T
+from ppt.engine.batches import DataError
 from ppt.engine.builders import SCENE_DATASETS, build_model, dataset_root
 from ppt.engine.config import SourceConfig
 from ppt.engine.metrics import ConfusionMatrix
 from ppt.engine.tasks.base import Autocast, Task
 
-__all__ = ["SegmentationTask", "scene_train_transform", "scene_val_transform"]
+__all__ = ["SegmentationTask", "scene_train_transform", "scene_val_transform", "limited_data"]
 
 
 def scene_train_transform(grid_size: float, point_max: int, augment: bool) -> T.Compose:
@@ -48,6 +50,24 @@ def scene_val_transform(grid_size: float) -> T.Compose:
                       T.CenterShift(apply_z=False), T.NormalizeColor()])
 
 
+def limited_data(source: SourceConfig, root: Path) -> dict:
+    """The scene dataset arguments of ``source.limited`` (the data-efficient benchmark's setting,
+    read from ``source.tasks_root``, default ``root/tasks``): ``scenes`` for ``lr<P>``,
+    ``labelled_points`` for ``la<K>``."""
+    from ppt.data.scenes.data_efficient import (available_limited, read_labelled_points, read_scene_list,
+                                                resolve_limited)
+
+    tasks = Path(source.tasks_root).expanduser() if source.tasks_root else root / "tasks"
+    kind, path = resolve_limited(source.limited, tasks)
+    if not path.is_file():
+        if source.root is None and not tasks.is_dir():
+            raise FileNotFoundError(f"{tasks} does not exist: the synthetic data in {root} were written by a ppt without "
+                                    "the data-efficient lists; delete that folder to have them written again")
+        raise FileNotFoundError(f"{path} does not exist; settings in {tasks}: "
+                                f"{', '.join(available_limited(tasks)) or 'none'}")
+    return {"scenes": read_scene_list(path)} if kind == "lr" else {"labelled_points": read_labelled_points(path)}
+
+
 class SegmentationTask(Task):
     """Per-point classification of scenes: cross-entropy over labelled points (``-1`` ignored);
     validation on one grid sample per scene mapped back to every point (the voxel inverse map);
@@ -57,6 +77,9 @@ class SegmentationTask(Task):
         if source.dataset not in SCENE_DATASETS:
             raise ValueError(f"task 'segmentation' needs scene datasets {sorted(SCENE_DATASETS)}, got {source.dataset!r}")
         return SCENE_DATASETS[source.dataset]
+
+    def source_class_groups(self, source: SourceConfig) -> Mapping[str, Sequence[str]]:
+        return self.dataset_class(source).class_groups  # ScanNet200's head / common / tail
 
     @property
     def in_channels(self) -> int:
@@ -68,7 +91,13 @@ class SegmentationTask(Task):
                      else scene_val_transform(data.grid_size))
         root = dataset_root(source, data, is_main=is_main)
         # training and evaluation need every scene's labels: a scene without them stops the run here
-        return self.dataset_class(source)(root, split, transform, seed=self.config.train.seed, require_labels=True)
+        if not (train and source.limited):
+            return self.dataset_class(source)(root, split, transform, seed=self.config.train.seed, require_labels=True)
+        try:  # lists that do not fit the scenes are a problem of the data, reported in one line
+            return self.dataset_class(source)(root, split, transform, seed=self.config.train.seed, require_labels=True,
+                                              **limited_data(source, root))
+        except ValueError as error:
+            raise DataError(f"{source.dataset} with limited={source.limited}: {error}") from None
 
     def collate(self, samples: Sequence[SceneSample]) -> SceneBatch:
         return collate_scenes(samples, feat_keys=tuple(self.config.data.feat_keys))
@@ -81,10 +110,12 @@ class SegmentationTask(Task):
 
     def loss(self, model: nn.Module, batch: SceneBatch) -> Tensor:
         logits = self.forward(model, batch)
-        # mean over labelled points, and 0 (not NaN) for a crop without any
-        total = F.cross_entropy(logits.float(), batch.segment, ignore_index=-1, reduction="sum",
+        # mean over labelled points (outside a limited annotation's points none is), and 0 (not NaN)
+        # for a crop without any
+        target = batch.labelled_segment
+        total = F.cross_entropy(logits.float(), target, ignore_index=-1, reduction="sum",
                                 label_smoothing=self.config.train.label_smoothing)
-        return total / (batch.segment >= 0).sum().clamp(min=1)
+        return total / (target >= 0).sum().clamp(min=1)
 
     def evaluate_batch(self, model: nn.Module, batch: SceneBatch, confusion: ConfusionMatrix) -> None:
         prediction = self.forward(model, batch).argmax(1)

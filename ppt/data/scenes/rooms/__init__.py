@@ -7,8 +7,8 @@ sampled as coloured points with normals; a *flavor* then imitates one dataset:
 ==============  ==================  =================  ==================================
 flavor          labels              geometry           capture
 ==============  ==================  =================  ==================================
-``scannet``     ScanNet-20          homes, any yaw     RGB-D scan: noise, holes, uneven
-                                                       density, ceiling mostly unseen,
+``scannet``     ScanNet-20 and      homes, any yaw     RGB-D scan: noise, holes, uneven
+                ScanNet200                             density, ceiling mostly unseen,
                                                        dim warm colours
 ``s3dis``       S3DIS-13            offices, beams,    laser scan: dense, light noise,
                                     columns, aligned   few holes, greyish colours
@@ -18,7 +18,9 @@ flavor          labels              geometry           capture
 
 Objects whose class is not in a dataset's label set are labelled as that dataset labels them
 (``clutter`` / ``otherprop`` / ``otherfurniture``) or ignored (``-1``), e.g. ScanNet's ceiling,
-pillows and lamps. Points hidden in any real capture (inside solid furniture, behind pieces
+pillows and lamps (which ScanNet's second labelling, ScanNet200 in ``segment200.npy``, names:
+``flavors.SCANNET200_LABELS``). ScanNet datasets also get the data-efficient benchmark's lists
+(``tasks/``, :mod:`ppt.data.scenes.data_efficient`). Points hidden in any real capture (inside solid furniture, behind pieces
 standing against a wall, faces looking down below eye height) are left out for every flavor.
 
 Modules, in the order a room is made: :mod:`.flavors` (the dataset imitated, colours),

@@ -7,11 +7,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ppt.data.scenes.s3dis import S3DIS_CLASSES
-from ppt.data.scenes.sample import IGNORE_INDEX
 from ppt.data.scenes.scannet import SCANNET_CLASSES
+from ppt.data.scenes.scannet200 import SCANNET200_CLASSES
 from ppt.data.scenes.structured3d import STRUCTURED3D_CLASSES
 
-__all__ = ["RoomFlavor", "FLAVORS", "SCANNET", "S3DIS", "STRUCTURED3D", "PALETTE", "resolve_flavor"]
+__all__ = ["RoomFlavor", "FLAVORS", "SCANNET", "S3DIS", "STRUCTURED3D", "PALETTE", "SCANNET200_LABELS", "resolve_flavor"]
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,6 @@ class RoomFlavor:
     beams: tuple[int, int] = (0, 0)
     columns: tuple[int, int] = (0, 0)
     any_yaw: bool = False  # scans are not axis-aligned
-
-    def label_of(self, kind: str) -> int:
-        name = self.labels.get(kind)
-        return IGNORE_INDEX if name is None else self.class_names.index(name)
 
 
 def _identity_labels(class_names: Sequence[str], **renamed: str) -> dict[str, str]:
@@ -74,6 +70,17 @@ SCANNET = RoomFlavor(
     ceiling_band=0.4, glass_keep=0.2, brightness=(0.55, 0.85), tint=(1.06, 1.0, 0.88), saturation=0.8,
     color_noise=9.0, lighting=0.35, shading=0.1, any_yaw=True,
 )
+
+# The ScanNet rooms' second labelling, ScanNet200 (segment200.npy): every kind a ScanNet room holds
+# gets the ScanNet200 class its real counterpart has. Where a ScanNet-20 class exists, the class is
+# the same object (sofa is ScanNet200's "couch", otherfurniture its "furniture"), so the two label
+# files agree; kinds ScanNet-20 ignores (ceiling, pillows, lamps, televisions, mirrors, clutter) are
+# labelled here, as in the real ScanNet200.
+SCANNET200_LABELS: dict[str, str] = {
+    **_identity_labels(set(SCANNET.labels) & set(SCANNET200_CLASSES)),
+    "sofa": "couch", "otherfurniture": "furniture", "ceiling": "ceiling", "pillow": "pillow", "lamp": "lamp",
+    "television": "tv", "mirror": "mirror", "nightstand": "nightstand", "dresser": "dresser", "clutter": "object",
+}
 
 S3DIS = RoomFlavor(
     name="s3dis", class_names=S3DIS_CLASSES,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +14,7 @@ from ppt.data.scenes.rooms.capture import sample_surfaces, simulate_capture, sur
 from ppt.data.scenes.rooms.flavors import RoomFlavor, resolve_flavor
 from ppt.data.scenes.rooms.furniture import randint, uniform
 from ppt.data.scenes.rooms.layouts import Layout, add_openings, add_structure, furnish
+from ppt.data.scenes.sample import IGNORE_INDEX
 
 __all__ = ["SyntheticRoom", "synthesize_room"]
 
@@ -20,7 +23,9 @@ __all__ = ["SyntheticRoom", "synthesize_room"]
 class SyntheticRoom:
     """One generated room: ``coord`` (N, 3) float32 metres, ``color`` (N, 3) uint8, ``normal``
     (N, 3) float32, ``segment`` (N,) int64 in the flavor's class order (-1 ignore), ``instance``
-    (N,) int64 object ids, and its ``room_type``."""
+    (N,) int64 object ids, its ``room_type``, and what every point is: ``kind`` (N,) int64 into
+    ``kind_names`` (``"wall"``, ``"sofa"``, ``"glass"`` ...), from which :meth:`labels` derives
+    other label sets (ScanNet200's)."""
 
     coord: np.ndarray
     color: np.ndarray
@@ -28,6 +33,16 @@ class SyntheticRoom:
     segment: np.ndarray
     instance: np.ndarray
     room_type: str
+    kind: np.ndarray
+    kind_names: tuple[str, ...]
+
+    def labels(self, class_names: Sequence[str], label_of_kind: Mapping[str, str]) -> np.ndarray:
+        """(N,) int64 labels in the order of ``class_names``: each point's kind mapped through
+        ``label_of_kind`` (kind -> class name; window glass counts as ``"window"``), ``-1`` for kinds
+        it does not name."""
+        table = np.array([class_names.index(label_of_kind[kind]) if kind in label_of_kind else IGNORE_INDEX
+                          for kind in ("window" if k == "glass" else k for k in self.kind_names)], dtype=np.int64)
+        return table[self.kind]
 
 
 def synthesize_room(flavor: str | RoomFlavor, seed: int, *, density: float = 1.0, room_type: str | None = None,
@@ -89,9 +104,9 @@ def synthesize_room(flavor: str | RoomFlavor, seed: int, *, density: float = 1.0
         points = points - points.amin(0) * torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64)
     points = points + torch.tensor(origin, dtype=torch.float64)
 
-    label_of_kind = torch.tensor([flavor.label_of("window" if k == "glass" else k) for k in kind_names])
     order = torch.randperm(len(points), generator=g)  # scans do not list points surface by surface
-    return SyntheticRoom(
+    room = SyntheticRoom(
         coord=points[order].numpy().astype(np.float32), color=colors[order].numpy().astype(np.uint8),
-        normal=normals[order].numpy().astype(np.float32), segment=label_of_kind[kinds[order]].numpy(),
-        instance=objects[order].numpy(), room_type=chosen)
+        normal=normals[order].numpy().astype(np.float32), segment=np.zeros(0, dtype=np.int64),
+        instance=objects[order].numpy(), room_type=chosen, kind=kinds[order].numpy(), kind_names=tuple(kind_names))
+    return dataclasses.replace(room, segment=room.labels(flavor.class_names, flavor.labels))

@@ -10,9 +10,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ppt.data.scenes.rooms.flavors import S3DIS, SCANNET, STRUCTURED3D, resolve_flavor
+from ppt.data.scenes.data_efficient import write_data_efficient_lists
+from ppt.data.scenes.rooms.flavors import S3DIS, SCANNET, SCANNET200_LABELS, STRUCTURED3D, resolve_flavor
 from ppt.data.scenes.rooms.furniture import randint
 from ppt.data.scenes.rooms.room import synthesize_room
+from ppt.data.scenes.scannet import ScanNet
+from ppt.data.scenes.scannet200 import SCANNET200_CLASSES
 
 __all__ = ["write_synthetic_rooms"]
 
@@ -52,11 +55,15 @@ def _write_scannet(out: Path, scenes: int, seed: int, density: float) -> list[Pa
             arrays = {"coord": room.coord, "color": room.color, "normal": room.normal}
             if split != "test":  # as Pointcept's preprocess_scannet.py writes them
                 arrays["segment20"] = room.segment.astype(np.int16)
+                arrays["segment200"] = room.labels(SCANNET200_CLASSES, SCANNET200_LABELS)  # int64, as Pointcept's
                 arrays["instance"] = room.instance.astype(np.int64)
             folder = out / split / f"scene{index:04d}_00"
             _save(folder, arrays)
             written.append(folder)
             index += 1
+    # the data-efficient benchmark's lists over the training scenes, where Pointcept keeps them; at
+    # least two scenes per list, one batch of the recipes (1 % of a few dozen rooms would be one)
+    write_data_efficient_lists(ScanNet(out, "train"), out / "tasks", seed=seed, min_scenes=2)
     return written
 
 
