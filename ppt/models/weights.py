@@ -153,11 +153,44 @@ def _official_converter(name: str) -> Callable[[Mapping, nn.Module], tuple[dict[
     return convert
 
 
+# ---- pointmlp: pointMLP-pytorch's torch.save({"net": ...}) (classification) / ({"model": ...}) (part segmentation)
+
+_POINTMLP_WRAPPERS = ("net", "model")
+
+
+
+def _pointmlp_state(checkpoint: Mapping) -> Mapping:
+    wrapped = [checkpoint[name] for name in _POINTMLP_WRAPPERS if isinstance(checkpoint.get(name), Mapping)]
+    return wrapped[0] if wrapped else checkpoint
+
+
+def _detect_pointmlp(checkpoint: Mapping) -> bool:
+    # the groupings' affine parameters exist in PointMLP only
+    keys = (str(key).removeprefix("module.") for key in _pointmlp_state(checkpoint))
+    return any(key.startswith("local_grouper_list.") for key in keys)
+
+
+def _convert_pointmlp(checkpoint: Mapping, model: nn.Module) -> tuple[dict[str, Tensor], tuple[str, ...]]:
+    """Official keys are ppt's (the modules keep their names), less a DataParallel ``module.``.
+    Ignored rather than refused: whole modules the model lacks (the decoder of a part-seg or
+    UniPre3D backbone loaded into a classifier) and a head for another number of classes
+    (``classifier.*`` of another shape: ModelNet40 weights fine-tuned on ScanObjectNN)."""
+    state = _tensors_only(_pointmlp_state(checkpoint), "pointMLP checkpoint")
+    state = {key.removeprefix("module."): value for key, value in state.items()}
+    expected = model.state_dict()
+    modules = {key.split(".", 1)[0] for key in expected}
+    ignored = tuple(key for key, value in state.items() if key.split(".", 1)[0] not in modules
+                    or (key.startswith("classifier.") and key in expected and expected[key].shape != value.shape))
+    return {key: value for key, value in state.items() if key not in ignored}, ignored
+
+
 FORMATS: dict[str, CheckpointFormat] = {
     "dapt": CheckpointFormat("dapt", lambda checkpoint: _detect_official(checkpoint, dapt=True),
                              _official_converter("dapt")),
     "point-mae": CheckpointFormat("point-mae", lambda checkpoint: _detect_official(checkpoint, dapt=False),
                                   _official_converter("point-mae")),
+    # before pointcept, whose detector takes any "module."-prefixed state dict
+    "pointmlp": CheckpointFormat("pointmlp", _detect_pointmlp, _convert_pointmlp),
     "pointcept": CheckpointFormat("pointcept", _detect_pointcept, _convert_pointcept),
     # Last: a flat state dict nobody else claims is taken to be in ppt's own names.
     "ppt": CheckpointFormat("ppt", lambda checkpoint: True, _convert_ppt),
@@ -172,7 +205,7 @@ def load_weights(model: nn.Module, checkpoint: str | PathLike | StateDict, forma
         model: the ppt model.
         checkpoint: a file path (``.safetensors``, or a torch pickle read with ``weights_only=True``)
             or an in-memory mapping.
-        format: a key of :data:`FORMATS` (``"ppt"``, ``"pointcept"``, ...) or ``"auto"``:
+        format: a key of :data:`FORMATS` (``"ppt"``, ``"pointcept"``, ``"pointmlp"``, ...) or ``"auto"``:
             ``.safetensors`` files are ``"ppt"`` (``"point-mae"`` when they hold a
             :class:`~ppt.models.PointMAEPretraining`'s weights, e.g. of ``ppt train pointmae-pretrain``),
             otherwise the first format whose detector accepts the checkpoint.
