@@ -23,6 +23,9 @@ not counted (their size is in the case's ``params``).
   ``peft="dapt"`` against ``peft="full"`` (Point-MAE, all 22.1M parameters trained) at batch 32 x 2048
   points of synthetic ScanObjectNN-style objects, AdamW and gradient clipping as the official
   configs. Targets: DAPT's peak step memory <= 0.65x full fine-tuning's, and its step no slower.
+- ``PointMLP train step``: :class:`ppt.models.PointMLP` on ppt's farthest point sampling and kNN
+  against the same weights on the official model file's pure-torch ones, batch 32 x 1,024 points;
+  target >= 2x on CPU (:mod:`ppt.bench.pointmlp`).
 - ``ppt step`` (single-dataset and mixed batch): a Point Prompt Training step (PDNorm, 3 datasets,
   language-guided head) against the plain SpUNet-S step on the same rooms; target <= 1.1x
   (:mod:`ppt.bench.ppt_step`).
@@ -320,8 +323,10 @@ def cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Iterator[Cas
     points, labels = object_batch(quick)
     yield dapt_case(points.to(device), labels.to(device), repeats, warmup)
     yield point_mae_compiled_case(points.to(device), repeats, warmup)
+    from ppt.bench.pointmlp import pointmlp_cases
     from ppt.bench.ppt_step import ppt_step_cases
     from ppt.bench.unipre3d import unipre3d_cases
 
+    yield from pointmlp_cases(device, dtype, quick)
     yield from ppt_step_cases(device, dtype, quick)
     yield from unipre3d_cases(device, dtype, quick)

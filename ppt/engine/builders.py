@@ -16,7 +16,8 @@ from ppt.engine.config import DataConfig, ModelConfig, SourceConfig, SyntheticCo
 from ppt.engine.distributed import barrier
 from ppt.engine.object_data import OBJECT_DATASETS, synthetic_object_name, write_synthetic_object_data
 
-__all__ = ["build_spunet", "build_object_classifier", "build_point_mae_pretraining", "load_configured_weights", "MODEL_BUILDERS",
+__all__ = ["build_spunet", "build_object_classifier", "build_pointmlp", "build_point_mae_pretraining",
+           "load_configured_weights", "MODEL_BUILDERS",
            "SCENE_DATASETS", "OBJECT_DATASETS", "cache_root", "dataset_root", "write_once"]
 
 SCENE_DATASETS: dict[str, type[SceneDataset]] = {"scannet": ScanNet, "s3dis": S3DIS, "structured3d": Structured3D}
@@ -49,8 +50,26 @@ def build_point_mae_pretraining(config: ModelConfig, *, num_classes: int = 0, in
                                decoder_heads=config.heads)
 
 
+POINTMLP_VARIANTS = ("pointmlp", "elite")
+
+
+def pointmlp_settings(config: ModelConfig) -> dict:
+    """The ``model.pointmlp`` keys that are set, as :class:`ppt.models.PointMLP` arguments."""
+    settings = {name: getattr(config.pointmlp, name) for name in config.pointmlp.__dataclass_fields__ if name != "variant"}
+    return {name: tuple(value) if isinstance(value, list) else value for name, value in settings.items() if value is not None}
+
+
+def build_pointmlp(config: ModelConfig, *, num_classes: int, in_channels: int = 3) -> nn.Module:
+    from ppt.models import PointMLP, pointmlp_elite
+
+    variant = config.pointmlp.variant
+    if variant not in POINTMLP_VARIANTS:
+        raise ValueError(f"model.pointmlp.variant must be one of {POINTMLP_VARIANTS}, got {variant!r}")
+    return (PointMLP if variant == "pointmlp" else pointmlp_elite)(num_classes, **pointmlp_settings(config))
+
+
 MODEL_BUILDERS = {"spunet": build_spunet, "object-classifier": build_object_classifier,
-                  "point-mae-pretraining": build_point_mae_pretraining}
+                  "point-mae-pretraining": build_point_mae_pretraining, "pointmlp": build_pointmlp}
 
 
 def build_model(config: ModelConfig, *, num_classes: int, in_channels: int) -> nn.Module:

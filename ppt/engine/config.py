@@ -144,11 +144,34 @@ class PromptTrainingConfig:
 
 
 @dataclass
+class PointMLPConfig:
+    """PointMLP (``model.name`` ``pointmlp``; docs/models.md "PointMLP"): ``variant`` ``pointmlp``
+    (the official ``pointMLP()``) or ``elite`` (``pointMLPElite()``); every other key, when set,
+    overrides the variant's value of the :class:`ppt.models.PointMLP` argument of that name."""
+
+    variant: str = "pointmlp"
+    points: Optional[int] = None
+    embed_dim: Optional[int] = None
+    groups: Optional[int] = None
+    res_expansion: Optional[float] = None
+    activation: Optional[str] = None
+    bias: Optional[bool] = None
+    use_xyz: Optional[bool] = None
+    normalize: Optional[str] = None
+    dim_expansion: Optional[List[int]] = None
+    pre_blocks: Optional[List[int]] = None
+    pos_blocks: Optional[List[int]] = None
+    k_neighbors: Optional[List[int]] = None
+    reducers: Optional[List[int]] = None
+
+
+@dataclass
 class ModelConfig:
     """The network. ``name``: ``spunet``, ``object-classifier`` (Point-MAE with ``peft``, or DAPT) or
     ``point-mae-pretraining`` (the masked autoencoder), ``ppt`` (Point Prompt Training on a SpUNet;
     its keys under ``ppt``), ``unipre3d-object`` (the Point-MAE keys) or ``unipre3d-scene`` (the
-    SpUNet keys). ``weights``: a checkpoint loaded before training
+    SpUNet keys), ``pointmlp`` (its keys under ``pointmlp``) or ``unipre3d-object-pointmlp``. ``weights``: a
+    checkpoint loaded before training
     with :func:`ppt.models.load_weights` (``auto`` recognises ppt checkpoints, including a
     ``pointmae-pretrain`` run's, and official Point-MAE / DAPT ``.pth`` files)."""
 
@@ -176,6 +199,8 @@ class ModelConfig:
     decoder_depth: int = 4
     # ppt (the SpUNet keys above set its backbone)
     ppt: PromptTrainingConfig = field(default_factory=PromptTrainingConfig)
+    # pointmlp (and the PointMLP backbone of unipre3d-object-pointmlp)
+    pointmlp: PointMLPConfig = field(default_factory=PointMLPConfig)
 
 
 @dataclass

@@ -1,0 +1,97 @@
+"""The PointMLP recipes through the real ``ppt`` command on tiny generated data: two training steps of
+pointmlp-modelnet40, pointmlp-scanobjectnn and unipre3d-object-pointmlp, then ``ppt export-backbone``
+into the PointMLP classifier (through ``ppt train``) and into the part-segmentation model."""
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from ppt.engine import load_recipe
+from ppt.engine.builders import build_model
+from ppt.models import PointMLP, PointMLPPartSeg, load_weights
+from tests.engine.conftest import set_options
+
+# a small PointMLP for 64-point clouds: anchors 32, 16, 8, 4
+TINY_POINTMLP = ["model.pointmlp.points=64", "model.pointmlp.embed_dim=8", "model.pointmlp.k_neighbors=[8,8,8,4]",
+                 "model.pointmlp.pre_blocks=[1,1,1,1]", "model.pointmlp.pos_blocks=[1,1,1,1]"]
+TINY_RENDERS = [
+    "data.synthetic.renders_per_class=1", "data.synthetic.render_views=4", "data.synthetic.render_gaussians=512",
+    "data.synthetic.object_points=128", "data.num_points=64", "data.batch_size=2", "data.val_batch_size=4",
+    "unipre3d.image_size=16", "unipre3d.views=2", "unipre3d.preview_objects=1", "train.tensorboard=false",
+    "train.eval_every=0", "train.checkpoint_every=0", "train.amp=none", "train.preview_every=0",
+]
+
+
+def test_recipes_build_the_official_models():
+    modelnet = load_recipe("pointmlp-modelnet40")
+    model = build_model(modelnet.model, num_classes=40, in_channels=3)
+    assert isinstance(model, PointMLP) and sum(p.numel() for p in model.parameters()) == 13_238_504
+    assert (modelnet.optim.name, modelnet.optim.lr, modelnet.optim.weight_decay, modelnet.train.label_smoothing) == (
+        "sgd", 0.1, 2e-4, 0.2)
+    elite = load_recipe("pointmlp-scanobjectnn", ["model.pointmlp.variant=elite"])
+    assert sum(p.numel() for p in build_model(elite.model, num_classes=40, in_channels=3).parameters()) == 716_232
+    with pytest.raises(ValueError, match="model.pointmlp.variant must be one of"):
+        build_model(load_recipe("pointmlp-modelnet40", ["model.pointmlp.variant=tiny"]).model, num_classes=4,
+                    in_channels=3)
+
+
+@pytest.mark.slow  # two ppt processes each: about a minute on the loaded development machine
+@pytest.mark.parametrize("recipe", ["pointmlp-modelnet40", "pointmlp-scanobjectnn"])
+def test_classification_recipes_train_two_steps(tmp_path, object_overrides, ppt_command, recipe):
+    out = tmp_path / "run"
+    run = ppt_command("train", recipe, "--out", out, "--no-progress",
+                      *set_options([*object_overrides, *TINY_POINTMLP, "train.steps=2"]))
+    assert run.returncode == 0, run.stderr
+    assert "done: step 2 of 2" in run.stdout and "pointmlp with" in run.stdout
+    losses = [json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert len(losses) == 2 and all(loss > 0 for loss in losses)
+    evaluation = ppt_command("eval", out / "last.safetensors", "--no-progress")
+    assert evaluation.returncode == 0, evaluation.stderr
+    assert "overall accuracy" in evaluation.stdout and "(15 objects)" in evaluation.stdout
+
+
+def test_bad_pointmlp_setting_is_one_line_rc_2(tmp_path, object_overrides, ppt_command):
+    run = ppt_command("train", "pointmlp-modelnet40", "--out", tmp_path / "run", "--no-progress",
+                      *set_options([*object_overrides, "model.pointmlp.points=64", "train.steps=1"]))
+    assert run.returncode == 2
+    assert "k_neighbors=24" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow  # three ppt processes
+def test_unipre3d_on_pointmlp_pretrains_and_exports_into_the_classifier_and_part_seg(
+        tmp_path, cache_dir, object_overrides, ppt_command):
+    pre = tmp_path / "pre"
+    run = ppt_command("train", "unipre3d-object-pointmlp", "--out", pre, "--no-progress",
+                      *set_options([f"data.cache_dir={cache_dir}", *TINY_RENDERS, *TINY_POINTMLP, "train.steps=2"]))
+    assert run.returncode == 0, run.stderr
+    assert "done: step 2 of 2" in run.stdout
+    backbone = tmp_path / "pointmlp-backbone.safetensors"
+    export = ppt_command("export-backbone", pre / "last.safetensors", "--out", backbone)
+    assert export.returncode == 0, export.stderr
+    with safe_open(str(backbone), "pt") as handle:
+        info = json.loads(handle.metadata()["ppt-backbone"])
+    assert info["backbone"]["name"] == "pointmlp" and info["backbone"]["points"] == 64
+    weights = load_file(str(backbone))
+    assert any(key.startswith("decode_list.") for key in weights) and "local_grouper_list.0.affine_alpha" in weights
+
+    # into the classifier through ppt train: the encoder loads, the decoder is ignored, the head is fresh
+    fine = tmp_path / "fine"
+    run = ppt_command("train", "pointmlp-modelnet40", "--out", fine, "--no-progress",
+                      *set_options([*object_overrides, *TINY_POINTMLP, "train.steps=1", f"model.weights={backbone}",
+                                    "model.weights_format=pointmlp"]))
+    assert run.returncode == 0, run.stderr
+    assert "loaded pointmlp weights; missing: classifier.0.weight" in run.stdout
+    assert "unexpected: none" in run.stdout and "ignored (not used by this model): decode_list.*" in run.stdout
+
+    # into the part-segmentation model of the same settings: encoder and decoder load, the head is fresh
+    settings = dict(points=64, embed_dim=8, k_neighbors=(8, 8, 8, 4), pre_blocks=(1, 1, 1, 1), pos_blocks=(1, 1, 1, 1),
+                    bias=False, use_xyz=False, reducers=(2, 2, 2, 2), de_blocks=(2, 2, 2, 2), normals=False)
+    segmenter = PointMLPPartSeg(50, **settings)
+    report = load_weights(segmenter, backbone, format="pointmlp")
+    assert report.unexpected == () and report.ignored == ()
+    assert {key.split(".")[0] for key in report.missing} == {"cls_map", "gmp_map_list", "gmp_map_end", "classifier"}
+    key = "decode_list.3.fuse.net.0.weight"
+    assert torch.equal(segmenter.state_dict()[key], weights[key])
