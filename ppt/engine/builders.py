@@ -16,7 +16,8 @@ from ppt.engine.config import DataConfig, ModelConfig, SourceConfig, SyntheticCo
 from ppt.engine.distributed import barrier
 from ppt.engine.object_data import OBJECT_DATASETS, synthetic_object_name, write_synthetic_object_data
 
-__all__ = ["build_spunet", "build_object_classifier", "build_point_mae_pretraining", "load_configured_weights", "MODEL_BUILDERS",
+__all__ = ["build_spunet", "build_object_classifier", "build_point_mae_pretraining", "build_point_mae_partseg",
+           "load_configured_weights", "MODEL_BUILDERS",
            "SCENE_DATASETS", "OBJECT_DATASETS", "cache_root", "dataset_root", "write_once"]
 
 SCENE_DATASETS: dict[str, type[SceneDataset]] = {"scannet": ScanNet, "s3dis": S3DIS, "structured3d": Structured3D}
@@ -49,8 +50,18 @@ def build_point_mae_pretraining(config: ModelConfig, *, num_classes: int = 0, in
                                decoder_heads=config.heads)
 
 
+def build_point_mae_partseg(config: ModelConfig, *, num_classes: int, in_channels: int = 3) -> nn.Module:
+    from ppt.models import PointMAEPartSeg
+
+    return PointMAEPartSeg(num_classes, trans_dim=config.dim, depth=config.depth,
+                           drop_path_rate=0.1 if config.drop_path is None else config.drop_path, num_heads=config.heads,
+                           group_size=config.group_size, num_group=config.num_groups, peft=config.peft,
+                           peft_rank=config.rank if config.peft in ("lora", "adaptformer", "dapt") else None,
+                           adapter_dropout=config.adapter_dropout, frozen_norm_stats=config.frozen_norm_stats)
+
+
 MODEL_BUILDERS = {"spunet": build_spunet, "object-classifier": build_object_classifier,
-                  "point-mae-pretraining": build_point_mae_pretraining}
+                  "point-mae-pretraining": build_point_mae_pretraining, "point-mae-partseg": build_point_mae_partseg}
 
 
 def build_model(config: ModelConfig, *, num_classes: int, in_channels: int) -> nn.Module:

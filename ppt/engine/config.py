@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 TASKS = tuple(TASK_FAMILIES)
-BEST_METRICS = ("mIoU", "mAcc", "allAcc", "PSNR")
+BEST_METRICS = ("mIoU", "mAcc", "allAcc", "PSNR", "instance_mIoU", "class_mIoU")
 SPUNET_MODELS = ("spunet", "ppt", "unipre3d-scene")  # model.name values built on a SpUNet (model.channels, layers)
 
 
