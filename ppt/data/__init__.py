@@ -36,8 +36,9 @@ from ppt.data.objects import (MODELNET40_CLASSES, SCANOBJECTNN_CLASSES, Compose,
                               RandomFarthestPointSubsample, RandomSubsample, ScaleAndTranslate, ScanObjectNN,
                               ShapeNet55, ShufflePoints, collate_objects, normalize_unit_sphere, scanobjectnn_file,
                               write_synthetic_objects)
-from ppt.data.objects import (SHAPENETPART_CATEGORIES, SHAPENETPART_PART_NAMES, SHAPENETPART_PARTS, SHAPENETPART_SYNSETS,
-                              PartBatch, PartSample, ShapeNetPart, category_part_mask, collate_parts)
+from ppt.data.objects import (SHAPENETPART_CATEGORIES, SHAPENETPART_PART_NAMES, SHAPENETPART_PARTS,
+                              SHAPENETPART_SYNSETS, PartBatch, PartSample, ShapeNetPart, category_part_mask,
+                              collate_parts)
 from ppt.data.renders import (RenderBatch, RenderSample, RotateWithCameras, ShapeNetRenders, collate_renders,
                               write_synthetic_renders)
 from ppt.data.safe_pickle import UnsafePickleError, load_array_pickle

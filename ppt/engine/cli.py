@@ -255,7 +255,8 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
                     "their --category.")
     predict.add_argument("checkpoint", help="a .safetensors checkpoint written by ppt train")
     predict.add_argument("scenes", nargs="+", metavar="SCENE",
-                         help="scene folders (coord.npy, color.npy, ...) or .ply files; ShapeNetPart .txt or .ply objects")
+                         help="scene folders (coord.npy, color.npy, ...) or .ply files; for part segmentation "
+                              "ShapeNetPart .txt or .ply objects")
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--condition", "--dataset", metavar="NAME",
                          help="the dataset whose classes (and prompt) to predict with, for a checkpoint trained on "

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from os import PathLike
 from typing import Literal, Mapping
 
-import torch
 from torch import Tensor, nn
 
 from ppt.models.point_mae import PointMAEPretraining

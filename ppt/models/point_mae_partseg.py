@@ -106,7 +106,8 @@ class PointMAEPartSeg(PeftModule):
     """
 
     def __init__(self, num_classes: int = 50, trans_dim: int = 384, depth: int = 12, drop_path_rate: float = 0.1,
-                 num_heads: int = 6, group_size: int = 32, num_group: int = 128, *, num_categories: int = NUM_CATEGORIES,
+                 num_heads: int = 6, group_size: int = 32, num_group: int = 128, *,
+                 num_categories: int = NUM_CATEGORIES,
                  peft: str = "full", peft_rank: int | None = None, prompt_tokens: int = 10,
                  adapter_dropout: float = 0.0, frozen_norm_stats: bool = False) -> None:
         super().__init__()

@@ -9,7 +9,7 @@ from ppt.bench.models import _check_trains_exactly, train_step
 from ppt.data import SHAPENETPART_CATEGORIES, SHAPENETPART_PARTS
 
 CPU = torch.device("cpu")
-TINY = dict(trans_dim=24, num_heads=2, group_size=8, num_group=16, peft_rank=4)
+TINY = dict(trans_dim=24, num_heads=2, group_size=8, num_group=16)
 
 
 def test_batch_holds_each_category_with_its_parts():

@@ -69,7 +69,8 @@ def _official(prediction_logits, target, categories):
             if (np.sum(segl == l) == 0) and (np.sum(segp == l) == 0):
                 part_ious[l - seg_classes[cat][0]] = 1.0
             else:
-                part_ious[l - seg_classes[cat][0]] = np.sum((segl == l) & (segp == l)) / float(np.sum((segl == l) | (segp == l)))
+                part_ious[l - seg_classes[cat][0]] = np.sum((segl == l) & (segp == l)) / float(
+                    np.sum((segl == l) | (segp == l)))
         shape_ious[cat].append(np.mean(part_ious))
     all_shape_ious = [iou for ious in shape_ious.values() for iou in ious]
     class_ious = [np.mean(ious) for ious in shape_ious.values() if ious]

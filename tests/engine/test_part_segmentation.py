@@ -143,6 +143,7 @@ def test_task_passes_normals_to_models_that_read_them(part_overrides):
     assert takes_normals(model) and takes_normals(_Wrapper(model))  # seen through a DDP-like wrapper
     assert not takes_normals(_Wrapper(nn.Identity()))
     task.model_takes_normals = True
-    batch = PartBatch(torch.randn(2, 8, 3), torch.randn(2, 8, 3), torch.tensor([0, 1]), torch.zeros(2, 8, dtype=torch.int64))
+    batch = PartBatch(torch.randn(2, 8, 3), torch.randn(2, 8, 3), torch.tensor([0, 1]),
+                      torch.zeros(2, 8, dtype=torch.int64))
     loss = task.loss(model, batch)
     assert loss.ndim == 0 and model.seen[1] is batch.normals and model.seen[2] is batch.categories

@@ -172,8 +172,10 @@ def _lamp(rng) -> _Labelled:
     shade = rng.uniform(0.1, 0.2)
     parts: _Labelled = [(_Cylinder((0, 0, 0), base, 0.03, "y"), 0),
                         (_Cylinder((0, 0.03, 0), 0.01, height, "y", caps=(False, False)), 1)]
-    parts.append((_Cylinder((0, height - shade * 0.3, 0), shade, shade, "y", caps=(False, False)), 2)
-                 if rng.random() < 0.5 else (_Ellipsoid((0, height + shade * 0.4, 0), (shade, shade * 0.6, shade), True), 2))
+    if rng.random() < 0.5:
+        parts.append((_Cylinder((0, height - shade * 0.3, 0), shade, shade, "y", caps=(False, False)), 2))
+    else:
+        parts.append((_Ellipsoid((0, height + shade * 0.4, 0), (shade, shade * 0.6, shade), lower_half=True), 2))
     parts.append((_Ellipsoid((0, height + 0.03, 0), (0.03, 0.04, 0.03)), 3))
     return parts
 
@@ -270,7 +272,8 @@ def synthesize_part_object(category: int, rng: np.random.Generator, num_points: 
 
 
 def write_synthetic_shapenet_part(out: str | PathLike, *, seed: int = 0, train_per_class: int = 32,
-                                  val_per_class: int = 8, test_per_class: int = 8, num_points: int = 2048) -> list[Path]:
+                                  val_per_class: int = 8, test_per_class: int = 8,
+                                  num_points: int = 2048) -> list[Path]:
     """Write the objects under ``out`` in ShapeNetPart's layout and return the category file and
     the three split lists. Counts are per category; ids are random 32-digit hex names."""
     for name, value in dict(train_per_class=train_per_class, val_per_class=val_per_class,
