@@ -6,6 +6,7 @@ from ppt.models.object_classifier import create_object_classifier
 from ppt.models.official_weights import OfficialWeightsReport, load_official_weights
 from ppt.models.peft import PEFT_METHODS, ParameterCount, count_parameters
 from ppt.models.point_mae import PointMAE, PointMAEPretraining, chamfer_l2
+from ppt.models.point_mae_partseg import PointMAEPartSeg
 from ppt.models.pointmlp import PointMLP, PointMLPPartSeg, pointmlp_elite
 from ppt.models.point_prompt_training import PointPromptTraining, restricted_cross_entropy
 from ppt.models.spunet import SpUNet
@@ -15,7 +16,7 @@ from ppt.models.weights import LoadReport, load_weights
 
 __all__ = [
     "SpUNet", "load_weights", "LoadReport", "PointPromptTraining", "restricted_cross_entropy",
-    "PointMAE", "PointMAEPretraining", "chamfer_l2", "DAPT", "create_object_classifier",
+    "PointMAE", "PointMAEPretraining", "chamfer_l2", "PointMAEPartSeg", "DAPT", "create_object_classifier",
     "UniPre3D", "UniPre3DPointMLP", "UniPre3DScene", "GaussianHead", "Gaussians", "weighted_l2_loss",
     "PointMLP", "pointmlp_elite", "PointMLPPartSeg",
     "PEFT_METHODS", "ParameterCount", "count_parameters", "load_official_weights", "OfficialWeightsReport",

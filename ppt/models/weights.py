@@ -65,9 +65,23 @@ class CheckpointFormat:
     convert: Callable[[Mapping, nn.Module], tuple[dict[str, Tensor], tuple[str, ...]]]
 
 
+def _numpy_scalar_globals() -> list:
+    """What ``weights_only`` loading must admit besides tensors for checkpoints that store metrics
+    as NumPy scalars (Point-MAE's part-segmentation ``best_model.pth``): NumPy's scalar
+    constructor under both module names (NumPy 1.x pickles ``numpy.core``, 2.x ``numpy._core``)
+    and the dtypes. Constructing these runs no code of the file's choosing."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    scalar = core.multiarray.scalar
+    dtypes = {type(np.dtype(code)) for code in "?bhilqBHILQefdgFDG"}
+    return [(scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar"), np.dtype, *dtypes]
+
+
 def read_checkpoint(path: str | PathLike) -> Mapping:
     """The contents of a ``.safetensors`` file (a flat mapping of tensors) or of a torch pickle
-    (``.pth``/``.pt``/``.ckpt``, loaded with ``weights_only=True``: tensors and plain containers only)."""
+    (``.pth``/``.pt``/``.ckpt``, loaded with ``weights_only=True``: tensors, NumPy scalars and plain
+    containers only)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -79,10 +93,11 @@ def read_checkpoint(path: str | PathLike) -> Mapping:
         except Exception as error:  # safetensors raises its own SafetensorError for corrupt files
             raise ValueError(f"{path}: not a readable safetensors file ({error})") from error
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_scalar_globals()):
+            content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # unpickling errors of every kind, including disallowed globals
-        raise ValueError(f"{path}: cannot be read with torch.load(weights_only=True) ({error}); only tensors and plain "
-                         "containers are accepted") from error
+        raise ValueError(f"{path}: cannot be read with torch.load(weights_only=True) ({error}); only tensors, NumPy "
+                         "scalars and plain containers are accepted") from error
     if not isinstance(content, Mapping):
         raise ValueError(f"{path}: expected a mapping (a state dict or a training checkpoint), got {type(content).__name__}")
     return content
@@ -125,15 +140,21 @@ def _convert_pointcept(checkpoint: Mapping, model: nn.Module) -> tuple[dict[str,
     return convert(state), ()
 
 
-# ---- point-mae / dapt: the official repositories' torch.save({"base_model": ..., ...}) checkpoints
+# ---- point-mae / dapt: the official repositories' torch.save({"base_model": ..., ...}) checkpoints, and
+# Point-MAE's part-segmentation torch.save({"model_state_dict": ..., "epoch": ..., metrics, ...})
+
+_OFFICIAL_STATE_KEYS = ("base_model", "model_state_dict")
+
 
 def _official_state(checkpoint: Mapping) -> Mapping:
-    return checkpoint.get("base_model", checkpoint) if isinstance(checkpoint.get("base_model"), Mapping) else checkpoint
+    return next((checkpoint[key] for key in _OFFICIAL_STATE_KEYS if isinstance(checkpoint.get(key), Mapping)),
+                checkpoint)
 
 
 def _detect_official(checkpoint: Mapping, dapt: bool) -> bool:
     keys = [str(key).removeprefix("module.") for key in _official_state(checkpoint)]
-    official = "base_model" in checkpoint or any(key.startswith(("MAE_encoder.", "ACT_encoder.")) for key in keys)
+    official = any(key in checkpoint for key in _OFFICIAL_STATE_KEYS) or any(
+        key.startswith(("MAE_encoder.", "ACT_encoder.")) for key in keys)
     is_dapt = any("Adapter" in key or "tfts_" in key for key in keys)
     return official and is_dapt == dapt
 

@@ -170,12 +170,13 @@ class PointMLPObjectLevel(ObjectLevel):
 
     @staticmethod
     def encoder_settings(config: RecipeConfig) -> dict:
-        from ppt.engine.builders import pointmlp_settings
+        """The ``model.pointmlp`` settings of the backbone (encoder and decoder)."""
+        from ppt.engine.builders import DECODER_SETTINGS, pointmlp_settings
 
         if config.model.pointmlp.variant != "pointmlp":
             raise ValueError(f"unipre3d-object-pointmlp pre-trains the pointmlp variant (UniPre3D's); got "
                              f"model.pointmlp.variant={config.model.pointmlp.variant!r}")
-        return pointmlp_settings(config.model)
+        return pointmlp_settings(config.model, "unipre3d-object-pointmlp", DECODER_SETTINGS)
 
     def backbone_config(self, config: RecipeConfig) -> dict:
         from ppt.models.unipre3d import UNIPRE3D_POINTMLP
