@@ -33,6 +33,19 @@ TINY_RENDERS = [
 ]
 
 
+def _train_two_steps_and_evaluate(ppt_command, recipe, out, overrides, model_name) -> str:
+    """``ppt train RECIPE`` for two steps (both with a positive loss), then ``ppt eval`` on the last
+    checkpoint; returns what eval printed."""
+    run = ppt_command("train", recipe, "--out", out, "--no-progress", *set_options([*overrides, "train.steps=2"]))
+    assert run.returncode == 0, run.stderr
+    assert "done: step 2 of 2" in run.stdout and f"{model_name} with" in run.stdout
+    losses = [json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert len(losses) == 2 and all(loss > 0 for loss in losses)
+    evaluation = ppt_command("eval", out / "last.safetensors", "--no-progress")
+    assert evaluation.returncode == 0, evaluation.stderr
+    return evaluation.stdout
+
+
 def test_recipes_build_the_official_models():
     modelnet = load_recipe("pointmlp-modelnet40")
     model = build_model(modelnet.model, num_classes=40, in_channels=3)
@@ -49,16 +62,9 @@ def test_recipes_build_the_official_models():
 @pytest.mark.slow  # two ppt processes each: about a minute on the loaded development machine
 @pytest.mark.parametrize("recipe", ["pointmlp-modelnet40", "pointmlp-scanobjectnn"])
 def test_classification_recipes_train_two_steps(tmp_path, object_overrides, ppt_command, recipe):
-    out = tmp_path / "run"
-    run = ppt_command("train", recipe, "--out", out, "--no-progress",
-                      *set_options([*object_overrides, *TINY_POINTMLP, "train.steps=2"]))
-    assert run.returncode == 0, run.stderr
-    assert "done: step 2 of 2" in run.stdout and "pointmlp with" in run.stdout
-    losses = [json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines() if '"loss"' in line]
-    assert len(losses) == 2 and all(loss > 0 for loss in losses)
-    evaluation = ppt_command("eval", out / "last.safetensors", "--no-progress")
-    assert evaluation.returncode == 0, evaluation.stderr
-    assert "overall accuracy" in evaluation.stdout and "(15 objects)" in evaluation.stdout
+    evaluation = _train_two_steps_and_evaluate(ppt_command, recipe, tmp_path / "run",
+                                               [*object_overrides, *TINY_POINTMLP], "pointmlp")
+    assert "overall accuracy" in evaluation and "(15 objects)" in evaluation
 
 
 def test_bad_pointmlp_setting_is_one_line_rc_2(tmp_path, object_overrides, ppt_command):
@@ -131,15 +137,9 @@ def test_partseg_recipe_builds_the_official_model_and_refuses_foreign_settings()
 @pytest.mark.slow  # three ppt processes
 def test_partseg_recipe_trains_two_steps_evaluates_and_predicts(tmp_path, cache_dir, ppt_command):
     out = tmp_path / "run"
-    run = ppt_command("train", "pointmlp-partseg", "--out", out, "--no-progress",
-                      *set_options([f"data.cache_dir={cache_dir}", *TINY_PARTSEG, "train.steps=2"]))
-    assert run.returncode == 0, run.stderr
-    assert "done: step 2 of 2" in run.stdout and "pointmlp-partseg with" in run.stdout
-    losses = [json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines() if '"loss"' in line]
-    assert len(losses) == 2 and all(loss > 0 for loss in losses)
-    evaluation = ppt_command("eval", out / "last.safetensors", "--no-progress")
-    assert evaluation.returncode == 0, evaluation.stderr
-    assert "instance" in evaluation.stdout.lower()
+    evaluation = _train_two_steps_and_evaluate(ppt_command, "pointmlp-partseg", out,
+                                               [f"data.cache_dir={cache_dir}", *TINY_PARTSEG], "pointmlp-partseg")
+    assert "instance mIoU" in evaluation
     chair = sorted((cache_dir / "synthetic" / "shapenetpart-seed0-1x1-64pts" / "03001627").glob("*.txt"))[0]
     predict = ppt_command("predict", out / "last.safetensors", chair, "--category", "chair", "--out", tmp_path / "pred")
     assert predict.returncode == 0, predict.stderr
