@@ -23,6 +23,14 @@ not counted (their size is in the case's ``params``).
   ``peft="dapt"`` against ``peft="full"`` (Point-MAE, all 22.1M parameters trained) at batch 32 x 2048
   points of synthetic ScanObjectNN-style objects, AdamW and gradient clipping as the official
   configs. Targets: DAPT's peak step memory <= 0.65x full fine-tuning's, and its step no slower.
+- ``part-seg DAPT vs full fine-tune train step``: :class:`ppt.models.PointMAEPartSeg` with
+  ``peft="dapt"`` against ``peft="full"`` (27.1M parameters trained) at Point-MAE's part-segmentation
+  batch, 16 x 2048 points of synthetic ShapeNetPart objects (:mod:`ppt.bench.partseg`). The
+  per-point head (feature propagation to every point, 3392-channel convolutions) trains in both,
+  so its activations bound the saving; target: DAPT's peak step memory below full fine-tuning's.
+- ``PointMLP train step``: :class:`ppt.models.PointMLP` on ppt's farthest point sampling and kNN
+  against the same weights on the official model file's pure-torch ones, batch 32 x 1,024 points;
+  target >= 2x on CPU (:mod:`ppt.bench.pointmlp`).
 - ``ppt step`` (single-dataset and mixed batch): a Point Prompt Training step (PDNorm, 3 datasets,
   language-guided head) against the plain SpUNet-S step on the same rooms; target <= 1.1x
   (:mod:`ppt.bench.ppt_step`).
@@ -268,13 +276,19 @@ def _classifier(peft: str, device: torch.device, sizes: dict) -> _Classifier:
 
 
 def _classification_step(c: _Classifier, points: torch.Tensor, labels: torch.Tensor) -> Callable:
-    """One train step; returns the loss and, for the gate, which parameters received a gradient and
+    """One classification train step (see :func:`train_step`)."""
+    return train_step(c, lambda: F.cross_entropy(c.model(points), labels))
+
+
+def train_step(c: _Classifier, compute_loss: Callable[[], torch.Tensor]) -> Callable:
+    """One train step of ``c`` on the loss ``compute_loss()`` (gradient clipping at 10, as the
+    official configs); returns the loss and, for the gate, which parameters received a gradient and
     whether all gradients are finite."""
     parameters = [p for p in c.model.parameters() if p.requires_grad]
 
     def step(gate: bool):
         c.optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(c.model(points), labels)
+        loss = compute_loss()
         loss.backward()
         with_grad = [name for name, p in c.model.named_parameters() if p.grad is not None] if gate else []
         finite = all(bool(torch.isfinite(p.grad).all()) for p in parameters) if gate else True
@@ -320,8 +334,12 @@ def cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Iterator[Cas
     points, labels = object_batch(quick)
     yield dapt_case(points.to(device), labels.to(device), repeats, warmup)
     yield point_mae_compiled_case(points.to(device), repeats, warmup)
+    from ppt.bench.partseg import partseg_dapt_case
+    from ppt.bench.pointmlp import pointmlp_cases
     from ppt.bench.ppt_step import ppt_step_cases
     from ppt.bench.unipre3d import unipre3d_cases
 
+    yield partseg_dapt_case(device, quick, repeats, warmup)
+    yield from pointmlp_cases(device, dtype, quick)
     yield from ppt_step_cases(device, dtype, quick)
     yield from unipre3d_cases(device, dtype, quick)

@@ -7,7 +7,8 @@
   (:mod:`ppt.data.scenes.rooms`).
 - :mod:`ppt.data.objects`: :class:`ScanObjectNN`, :class:`ModelNet40`, :class:`ModelNetFewShot`
   and :class:`ShapeNet55` yield :class:`ObjectSample` items; :func:`collate_objects` stacks them
-  into an :class:`ObjectBatch` of clouds ``(B, N, 3)`` and labels.
+  into an :class:`ObjectBatch` of clouds ``(B, N, 3)`` and labels. :class:`ShapeNetPart` (part
+  segmentation) yields :class:`PartSample` items, collated by :func:`collate_parts`.
 - :mod:`ppt.data.renders` (UniPre3D, objects): :class:`ShapeNetRenders` yields
   :class:`RenderSample` items (a cloud and its views with cameras); :func:`collate_renders` stacks
   them into a :class:`RenderBatch`.
@@ -35,6 +36,9 @@ from ppt.data.objects import (MODELNET40_CLASSES, SCANOBJECTNN_CLASSES, Compose,
                               RandomFarthestPointSubsample, RandomSubsample, ScaleAndTranslate, ScanObjectNN,
                               ShapeNet55, ShufflePoints, collate_objects, normalize_unit_sphere, scanobjectnn_file,
                               write_synthetic_objects)
+from ppt.data.objects import (SHAPENETPART_CATEGORIES, SHAPENETPART_PART_NAMES, SHAPENETPART_PARTS,
+                              SHAPENETPART_SYNSETS, PartBatch, PartSample, ShapeNetPart, category_part_mask,
+                              collate_parts)
 from ppt.data.renders import (RenderBatch, RenderSample, RotateWithCameras, ShapeNetRenders, collate_renders,
                               write_synthetic_renders)
 from ppt.data.safe_pickle import UnsafePickleError, load_array_pickle
@@ -50,6 +54,8 @@ __all__ = [
     "ObjectSample", "ObjectBatch", "collate_objects", "ObjectDataset",
     "ScanObjectNN", "SCANOBJECTNN_CLASSES", "scanobjectnn_file",
     "ModelNet40", "ModelNetFewShot", "MODELNET40_CLASSES", "ShapeNet55",
+    "ShapeNetPart", "PartSample", "PartBatch", "collate_parts", "category_part_mask", "SHAPENETPART_CATEGORIES",
+    "SHAPENETPART_SYNSETS", "SHAPENETPART_PARTS", "SHAPENETPART_PART_NAMES",
     "load_array_pickle", "UnsafePickleError",
     "normalize_unit_sphere", "NormalizeUnitSphere", "FarthestPointSubsample", "RandomFarthestPointSubsample",
     "RandomSubsample", "ShufflePoints", "ScaleAndTranslate", "Compose",

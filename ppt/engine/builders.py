@@ -16,7 +16,9 @@ from ppt.engine.config import DataConfig, ModelConfig, SourceConfig, SyntheticCo
 from ppt.engine.distributed import barrier
 from ppt.engine.object_data import OBJECT_DATASETS, synthetic_object_name, write_synthetic_object_data
 
-__all__ = ["build_spunet", "build_object_classifier", "build_point_mae_pretraining", "load_configured_weights", "MODEL_BUILDERS",
+__all__ = ["build_spunet", "build_object_classifier", "build_pointmlp", "build_point_mae_pretraining",
+           "build_point_mae_partseg", "build_pointmlp_partseg",
+           "load_configured_weights", "MODEL_BUILDERS",
            "SCENE_DATASETS", "OBJECT_DATASETS", "cache_root", "dataset_root", "write_once"]
 
 SCENE_DATASETS: dict[str, type[SceneDataset]] = {"scannet": ScanNet, "s3dis": S3DIS, "structured3d": Structured3D,
@@ -50,8 +52,53 @@ def build_point_mae_pretraining(config: ModelConfig, *, num_classes: int = 0, in
                                decoder_heads=config.heads)
 
 
+def build_point_mae_partseg(config: ModelConfig, *, num_classes: int, in_channels: int = 3) -> nn.Module:
+    from ppt.models import PointMAEPartSeg
+
+    return PointMAEPartSeg(num_classes, trans_dim=config.dim, depth=config.depth,
+                           drop_path_rate=0.1 if config.drop_path is None else config.drop_path, num_heads=config.heads,
+                           group_size=config.group_size, num_group=config.num_groups, peft=config.peft,
+                           peft_rank=config.rank if config.peft in ("lora", "adaptformer", "dapt") else None,
+                           adapter_dropout=config.adapter_dropout, frozen_norm_stats=config.frozen_norm_stats)
+
+
+POINTMLP_VARIANTS = ("pointmlp", "elite")
+DECODER_SETTINGS = ("de_dims", "de_blocks")
+
+
+def pointmlp_settings(config: ModelConfig, model: str, allowed: tuple[str, ...] = ()) -> dict:
+    """The ``model.pointmlp`` keys that are set, as arguments of the PointMLP model of ``model.name``
+    ``model``: the encoder's, and of the others only those in ``allowed``."""
+    settings = {name: getattr(config.pointmlp, name) for name in config.pointmlp.__dataclass_fields__
+                if name != "variant" and getattr(config.pointmlp, name) is not None}
+    refused = [name for name in settings if name in (*DECODER_SETTINGS, "normals") and name not in allowed]
+    if refused:
+        raise ValueError(f"model.pointmlp.{refused[0]} is not a setting of {model} (it takes the encoder's settings"
+                         f"{' and ' + ', '.join(allowed) if allowed else ''})")
+    return {name: tuple(value) if isinstance(value, list) else value for name, value in settings.items()}
+
+
+def build_pointmlp(config: ModelConfig, *, num_classes: int, in_channels: int = 3) -> nn.Module:
+    from ppt.models import PointMLP, pointmlp_elite
+
+    variant = config.pointmlp.variant
+    if variant not in POINTMLP_VARIANTS:
+        raise ValueError(f"model.pointmlp.variant must be one of {POINTMLP_VARIANTS}, got {variant!r}")
+    return (PointMLP if variant == "pointmlp" else pointmlp_elite)(num_classes, **pointmlp_settings(config, "pointmlp"))
+
+
+def build_pointmlp_partseg(config: ModelConfig, *, num_classes: int, in_channels: int = 3) -> nn.Module:
+    from ppt.models import PointMLPPartSeg
+
+    if config.pointmlp.variant != "pointmlp":
+        raise ValueError(f"pointmlp-partseg is the official part-segmentation PointMLP (model.pointmlp.variant "
+                         f"'pointmlp'), got {config.pointmlp.variant!r}")
+    return PointMLPPartSeg(num_classes, **pointmlp_settings(config, "pointmlp-partseg", (*DECODER_SETTINGS, "normals")))
+
+
 MODEL_BUILDERS = {"spunet": build_spunet, "object-classifier": build_object_classifier,
-                  "point-mae-pretraining": build_point_mae_pretraining}
+                  "point-mae-pretraining": build_point_mae_pretraining, "point-mae-partseg": build_point_mae_partseg,
+                  "pointmlp": build_pointmlp, "pointmlp-partseg": build_pointmlp_partseg}
 
 
 def build_model(config: ModelConfig, *, num_classes: int, in_channels: int) -> nn.Module:

@@ -137,6 +137,8 @@ def _fewshot(args: argparse.Namespace) -> int:
 @_user_errors("eval", lambda: (ValueError, FileNotFoundError))
 def _eval(args: argparse.Namespace) -> int:
     from ppt.engine.inference import evaluate_checkpoint, format_table, load_checkpoint
+    from ppt.engine.metrics import PartIoU
+    from ppt.engine.part_inference import format_part_table
     from ppt.engine.tasks.segmentation import SegmentationTask
 
     loaded = load_checkpoint(args.checkpoint, data_root=args.data, device=args.device)
@@ -147,6 +149,9 @@ def _eval(args: argparse.Namespace) -> int:
     for name, confusion in results.items():
         split = loaded.config.data.sources[name].val_split
         print(f"\n{name} ({split} split)")
+        if isinstance(confusion, PartIoU):
+            print(format_part_table(confusion))
+            continue
         print(format_table(confusion, loaded.task.class_names[name], isinstance(loaded.task, SegmentationTask),
                            loaded.task.class_groups[name]))
     return 0
@@ -158,9 +163,14 @@ def _predict(args: argparse.Namespace) -> int:
 
     loaded = load_checkpoint(args.checkpoint, device=args.device)
     for scene in args.scenes:
-        result = predict_file(loaded, scene, args.out, condition=args.condition)
-        score = f", mIoU against its labels {result['mIoU']:.4f}" if "mIoU" in result else ""
-        print(f"{scene}: {result['points']} points as {result['condition']}{score} -> {', '.join(result['files'])}"
+        result = predict_file(loaded, scene, args.out, condition=args.condition, category=args.category)
+        if "category" in result:  # part segmentation
+            score = f", IoU against its labels {result['IoU']:.4f}" if "IoU" in result else ""
+            labelled_as = f"{result['category']} parts"
+        else:
+            score = f", mIoU against its labels {result['mIoU']:.4f}" if "mIoU" in result else ""
+            labelled_as = result["condition"]
+        print(f"{scene}: {result['points']} points as {labelled_as}{score} -> {', '.join(result['files'])}"
               + (f" ({result['note']})" if result["note"] else ""))
     return 0
 
@@ -239,16 +249,23 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(handler=_eval)
 
     predict = commands.add_parser(
-        "predict", help="label the points of scenes (.npy scene folders or .ply files)",
+        "predict", help="label the points of scenes (.npy scene folders or .ply files) or objects (part segmentation)",
         description="Predict a class for every point; writes NAME.labels.npy, NAME.ply (coloured by class) and "
-                    "NAME.png (top-down, beside the ground truth when the scene is labelled) into --out.")
+                    "NAME.png (top-down, beside the ground truth when the scene is labelled) into --out. A "
+                    "part-segmentation checkpoint labels object files (ShapeNetPart .txt or .ply) with the parts of "
+                    "their --category.")
     predict.add_argument("checkpoint", help="a .safetensors checkpoint written by ppt train")
-    predict.add_argument("scenes", nargs="+", metavar="SCENE", help="scene folders (coord.npy, color.npy, ...) or .ply files")
+    predict.add_argument("scenes", nargs="+", metavar="SCENE",
+                         help="scene folders (coord.npy, color.npy, ...) or .ply files; for part segmentation "
+                              "ShapeNetPart .txt or .ply objects")
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--condition", "--dataset", metavar="NAME",
                          help="the dataset whose classes (and prompt) to predict with, for a checkpoint trained on "
                               "several (ppt-joint): a source of its recipe or its dataset, e.g. scannet or ScanNet "
                               "(default: the one the scene's layout matches)")
+    predict.add_argument("--category", metavar="NAME",
+                         help="part-segmentation checkpoints: the object's ShapeNetPart category (Chair, Airplane, "
+                              "...; default: from the synset folder of a ShapeNetPart .txt file)")
     predict.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default auto)")
     predict.set_defaults(handler=_predict)
 

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 TASKS = tuple(TASK_FAMILIES)
-BEST_METRICS = ("mIoU", "mAcc", "allAcc", "PSNR")
+BEST_METRICS = ("mIoU", "mAcc", "allAcc", "PSNR", "instance_mIoU", "class_mIoU")
 SPUNET_MODELS = ("spunet", "ppt", "unipre3d-scene")  # model.name values built on a SpUNet (model.channels, layers)
 
 
@@ -151,11 +151,40 @@ class PromptTrainingConfig:
 
 
 @dataclass
+class PointMLPConfig:
+    """PointMLP (``model.name`` ``pointmlp``, ``pointmlp-partseg``, ``unipre3d-object-pointmlp``;
+    docs/models.md "PointMLP"): ``variant`` ``pointmlp`` (the official ``pointMLP()`` of the model)
+    or ``elite`` (``pointMLPElite()``, classification only); every other key, when set, overrides
+    the model's value of the argument of that name (``de_dims``, ``de_blocks``: the decoder of
+    ``pointmlp-partseg`` and ``unipre3d-object-pointmlp``; ``normals``: ``pointmlp-partseg`` only)."""
+
+    variant: str = "pointmlp"
+    points: Optional[int] = None
+    embed_dim: Optional[int] = None
+    groups: Optional[int] = None
+    res_expansion: Optional[float] = None
+    activation: Optional[str] = None
+    bias: Optional[bool] = None
+    use_xyz: Optional[bool] = None
+    normalize: Optional[str] = None
+    dim_expansion: Optional[List[int]] = None
+    pre_blocks: Optional[List[int]] = None
+    pos_blocks: Optional[List[int]] = None
+    k_neighbors: Optional[List[int]] = None
+    reducers: Optional[List[int]] = None
+    de_dims: Optional[List[int]] = None
+    de_blocks: Optional[List[int]] = None
+    normals: Optional[bool] = None
+
+
+@dataclass
 class ModelConfig:
     """The network. ``name``: ``spunet``, ``object-classifier`` (Point-MAE with ``peft``, or DAPT) or
     ``point-mae-pretraining`` (the masked autoencoder), ``ppt`` (Point Prompt Training on a SpUNet;
     its keys under ``ppt``), ``unipre3d-object`` (the Point-MAE keys) or ``unipre3d-scene`` (the
-    SpUNet keys). ``weights``: a checkpoint loaded before training
+    SpUNet keys), ``pointmlp``, ``pointmlp-partseg`` or ``unipre3d-object-pointmlp`` (their keys under
+    ``pointmlp``). ``weights``: a
+    checkpoint loaded before training
     with :func:`ppt.models.load_weights` (``auto`` recognises ppt checkpoints, including a
     ``pointmae-pretrain`` run's, and official Point-MAE / DAPT ``.pth`` files)."""
 
@@ -183,6 +212,8 @@ class ModelConfig:
     decoder_depth: int = 4
     # ppt (the SpUNet keys above set its backbone)
     ppt: PromptTrainingConfig = field(default_factory=PromptTrainingConfig)
+    # pointmlp (and the PointMLP backbone of unipre3d-object-pointmlp)
+    pointmlp: PointMLPConfig = field(default_factory=PointMLPConfig)
 
 
 @dataclass

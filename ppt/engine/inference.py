@@ -15,7 +15,7 @@ from torch import nn
 from ppt.data import SceneSample, read_scene_folder
 from ppt.engine.checkpoint import CheckpointError, CheckpointMeta, read_meta
 from ppt.engine.config import RecipeConfig, config_from_dict
-from ppt.engine.metrics import ConfusionMatrix
+from ppt.engine.metrics import ConfusionMatrix, PartIoU
 from ppt.engine.tasks import create_task
 from ppt.engine.tasks.base import Task
 from ppt.engine.tasks.classification import ClassificationTask
@@ -62,15 +62,23 @@ def load_checkpoint(path: str | PathLike, *, data_root: str | None = None, devic
                             Precision(config.train.amp, resolved))
 
 
-def evaluate_checkpoint(loaded: LoadedCheckpoint, *, progress: bool = True) -> dict[str, ConfusionMatrix]:
+def evaluate_checkpoint(loaded: LoadedCheckpoint, *, progress: bool = True) -> dict[str, ConfusionMatrix | PartIoU]:
     """Confusion matrices per data source on its validation split: whole scenes by fragment voting
-    for segmentation, every test object for classification."""
+    for segmentation, every test object for classification; for part segmentation the official
+    instance / class mIoU (:class:`~ppt.engine.metrics.PartIoU`, :mod:`ppt.engine.part_inference`)."""
     from tqdm import tqdm
 
+    from ppt.engine.tasks.part_segmentation import PartSegmentationTask
+
     task, results = loaded.task, {}
+    if isinstance(task, PartSegmentationTask):
+        from ppt.engine.part_inference import evaluate_parts
+
+        return evaluate_parts(loaded, progress=progress)
     if not isinstance(task, (SegmentationTask, ClassificationTask)):
-        raise ValueError(f"ppt eval evaluates segmentation checkpoints (tasks segmentation, ppt-segmentation) and "
-                         f"classification checkpoints (task classification); {loaded.path} is a {loaded.config.task} "
+        raise ValueError(f"ppt eval evaluates segmentation checkpoints (tasks segmentation, ppt-segmentation, "
+                         f"part-segmentation) and classification checkpoints (task classification); {loaded.path} is "
+                         f"a {loaded.config.task} "
                          f"checkpoint, whose validation ({', '.join(task.headline_metrics)}) is in its run's log.jsonl: "
                          "ppt plot-log RUN draws it")
     for name, source in loaded.config.data.sources.items():
@@ -315,15 +323,26 @@ def choose_source(loaded: LoadedCheckpoint, path: str | PathLike, condition: str
 
 
 def predict_file(loaded: LoadedCheckpoint, path: str | PathLike, out: str | PathLike, *,
-                 condition: str | None = None) -> dict:
+                 condition: str | None = None, category: str | None = None) -> dict:
     """Predict every point of a scene folder or ``.ply`` file with the classes of the source
     :func:`choose_source` picks (``condition``); write ``<name>.labels.npy`` (int64 class per point),
     ``<name>.ply`` (points coloured by class, with a ``prediction`` property; :func:`write_ply`) and
-    ``<name>.png`` (top-down view, next to the ground truth when the input is labelled)."""
+    ``<name>.png`` (top-down view, next to the ground truth when the input is labelled). A
+    part-segmentation checkpoint labels an object file of the ``category`` instead
+    (:func:`ppt.engine.part_inference.predict_part_file`)."""
+    from ppt.engine.tasks.part_segmentation import PartSegmentationTask
+
     task = loaded.task
+    if isinstance(task, PartSegmentationTask):
+        from ppt.engine.part_inference import predict_part_file
+
+        return predict_part_file(loaded, path, out, category=category)
+    if category is not None:
+        raise ValueError(f"--category applies to part-segmentation checkpoints; {loaded.path} is a "
+                         f"{loaded.config.task} checkpoint")
     if not isinstance(task, SegmentationTask):
         raise ValueError(f"ppt predict labels scenes with segmentation checkpoints (tasks segmentation, "
-                         f"ppt-segmentation); {loaded.path} is a {loaded.config.task} checkpoint")
+                         f"ppt-segmentation, part-segmentation); {loaded.path} is a {loaded.config.task} checkpoint")
     source_name = choose_source(loaded, path, condition)
     dataset_class = task.dataset_class(loaded.config.data.sources[source_name])
     class_names = task.class_names[source_name]

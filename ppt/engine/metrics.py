@@ -1,7 +1,8 @@
 """Metrics from a confusion matrix: mIoU / mAcc / allAcc and per-class IoU for segmentation,
 overall and mean-class accuracy for classification. Label ``-1`` is ignored. :class:`Totals`
-accumulates the sums behind metrics that are ratios (a mean loss, a mean PSNR). :func:`strict_json`
-writes records of metrics as standard JSON."""
+accumulates the sums behind metrics that are ratios (a mean loss, a mean PSNR). :class:`PartIoU`
+computes ShapeNetPart's instance and class mIoU. :func:`strict_json` writes records of metrics as
+standard JSON."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["ConfusionMatrix", "Totals", "strict_json"]
+__all__ = ["ConfusionMatrix", "Totals", "PartIoU", "strict_json"]
 
 
 def _finite_or_none(value):
@@ -133,3 +134,92 @@ class Totals:
 
     def tolist(self) -> list[float]:
         return self.values.tolist()
+
+
+class PartIoU:
+    """Part segmentation's instance and class mIoU as the official ShapeNetPart evaluation
+    (PointNet++, Point-MAE, PointMLP ``test_partseg``) computes them.
+
+    Each shape's prediction is the best-scoring part *of its category* (scores of other
+    categories' parts are ignored); its IoU is the mean over the category's parts of
+    ``|pred = p and target = p| / |pred = p or target = p|``, where a part absent from both
+    prediction and ground truth counts 1. Instance mIoU averages the shape IoUs over all shapes,
+    class mIoU averages them per category and then over the categories present. Points labelled
+    ``-1`` are left out.
+
+    Args:
+        part_mask: ``(C, P)`` bool, the parts of each of the ``C`` categories
+            (:func:`ppt.data.category_part_mask` for ShapeNetPart).
+        category_names: names of the ``C`` categories (the keys of the per-category IoUs).
+    """
+
+    def __init__(self, part_mask: Tensor, category_names: Sequence[str], device: torch.device | str = "cpu") -> None:
+        if part_mask.dim() != 2 or part_mask.dtype != torch.bool or len(category_names) != part_mask.shape[0]:
+            raise ValueError(f"PartIoU: part_mask must be bool (categories, parts) with one row per category name, "
+                             f"got {part_mask.dtype} {tuple(part_mask.shape)} for {len(category_names)} names")
+        self.part_mask = part_mask.to(device)
+        self.category_names = list(category_names)
+        # per category: sum of shape IoUs, number of shapes; then correct and labelled points
+        self.sums = torch.zeros(part_mask.shape[0], dtype=torch.float64, device=device)
+        self.shapes = torch.zeros(part_mask.shape[0], dtype=torch.float64, device=device)
+        self.points = torch.zeros(2, dtype=torch.float64, device=device)
+
+    def restrict(self, scores: Tensor, categories: Tensor) -> Tensor:
+        """``(B, N)`` predictions: the best part of each shape's category under ``scores`` ``(B, N, P)``."""
+        allowed = self.part_mask.to(scores.device)[categories]
+        return scores.float().masked_fill(~allowed[:, None, :], float("-inf")).argmax(-1)
+
+    def shape_ious(self, prediction: Tensor, target: Tensor, categories: Tensor) -> Tensor:
+        """``(B,)`` float64 IoU of each shape from predicted and true part ids ``(B, N)``."""
+        parts = self.part_mask.shape[1]
+        labelled = target >= 0
+        offsets = torch.arange(prediction.shape[0], device=prediction.device)[:, None] * parts
+
+        def counts(mask: Tensor, labels: Tensor) -> Tensor:
+            flat = (labels.clamp(0, parts - 1) + offsets)[mask & labelled]
+            return torch.bincount(flat, minlength=prediction.shape[0] * parts).view(-1, parts).double()
+
+        intersection = counts(prediction == target, target)
+        union = counts(torch.ones_like(labelled), prediction) + counts(torch.ones_like(labelled), target) - intersection
+        iou = torch.where(union > 0, intersection / union.clamp(min=1), torch.ones_like(union))
+        mask = self.part_mask.to(prediction.device)[categories]
+        return (iou * mask).sum(1) / mask.sum(1)
+
+    def update(self, scores: Tensor, target: Tensor, categories: Tensor) -> None:
+        """Add shapes: part ``scores`` ``(B, N, P)`` (logits or log-probabilities), true part ids
+        ``target`` ``(B, N)`` and category indices ``categories`` ``(B,)``."""
+        if scores.dim() != 3 or scores.shape[:2] != target.shape or categories.shape != target.shape[:1] \
+                or scores.shape[2] != self.part_mask.shape[1]:
+            raise ValueError(f"PartIoU.update: expected scores (B, N, {self.part_mask.shape[1]}), target (B, N) and "
+                             f"categories (B,), got {tuple(scores.shape)}, {tuple(target.shape)}, "
+                             f"{tuple(categories.shape)}")
+        if categories.numel() and (int(categories.min()) < 0 or int(categories.max()) >= self.part_mask.shape[0]):
+            raise ValueError(f"PartIoU.update: categories must lie in [0, {self.part_mask.shape[0]})")
+        prediction = self.restrict(scores, categories)
+        ious = self.shape_ious(prediction, target, categories).to(self.sums.device)
+        categories = categories.to(self.sums.device)
+        self.sums.index_add_(0, categories, ious)
+        self.shapes.index_add_(0, categories, torch.ones_like(ious))
+        labelled = target >= 0
+        self.points += torch.stack([((prediction == target) & labelled).sum(), labelled.sum()]).double().to(self.points)
+
+    def all_reduce(self) -> None:
+        """Sum the totals of every process (a no-op outside ``torch.distributed``)."""
+        for tensor in (self.sums, self.shapes, self.points):
+            _sum_over_processes(tensor)
+
+    def summary(self) -> dict[str, float]:
+        """``instance_mIoU``, ``class_mIoU``, ``allAcc`` (point accuracy), ``count`` (shapes) and
+        ``IoU/<category>`` for each category present."""
+        present = self.shapes > 0
+        per_category = self.sums / self.shapes.clamp(min=1)
+        total = float(self.shapes.sum())
+        result = {
+            "instance_mIoU": float(self.sums.sum() / total) if total else float("nan"),
+            "class_mIoU": float(per_category[present].mean()) if present.any() else float("nan"),
+            "allAcc": float(self.points[0] / self.points[1]) if self.points[1] > 0 else float("nan"),
+            "count": int(total),
+        }
+        result.update({f"IoU/{name}": float(per_category[i]) for i, name in enumerate(self.category_names)
+                       if present[i]})
+        return result

@@ -9,7 +9,11 @@ source has no ``root``).
 ``modelnet40``         ``modelnet40_normal_resampled`` (+ caches)     15 classes, ModelNet layout
 ``modelnet40_fewshot`` ``{way}way_{shot}shot/{fold}.pkl``             folds of the 15 classes
 ``shapenet55``         ``ShapeNet55-34`` ``.npy`` clouds              the 15 classes as synsets
+``shapenetpart``       ShapeNetPart (``..._v0_normal``), part labels   ``ppt data synth-parts``
 =====================  ============================================  ==========================
+
+``shapenetpart`` is read by the ``part-segmentation`` task (:mod:`ppt.engine.tasks.part_segmentation`);
+its synthetic stand-in has ``test_per_class`` objects per category in the val and test splits each.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 
 from ppt.data import ModelNet40, ModelNetFewShot, ScanObjectNN, ShapeNet55
 from ppt.data.objects.dataset import ObjectDataset
+from ppt.data.objects.shapenet_part import SHAPENETPART_PART_NAMES, ShapeNetPart
 from ppt.data.objects.scanobjectnn import SCANOBJECTNN_CLASSES
 from ppt.data.objects.transforms import ObjectTransform
 from ppt.engine.config import SourceConfig, SyntheticConfig
@@ -26,7 +31,7 @@ __all__ = ["OBJECT_DATASETS", "object_class_names", "open_object_dataset", "synt
            "write_synthetic_object_data"]
 
 OBJECT_DATASETS = {"scanobjectnn": ScanObjectNN, "modelnet40": ModelNet40, "modelnet40_fewshot": ModelNetFewShot,
-                   "shapenet55": ShapeNet55}
+                   "shapenet55": ShapeNet55, "shapenetpart": ShapeNetPart}
 MODELNET40_CACHE_POINTS = 8192  # the points per object of Point-MAE's ModelNet40 caches
 
 
@@ -48,6 +53,8 @@ def object_class_names(source: SourceConfig) -> tuple[str, ...]:
         return tuple(f"way{label}" for label in range(source.way))
     if source.dataset == "shapenet55":
         return ()
+    if source.dataset == "shapenetpart":
+        return SHAPENETPART_PART_NAMES
     raise ValueError(f"object dataset must be one of {sorted(OBJECT_DATASETS)}, got {source.dataset!r}")
 
 
@@ -94,6 +101,10 @@ def write_synthetic_object_data(source: SourceConfig, synthetic: SyntheticConfig
         write_synthetic_modelnet40(folder, **sizes)
     elif source.dataset == "shapenet55":
         write_synthetic_shapenet55(folder, **sizes)
+    elif source.dataset == "shapenetpart":
+        from ppt.data.objects.synthetic_parts import write_synthetic_shapenet_part
+
+        write_synthetic_shapenet_part(folder, val_per_class=synthetic.test_per_class, **sizes)
     else:
         write_synthetic_fewshot(folder, way=source.way, shot=source.shot, folds=[source.fold],
                                 test_per_class=synthetic.test_per_class, seed=synthetic.seed,

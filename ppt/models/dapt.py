@@ -49,11 +49,14 @@ class DAPTBlock(Block):
     """A Point-MAE block with DAPT's Dynamic Adapter, scale/shift and Internal Prompt.
 
     ``forward`` maps ``(B, T, dim)`` to ``(B, T + 1, dim)``: the block's output with the new prompt
-    inserted after the first (cls) token.
+    inserted after the first ``prompt_position`` tokens (1: after the cls token; 0: in front, for
+    the part-segmentation model, which has no cls token).
     """
 
-    def __init__(self, dim: int, heads: int, *, rank: int, adapter_dropout: float, drop_path: float) -> None:
+    def __init__(self, dim: int, heads: int, *, rank: int, adapter_dropout: float, drop_path: float,
+                 prompt_position: int = 1) -> None:
         super().__init__(dim, heads, drop_path=drop_path, scale_shift=True)
+        self.prompt_position = prompt_position
         self.Adapter_MLP = BottleneckAdapter(dim, rank, dropout=adapter_dropout, activation="gelu",
                                              layer_norm=True, dynamic_scale=True)
         self.tfts_gamma_1, self.tfts_beta_1 = scale_shift_parameters(dim)
@@ -66,7 +69,7 @@ class DAPTBlock(Block):
         adapted = self.Adapter_MLP(mlp_input)
         x = x + self.drop_path(self.mlp(mlp_input) + adapted)
         prompt = F.gelu(adapted).mean(dim=1, keepdim=True) * self.tfts_gamma_3 + self.tfts_beta_3
-        return torch.cat([x[:, :1], prompt, x[:, 1:]], dim=1)
+        return torch.cat([x[:, :self.prompt_position], prompt, x[:, self.prompt_position:]], dim=1)
 
 
 class DAPT(PeftModule):

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from os import PathLike
 from typing import Literal, Mapping
 
-import torch
 from torch import Tensor, nn
 
 from ppt.models.point_mae import PointMAEPretraining
@@ -41,15 +40,16 @@ class OfficialWeightsReport:
 
 def read_official_state_dict(checkpoint: str | PathLike | Mapping[str, object]) -> dict[str, Tensor]:
     """The model weights of an official checkpoint: a ``.pth`` path (read with
-    ``torch.load(weights_only=True)``) or a loaded mapping; takes ``base_model`` (or ``model``) when
-    present and strips the ``module.`` prefix of data-parallel training."""
+    :func:`ppt.models.weights.read_checkpoint`: ``weights_only``, NumPy scalars admitted) or a loaded
+    mapping; takes ``base_model`` (``model_state_dict`` of Point-MAE's part segmentation, or
+    ``model``) when present and strips the ``module.`` prefix of data-parallel training."""
     source = "checkpoint mapping"
     if not isinstance(checkpoint, Mapping):
+        from ppt.models.weights import read_checkpoint
+
         source = str(checkpoint)
-        checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if not isinstance(checkpoint, Mapping):
-            raise ValueError(f"{source}: expected a dict checkpoint, got {type(checkpoint).__name__}")
-    for key in ("base_model", "model"):
+        checkpoint = read_checkpoint(checkpoint)
+    for key in ("base_model", "model_state_dict", "model"):
         if isinstance(checkpoint.get(key), Mapping):
             checkpoint = checkpoint[key]
             break

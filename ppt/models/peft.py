@@ -7,7 +7,8 @@ The rules (``name`` is a key of ``model.named_parameters()``, split at dots):
 method         trainable parameters
 ============== =====================================================================================
 ``full``       all
-``linear``     the classification head ``cls_head_finetune.*`` (linear probing of frozen features)
+``linear``     the task head, ``cls_head_finetune.*`` (linear probing of frozen features); the
+               part-segmentation head of :class:`ppt.models.PointMAEPartSeg` is several modules
 ``bitfit``     head, ``cls_token``, ``cls_pos`` and every ``*.bias``
 ``lora``       head, ``cls_token``, ``cls_pos`` and the low-rank updates ``*.lora.*``
 ``adaptformer`` head, ``cls_token``, ``cls_pos`` and the parallel adapters ``*.adapter.*``
@@ -35,12 +36,13 @@ _HEAD = "cls_head_finetune"
 _TOKENS = ("cls_token", "cls_pos")
 
 
-def is_trainable(method: str, name: str) -> bool:
-    """Whether ``method`` trains the parameter called ``name`` (see the module docstring)."""
+def is_trainable(method: str, name: str, head: tuple[str, ...] = (_HEAD,)) -> bool:
+    """Whether ``method`` trains the parameter called ``name`` (see the module docstring); ``head``
+    names the top-level modules of the task head (the part-segmentation models have several)."""
     if method not in PEFT_METHODS:
         raise ValueError(f"peft method must be one of {PEFT_METHODS}, got {method!r}")
     parts = name.split(".")
-    if method == "full" or parts[0] == _HEAD:
+    if method == "full" or parts[0] in head:
         return True
     if method == "linear":
         return False
@@ -57,10 +59,10 @@ def is_trainable(method: str, name: str) -> bool:
     return "Adapter_MLP" in parts[:-1] or parts[-1].startswith(("tfts_gamma_", "tfts_beta_"))
 
 
-def freeze_by_rule(model: nn.Module, method: str) -> None:
+def freeze_by_rule(model: nn.Module, method: str, head: tuple[str, ...] = (_HEAD,)) -> None:
     """Set ``requires_grad`` of every parameter of ``model`` by :func:`is_trainable`."""
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_(is_trainable(method, name))
+        parameter.requires_grad_(is_trainable(method, name, head))
 
 
 @dataclass(frozen=True)

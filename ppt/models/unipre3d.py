@@ -12,6 +12,7 @@ This module holds the parts every level shares and the object-level model:
 * :func:`weighted_l2_loss`: squared error weighted 4 (object pixels) to 1 (background pixels).
 * :class:`UniPre3D`: the object-level model, the Point-MAE transformer with Gaussians at its group
   centres; every object x view of a batch is rendered in one :class:`ppt.nn.GaussianRenderer` call.
+* :class:`UniPre3DPointMLP`: the object-level model on PointMLP, a Gaussian per input point.
 
 Conventions are ppt's (docs/ops.md): ``viewmats`` world -> camera with OpenCV axes, pixel ``(u, v)``
 centred at ``(u + 0.5, v + 0.5)``, images ``(..., H, W, 3)`` in [0, 1]. docs/unipre3d.md lists where
@@ -20,6 +21,7 @@ this code departs from the official one.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import NamedTuple, Sequence
 
 import torch
@@ -32,7 +34,7 @@ from ppt.nn import GaussianRenderer
 
 __all__ = [
     "Gaussians", "GaussianHead", "gaussian_channels", "nearest_point_pixels", "PixelFeatureFusion",
-    "weighted_l2_loss", "pixel_feature_maps", "UniPre3D",
+    "weighted_l2_loss", "pixel_feature_maps", "GaussianPretrainer", "UniPre3D", "UniPre3DPointMLP", "UNIPRE3D_POINTMLP",
 ]
 
 OFFSET_SCALE = {"object": 1.0, "scene": 0.2}
@@ -223,7 +225,68 @@ def weighted_l2_loss(renders: Tensor, images: Tensor, background: Sequence[float
     return (weights * (renders - images) ** 2).mean()
 
 
-class UniPre3D(nn.Module):
+class GaussianPretrainer(nn.Module, ABC):
+    """What the object-level models share: a point backbone's per-primitive features, the 2D branch
+    (frozen encoder, :class:`FeatureAdapter`, :class:`PixelFeatureFusion` in the reference view),
+    :class:`GaussianHead` at the primitives' positions and the renderer. A subclass builds
+    ``self.backbone``, calls :meth:`add_decoder` with its feature width and implements
+    :meth:`point_features`; :meth:`finish_features` runs between the fusion and the head."""
+
+    def add_decoder(self, channels: int, image_encoder: str | ImageEncoder | None, head_hidden: int,
+                    offset_scale: float, min_log_scale: float, max_log_scale: float, sh_degree: int,
+                    image_size: int | tuple[int, int], background: Sequence[float], near_plane: float) -> None:
+        if isinstance(image_encoder, str):
+            image_encoder = create_image_encoder(image_encoder)
+        self.image_encoder = image_encoder
+        if image_encoder is not None:
+            self.adapter = FeatureAdapter(image_encoder.out_channels, channels)
+            self.fusion = PixelFeatureFusion(channels, channels)
+        self.head = GaussianHead(channels, head_hidden, offset_scale=offset_scale, min_log_scale=min_log_scale,
+                                 max_log_scale=max_log_scale, sh_degree=sh_degree)
+        width, height = (image_size, image_size) if isinstance(image_size, int) else image_size
+        self.renderer = GaussianRenderer(width, height, sh_degree=sh_degree, background=background,
+                                         near_plane=near_plane)
+
+    @abstractmethod
+    def point_features(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """``points`` ``(B, P, 3)`` -> features ``(B, M, C)`` and positions ``(B, M, 3)`` of the primitives."""
+
+    def finish_features(self, features: Tensor) -> Tensor:
+        return features
+
+    def predict(self, points: Tensor, reference_images: Tensor | None = None, reference_viewmats: Tensor | None = None,
+                reference_Ks: Tensor | None = None) -> Gaussians:
+        """``points`` ``(B, P, 3)`` -> :class:`Gaussians` ``(B, M, ...)``, one per primitive; with the 2D
+        branch, the reference views' ``images`` ``(B, H, W, 3)``, ``viewmats`` ``(B, 4, 4)`` and ``Ks`` ``(B, 3, 3)``."""
+        features, positions = self.point_features(points)
+        if self.image_encoder is not None:
+            if reference_images is None or reference_viewmats is None or reference_Ks is None:
+                raise ValueError("UniPre3D with an image encoder needs the reference images, viewmats and Ks")
+            if reference_images.dim() != 4 or reference_images.shape[0] != points.shape[0] or reference_images.shape[-1] != 3:
+                raise ValueError(f"reference_images must have shape ({points.shape[0]}, H, W, 3), got "
+                                 f"{tuple(reference_images.shape)}")
+            feature_map = pixel_feature_maps(self.image_encoder, self.adapter, reference_images)
+            features = self.fusion(features, positions, feature_map, reference_viewmats, reference_Ks)
+        return self.head(self.finish_features(features), positions)
+
+    def render(self, gaussians: Gaussians, viewmats: Tensor, Ks: Tensor) -> Tensor:
+        """Every scene of ``gaussians`` (leading dims ``...``) into its cameras ``viewmats``
+        ``(..., V, 4, 4)`` and ``Ks`` ``(..., V, 3, 3)``, in one rasterizer call -> ``(..., V, H, W, 3)``."""
+        renders, _, _ = self.renderer(*gaussians, viewmats, Ks)
+        return renders
+
+    def forward(self, points: Tensor, images: Tensor, viewmats: Tensor, Ks: Tensor) -> Tensor:
+        if images.dim() != 5 or images.shape[-1] != 3:
+            raise ValueError(f"images must have shape (B, V, H, W, 3), got {tuple(images.shape)}")
+        size = (images.shape[3], images.shape[2])
+        if size != (self.renderer.width, self.renderer.height):
+            raise ValueError(f"images are {size[0]}x{size[1]} but the model renders "
+                             f"{self.renderer.width}x{self.renderer.height} (image_size)")
+        gaussians = self.predict(points, images[:, 0], viewmats[:, 0], Ks[:, 0])
+        return self.render(gaussians, viewmats, Ks)
+
+
+class UniPre3D(GaussianPretrainer):
     """Object-level UniPre3D: the Point-MAE transformer predicts one Gaussian per group centre.
 
     The cloud's groups pass the transformer (:class:`ppt.models.PointMAE` without its head, so the
@@ -255,46 +318,52 @@ class UniPre3D(nn.Module):
         super().__init__()
         self.backbone = PointMAE(num_classes=0, num_groups=num_groups, group_size=group_size, depth=depth, dim=dim,
                                  heads=heads, drop_path=drop_path)
-        if isinstance(image_encoder, str):
-            image_encoder = create_image_encoder(image_encoder)
-        self.image_encoder = image_encoder
-        if image_encoder is not None:
-            self.adapter = FeatureAdapter(image_encoder.out_channels, dim)
-            self.fusion = PixelFeatureFusion(dim, dim)
-        self.head = GaussianHead(dim, head_hidden, offset_scale=offset_scale, min_log_scale=min_log_scale,
-                                 max_log_scale=max_log_scale, sh_degree=sh_degree)
-        width, height = (image_size, image_size) if isinstance(image_size, int) else image_size
-        self.renderer = GaussianRenderer(width, height, sh_degree=sh_degree, background=background,
-                                         near_plane=near_plane)
+        self.add_decoder(dim, image_encoder, head_hidden, offset_scale, min_log_scale, max_log_scale, sh_degree,
+                         image_size, background, near_plane)
 
-    def predict(self, points: Tensor, reference_images: Tensor | None = None, reference_viewmats: Tensor | None = None,
-                reference_Ks: Tensor | None = None) -> Gaussians:
-        """``points`` ``(B, P, 3)`` -> :class:`Gaussians` ``(B, num_groups, ...)``; with the 2D branch,
-        the reference views' ``images`` ``(B, H, W, 3)``, ``viewmats`` ``(B, 4, 4)`` and ``Ks`` ``(B, 3, 3)``."""
+    def point_features(self, points: Tensor) -> tuple[Tensor, Tensor]:
         tokens, centers = self.backbone.forward_tokens(points)
-        tokens = tokens[:, 1:]  # the cls token is dropped after the final norm, which acts per token
-        if self.image_encoder is not None:
-            if reference_images is None or reference_viewmats is None or reference_Ks is None:
-                raise ValueError("UniPre3D with an image encoder needs the reference images, viewmats and Ks")
-            if reference_images.dim() != 4 or reference_images.shape[0] != points.shape[0] or reference_images.shape[-1] != 3:
-                raise ValueError(f"reference_images must have shape ({points.shape[0]}, H, W, 3), got "
-                                 f"{tuple(reference_images.shape)}")
-            feature_map = pixel_feature_maps(self.image_encoder, self.adapter, reference_images)
-            tokens = self.fusion(tokens, centers, feature_map, reference_viewmats, reference_Ks)
-        return self.head(self.backbone.norm(tokens), centers)
+        return tokens[:, 1:], centers  # the cls token is dropped after the final norm, which acts per token
 
-    def render(self, gaussians: Gaussians, viewmats: Tensor, Ks: Tensor) -> Tensor:
-        """Every scene of ``gaussians`` (leading dims ``...``) into its cameras ``viewmats``
-        ``(..., V, 4, 4)`` and ``Ks`` ``(..., V, 3, 3)``, in one rasterizer call -> ``(..., V, H, W, 3)``."""
-        renders, _, _ = self.renderer(*gaussians, viewmats, Ks)
-        return renders
+    def finish_features(self, features: Tensor) -> Tensor:
+        return self.backbone.norm(features)
 
-    def forward(self, points: Tensor, images: Tensor, viewmats: Tensor, Ks: Tensor) -> Tensor:
-        if images.dim() != 5 or images.shape[-1] != 3:
-            raise ValueError(f"images must have shape (B, V, H, W, 3), got {tuple(images.shape)}")
-        size = (images.shape[3], images.shape[2])
-        if size != (self.renderer.width, self.renderer.height):
-            raise ValueError(f"images are {size[0]}x{size[1]} but the model renders "
-                             f"{self.renderer.width}x{self.renderer.height} (image_size)")
-        gaussians = self.predict(points, images[:, 0], viewmats[:, 0], Ks[:, 0])
-        return self.render(gaussians, viewmats, Ks)
+
+UNIPRE3D_POINTMLP = dict(in_channels=3, points=1024, embed_dim=64, groups=1, res_expansion=1.0, activation="relu",
+                         bias=False, use_xyz=False, normalize="anchor", dim_expansion=(2, 2, 2, 2),
+                         pre_blocks=(2, 2, 2, 2), pos_blocks=(2, 2, 2, 2), k_neighbors=(24, 24, 24, 24),
+                         reducers=(2, 2, 2, 2), de_dims=(512, 256, 128, 128), de_blocks=(2, 2, 2, 2))
+"""UniPre3D's PointMLP backbone (its ``pointMLP()``: the classifier's encoder settings and a
+decoder of 2 blocks per level), on xyz (UniPre3D's own encoder reads 4 input channels)."""
+
+
+class UniPre3DPointMLP(GaussianPretrainer):
+    """Object-level UniPre3D on PointMLP: one Gaussian per input point, from PointMLP's encoder and
+    decoder (:class:`ppt.models.pointmlp.PointMLPSegmentationBackbone`, ``de_dims[-1]`` = 128
+    features per point), fused with the reference view after the last decoder stage, then
+    :class:`GaussianHead` (official: Linear(128, 64), ReLU, Linear(64, 23)).
+
+    The encoder is :class:`ppt.models.PointMLP`'s (same settings and key names), so the exported
+    backbone loads into the classifier (its decoder keys ignored) and into a
+    :class:`ppt.models.PointMLPPartSeg` of the same settings (``normals=False``, its head fresh).
+
+    Args:
+        backbone: overrides of :data:`UNIPRE3D_POINTMLP` (``points``, ``k_neighbors``, ...).
+        The others as :class:`UniPre3D`; ``head_hidden`` defaults to the official 64.
+    """
+
+    def __init__(self, *, backbone: dict | None = None, image_encoder: str | ImageEncoder | None = "conv",
+                 head_hidden: int = 64, offset_scale: float = OFFSET_SCALE["object"], min_log_scale: float = -1.0,
+                 max_log_scale: float = 20.0, sh_degree: int = 1, image_size: int | tuple[int, int] = 128,
+                 background: Sequence[float] = (0.0, 0.0, 0.0), near_plane: float = INRIA_NEAR_PLANE) -> None:
+        from ppt.models.pointmlp import PointMLPSegmentationBackbone
+
+        super().__init__()
+        self.backbone = PointMLPSegmentationBackbone(**{**UNIPRE3D_POINTMLP, **(backbone or {})})
+        self.add_decoder(self.backbone.out_channels, image_encoder, head_hidden, offset_scale, min_log_scale,
+                         max_log_scale, sh_degree, image_size, background, near_plane)
+
+    def point_features(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        self.backbone.check_points(points, "points")
+        features, _ = self.backbone.features(points, points.transpose(1, 2))
+        return features.transpose(1, 2), points

@@ -65,9 +65,23 @@ class CheckpointFormat:
     convert: Callable[[Mapping, nn.Module], tuple[dict[str, Tensor], tuple[str, ...]]]
 
 
+def _numpy_scalar_globals() -> list:
+    """What ``weights_only`` loading must admit besides tensors for checkpoints that store metrics
+    as NumPy scalars (Point-MAE's part-segmentation ``best_model.pth``): NumPy's scalar
+    constructor under both module names (NumPy 1.x pickles ``numpy.core``, 2.x ``numpy._core``)
+    and the dtypes. Constructing these runs no code of the file's choosing."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    scalar = core.multiarray.scalar
+    dtypes = {type(np.dtype(code)) for code in "?bhilqBHILQefdgFDG"}
+    return [(scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar"), np.dtype, *dtypes]
+
+
 def read_checkpoint(path: str | PathLike) -> Mapping:
     """The contents of a ``.safetensors`` file (a flat mapping of tensors) or of a torch pickle
-    (``.pth``/``.pt``/``.ckpt``, loaded with ``weights_only=True``: tensors and plain containers only)."""
+    (``.pth``/``.pt``/``.ckpt``, loaded with ``weights_only=True``: tensors, NumPy scalars and plain
+    containers only)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -79,10 +93,11 @@ def read_checkpoint(path: str | PathLike) -> Mapping:
         except Exception as error:  # safetensors raises its own SafetensorError for corrupt files
             raise ValueError(f"{path}: not a readable safetensors file ({error})") from error
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_scalar_globals()):
+            content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # unpickling errors of every kind, including disallowed globals
-        raise ValueError(f"{path}: cannot be read with torch.load(weights_only=True) ({error}); only tensors and plain "
-                         "containers are accepted") from error
+        raise ValueError(f"{path}: cannot be read with torch.load(weights_only=True) ({error}); only tensors, NumPy "
+                         "scalars and plain containers are accepted") from error
     if not isinstance(content, Mapping):
         raise ValueError(f"{path}: expected a mapping (a state dict or a training checkpoint), got {type(content).__name__}")
     return content
@@ -125,15 +140,21 @@ def _convert_pointcept(checkpoint: Mapping, model: nn.Module) -> tuple[dict[str,
     return convert(state), ()
 
 
-# ---- point-mae / dapt: the official repositories' torch.save({"base_model": ..., ...}) checkpoints
+# ---- point-mae / dapt: the official repositories' torch.save({"base_model": ..., ...}) checkpoints, and
+# Point-MAE's part-segmentation torch.save({"model_state_dict": ..., "epoch": ..., metrics, ...})
+
+_OFFICIAL_STATE_KEYS = ("base_model", "model_state_dict")
+
 
 def _official_state(checkpoint: Mapping) -> Mapping:
-    return checkpoint.get("base_model", checkpoint) if isinstance(checkpoint.get("base_model"), Mapping) else checkpoint
+    return next((checkpoint[key] for key in _OFFICIAL_STATE_KEYS if isinstance(checkpoint.get(key), Mapping)),
+                checkpoint)
 
 
 def _detect_official(checkpoint: Mapping, dapt: bool) -> bool:
     keys = [str(key).removeprefix("module.") for key in _official_state(checkpoint)]
-    official = "base_model" in checkpoint or any(key.startswith(("MAE_encoder.", "ACT_encoder.")) for key in keys)
+    official = any(key in checkpoint for key in _OFFICIAL_STATE_KEYS) or any(
+        key.startswith(("MAE_encoder.", "ACT_encoder.")) for key in keys)
     is_dapt = any("Adapter" in key or "tfts_" in key for key in keys)
     return official and is_dapt == dapt
 
@@ -153,11 +174,44 @@ def _official_converter(name: str) -> Callable[[Mapping, nn.Module], tuple[dict[
     return convert
 
 
+# ---- pointmlp: pointMLP-pytorch's torch.save({"net": ...}) (classification) / ({"model": ...}) (part segmentation)
+
+_POINTMLP_WRAPPERS = ("net", "model")
+
+
+
+def _pointmlp_state(checkpoint: Mapping) -> Mapping:
+    wrapped = [checkpoint[name] for name in _POINTMLP_WRAPPERS if isinstance(checkpoint.get(name), Mapping)]
+    return wrapped[0] if wrapped else checkpoint
+
+
+def _detect_pointmlp(checkpoint: Mapping) -> bool:
+    # the groupings' affine parameters exist in PointMLP only
+    keys = (str(key).removeprefix("module.") for key in _pointmlp_state(checkpoint))
+    return any(key.startswith("local_grouper_list.") for key in keys)
+
+
+def _convert_pointmlp(checkpoint: Mapping, model: nn.Module) -> tuple[dict[str, Tensor], tuple[str, ...]]:
+    """Official keys are ppt's (the modules keep their names), less a DataParallel ``module.``.
+    Ignored rather than refused: whole modules the model lacks (the decoder of a part-seg or
+    UniPre3D backbone loaded into a classifier) and a head for another number of classes
+    (``classifier.*`` of another shape: ModelNet40 weights fine-tuned on ScanObjectNN)."""
+    state = _tensors_only(_pointmlp_state(checkpoint), "pointMLP checkpoint")
+    state = {key.removeprefix("module."): value for key, value in state.items()}
+    expected = model.state_dict()
+    modules = {key.split(".", 1)[0] for key in expected}
+    ignored = tuple(key for key, value in state.items() if key.split(".", 1)[0] not in modules
+                    or (key.startswith("classifier.") and key in expected and expected[key].shape != value.shape))
+    return {key: value for key, value in state.items() if key not in ignored}, ignored
+
+
 FORMATS: dict[str, CheckpointFormat] = {
     "dapt": CheckpointFormat("dapt", lambda checkpoint: _detect_official(checkpoint, dapt=True),
                              _official_converter("dapt")),
     "point-mae": CheckpointFormat("point-mae", lambda checkpoint: _detect_official(checkpoint, dapt=False),
                                   _official_converter("point-mae")),
+    # before pointcept, whose detector takes any "module."-prefixed state dict
+    "pointmlp": CheckpointFormat("pointmlp", _detect_pointmlp, _convert_pointmlp),
     "pointcept": CheckpointFormat("pointcept", _detect_pointcept, _convert_pointcept),
     # Last: a flat state dict nobody else claims is taken to be in ppt's own names.
     "ppt": CheckpointFormat("ppt", lambda checkpoint: True, _convert_ppt),
@@ -172,7 +226,7 @@ def load_weights(model: nn.Module, checkpoint: str | PathLike | StateDict, forma
         model: the ppt model.
         checkpoint: a file path (``.safetensors``, or a torch pickle read with ``weights_only=True``)
             or an in-memory mapping.
-        format: a key of :data:`FORMATS` (``"ppt"``, ``"pointcept"``, ...) or ``"auto"``:
+        format: a key of :data:`FORMATS` (``"ppt"``, ``"pointcept"``, ``"pointmlp"``, ...) or ``"auto"``:
             ``.safetensors`` files are ``"ppt"`` (``"point-mae"`` when they hold a
             :class:`~ppt.models.PointMAEPretraining`'s weights, e.g. of ``ppt train pointmae-pretrain``),
             otherwise the first format whose detector accepts the checkpoint.

@@ -9,6 +9,7 @@ from ppt.cli import main
 COMMANDS = {
     "synth-rooms": (["--flavor", "scannet", "--scenes", "1"], "--density", "must be positive"),
     "synth-objects": ([], "--points", "must be >= 1"),
+    "synth-parts": ([], "--test-per-class", "must be >= 1"),
     "synth-renders": ([], "--views", "must be >= 1"),
     "synth-frames": ([], "--frames", "must be >= 1"),
     "data-efficient": (["--root", "nowhere"], "--points", "must be >= 1"),

@@ -1,7 +1,6 @@
 """Key layouts of the official Point-MAE / DAPT code, loading official-layout checkpoints, round trips."""
 
 import argparse
-import pickle
 
 import pytest
 import torch
@@ -162,7 +161,7 @@ def test_bad_checkpoints(tmp_path):
     # Anything beyond tensors and plain containers is refused by torch.load(weights_only=True).
     torch.save({"base_model": PointMAE(**TINY).state_dict(), "args": argparse.Namespace(lr=0.1)},
                tmp_path / "with_args.pth")
-    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+    with pytest.raises(ValueError, match="Weights only load failed"):
         load_official_weights(PointMAE(**TINY), tmp_path / "with_args.pth")
     with pytest.raises(ValueError, match="entry 'epoch' is a int, not a tensor"):
         load_official_weights(PointMAE(**TINY), {"cls_token": torch.zeros(1, 1, 48), "epoch": 3})

@@ -1,11 +1,12 @@
-"""UniPre3D object level: Gaussian head, fusion, loss, batched rendering and the model (tiny sizes)."""
+"""UniPre3D object level: Gaussian head, fusion, loss, batched rendering and the models on Point-MAE and
+PointMLP (tiny sizes)."""
 
 import math
 
 import pytest
 import torch
 
-from ppt.models import PointMAE, UniPre3D, weighted_l2_loss
+from ppt.models import PointMAE, UniPre3D, UniPre3DPointMLP, weighted_l2_loss
 from ppt.models.image_encoders import ConvImageEncoder, FeatureAdapter, VAEImageEncoder, create_image_encoder
 from ppt.models.unipre3d import GaussianHead, PixelFeatureFusion, gaussian_channels, nearest_point_pixels
 from ppt.ops import rasterize_gaussians
@@ -253,3 +254,23 @@ def test_vae_encoder_takes_the_last_decoder_block(tmp_path, monkeypatch):
     model = _tiny_model(image_encoder=encoder)
     viewmats, Ks = _orbit_cameras(1, 2, 20, 16)
     assert model(torch.randn(1, 64, 3), torch.rand(1, 2, 16, 20, 3), viewmats, Ks).shape == (1, 2, 16, 20, 3)
+
+
+def test_pointmlp_model_puts_a_gaussian_on_every_input_point_and_trains():
+    backbone = dict(points=64, embed_dim=8, k_neighbors=(8, 8, 8, 4), pre_blocks=(1, 1, 1, 1), pos_blocks=(1, 1, 1, 1),
+                    de_dims=(32, 16, 16, 16), de_blocks=(1, 1, 1, 1))
+    model = UniPre3DPointMLP(backbone=backbone, image_size=(20, 16), head_hidden=8)
+    assert model.head.mlp[0].in_features == 16  # the decoder's last width
+    points = torch.randn(2, 80, 3) * 0.5
+    viewmats, Ks = _orbit_cameras(2, 2, 20, 16)
+    images = torch.rand(2, 2, 16, 20, 3)
+    gaussians = model.predict(points, images[:, 0], viewmats[:, 0], Ks[:, 0])
+    assert gaussians.means.shape == (2, 80, 3)  # one per input point, around it
+    assert ((gaussians.means - points).abs() <= 1.0).all()
+    renders = model(points, images, viewmats, Ks)
+    weighted_l2_loss(renders, images).backward()
+    for name in ("embedding.net.0.weight", "local_grouper_list.3.affine_alpha", "decode_list.3.fuse.net.0.weight"):
+        grad = model.backbone.get_parameter(name).grad
+        assert grad is not None and grad.abs().sum() > 0, name
+    for name in ("fusion.mlp.0.weight", "head.mlp.2.weight"):
+        assert model.get_parameter(name).grad.abs().sum() > 0, name

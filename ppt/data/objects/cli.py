@@ -1,4 +1,5 @@
-"""``ppt data synth-objects``: write the synthetic ScanObjectNN of :mod:`ppt.data.objects.synthetic`."""
+"""``ppt data synth-objects``: write the synthetic ScanObjectNN of :mod:`ppt.data.objects.synthetic`;
+``ppt data synth-parts``: the synthetic ShapeNetPart of :mod:`ppt.data.objects.synthetic_parts`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 
 from ppt.data.synth_cli import SynthCommand, positive_int
 
-__all__ = ["SYNTH_OBJECTS"]
+__all__ = ["SYNTH_OBJECTS", "SYNTH_PARTS"]
 
 
 def _synth_objects(args: argparse.Namespace) -> int:
@@ -46,3 +47,28 @@ SYNTH_OBJECTS = SynthCommand(
              "--train-per-class": dict(type=positive_int, default=64, help="training objects per class (default 64)"),
              "--test-per-class": dict(type=positive_int, default=16, help="test objects per class (default 16)"),
              "--points": dict(type=positive_int, default=2048, help="points per object (default 2048)")})
+
+
+def _synth_parts(args: argparse.Namespace) -> int:
+    from ppt.data.objects.synthetic_parts import write_synthetic_shapenet_part
+
+    for path in write_synthetic_shapenet_part(args.out, seed=args.seed, train_per_class=args.train_per_class,
+                                              val_per_class=args.val_per_class, test_per_class=args.test_per_class,
+                                              num_points=args.points):
+        print(path)
+    return 0
+
+
+SYNTH_PARTS = SynthCommand(
+    "synth-parts", _synth_parts,
+    help="write procedural objects of ShapeNetPart's 16 categories with part labels, in its layout",
+    description="Procedural objects of ShapeNetPart's 16 categories whose parts are geometric components (legs, "
+                "seat, back, wings, wheels, ...), with exact normals, written in the layout of "
+                "shapenetcore_partanno_segmentation_benchmark_v0_normal: <synset>/<id>.txt rows 'x y z nx ny nz "
+                "part', synsetoffset2category.txt and train_test_split/shuffled_{train,val,test}_file_list.json.",
+    out_help="output folder (it becomes the dataset root)",
+    options={"--train-per-class": dict(type=positive_int, default=32, help="training objects per category (default 32)"),
+             "--val-per-class": dict(type=positive_int, default=8, help="validation objects per category (default 8)"),
+             "--test-per-class": dict(type=positive_int, default=8, help="test objects per category (default 8)"),
+             "--points": dict(type=positive_int, default=2048,
+                              help="fewest points per object; each has up to 25%% more (default 2048)")})

@@ -3,8 +3,8 @@ batch into a loss or predictions.
 
 Every family is a module of this package built on :class:`~ppt.engine.tasks.base.Task`:
 ``segmentation`` (:mod:`.segmentation`), ``classification`` (:mod:`.classification`),
-``ppt-segmentation`` (:mod:`.prompt_segmentation`), ``pretraining`` (:mod:`.pretraining`) and
-``unipre3d`` (:mod:`.unipre3d`). The registry names them and imports none: a family is imported
+``ppt-segmentation`` (:mod:`.prompt_segmentation`), ``pretraining`` (:mod:`.pretraining`),
+``unipre3d`` (:mod:`.unipre3d`) and ``part-segmentation`` (:mod:`.part_segmentation`). The registry names them and imports none: a family is imported
 when a recipe asks for it, so a recipe pulls in only its own family (the ``unipre3d`` one brings the
 renderer and the image encoders), and the families depend on the base, never the reverse. A new
 family is a module here plus its line in :data:`TASK_FAMILIES`.
@@ -27,6 +27,7 @@ TASK_FAMILIES: dict[str, str] = {
     "ppt-segmentation": "ppt.engine.tasks.prompt_segmentation:PromptSegmentationTask",
     "pretraining": "ppt.engine.tasks.pretraining:PretrainingTask",
     "unipre3d": "ppt.engine.tasks.unipre3d:UniPre3DTask",
+    "part-segmentation": "ppt.engine.tasks.part_segmentation:PartSegmentationTask",
 }
 """Task name -> ``module:class`` of its family."""
 

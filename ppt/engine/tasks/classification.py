@@ -32,9 +32,10 @@ class ClassificationTask(Task):
     headline_metrics = ("allAcc", "mAcc")
 
     def dataset_class(self, source: SourceConfig) -> type:
-        if source.dataset not in OBJECT_DATASETS or source.dataset == "shapenet55":
+        unlabelled = {"shapenet55", "shapenetpart"}  # pre-training clouds; part labels (task part-segmentation)
+        if source.dataset not in OBJECT_DATASETS or source.dataset in unlabelled:
             raise ValueError(f"task 'classification' needs labelled object datasets "
-                             f"{sorted(set(OBJECT_DATASETS) - {'shapenet55'})}, got {source.dataset!r}")
+                             f"{sorted(set(OBJECT_DATASETS) - unlabelled)}, got {source.dataset!r}")
         return OBJECT_DATASETS[source.dataset]
 
     def source_class_names(self, source: SourceConfig) -> Sequence[str]:

@@ -6,7 +6,8 @@ model, and how a batch becomes renders and their target images. :class:`UniPre3D
 rest for every level: the weighted squared-error loss, PSNR in the training log and the
 evaluation, and the render grids (``OUT/previews/step_NNNNNNN.png``: input points, reference view,
 then render and ground truth of every view). :data:`LEVELS` maps ``model.name`` to its level:
-``unipre3d-object`` (:class:`ObjectLevel`, ShapeNet renders) and ``unipre3d-scene``
+``unipre3d-object`` (:class:`ObjectLevel`, ShapeNet renders), ``unipre3d-object-pointmlp``
+(:class:`PointMLPObjectLevel`, the same renders on PointMLP) and ``unipre3d-scene``
 (:class:`SceneLevel`, ScanNet RGB-D frames).
 
 :func:`export_backbone` writes a checkpoint's backbone weights as a bare safetensors file that the
@@ -32,7 +33,8 @@ from ppt.engine.config import RecipeConfig, SourceConfig
 from ppt.engine.metrics import Totals
 from ppt.engine.tasks.base import Autocast, Task
 
-__all__ = ["UniPre3DTask", "PretrainLevel", "ObjectLevel", "SceneLevel", "LEVELS", "PreviewItem", "psnr",
+__all__ = ["UniPre3DTask", "PretrainLevel", "ObjectLevel", "PointMLPObjectLevel", "SceneLevel", "LEVELS",
+           "PreviewItem", "psnr",
            "write_render_grid", "export_backbone"]
 
 
@@ -156,6 +158,34 @@ class ObjectLevel(PretrainLevel):
                             batch.images[i]) for i in range(len(batch.points))]
 
 
+class PointMLPObjectLevel(ObjectLevel):
+    """Objects on PointMLP: the data of :class:`ObjectLevel` and :class:`ppt.models.UniPre3DPointMLP`
+    (PointMLP's encoder with ``model.pointmlp``'s settings, its decoder, a Gaussian per input point)."""
+
+    def build_model(self, config: RecipeConfig) -> nn.Module:
+        from ppt.models import UniPre3DPointMLP
+
+        return UniPre3DPointMLP(backbone=self.encoder_settings(config), image_size=config.unipre3d.image_size,
+                                background=self.background, **_model_options(config))
+
+    @staticmethod
+    def encoder_settings(config: RecipeConfig) -> dict:
+        """The ``model.pointmlp`` settings of the backbone (encoder and decoder)."""
+        from ppt.engine.builders import DECODER_SETTINGS, pointmlp_settings
+
+        if config.model.pointmlp.variant != "pointmlp":
+            raise ValueError(f"unipre3d-object-pointmlp pre-trains the pointmlp variant (UniPre3D's); got "
+                             f"model.pointmlp.variant={config.model.pointmlp.variant!r}")
+        return pointmlp_settings(config.model, "unipre3d-object-pointmlp", DECODER_SETTINGS)
+
+    def backbone_config(self, config: RecipeConfig) -> dict:
+        from ppt.models.unipre3d import UNIPRE3D_POINTMLP
+
+        settings = {**UNIPRE3D_POINTMLP, **self.encoder_settings(config)}
+        return {"name": "pointmlp", **{key: list(value) if isinstance(value, tuple) else value
+                                       for key, value in settings.items()}}
+
+
 def frame_size(config: RecipeConfig) -> tuple[int, int]:
     """``unipre3d.frame_size`` as ``(width, height)``."""
     size = config.unipre3d.frame_size
@@ -241,7 +271,8 @@ class SceneLevel(PretrainLevel):
                 for i in range(points.batch_size)]
 
 
-LEVELS: dict[str, PretrainLevel] = {"unipre3d-object": ObjectLevel(), "unipre3d-scene": SceneLevel()}
+LEVELS: dict[str, PretrainLevel] = {"unipre3d-object": ObjectLevel(), "unipre3d-object-pointmlp": PointMLPObjectLevel(),
+                                    "unipre3d-scene": SceneLevel()}
 """``model.name`` -> its level."""
 
 
@@ -408,7 +439,9 @@ def export_backbone(checkpoint: str | PathLike, out: str | PathLike) -> dict:
     """Write the backbone weights of a ``unipre3d`` training checkpoint (the weight average when the
     run kept one) to ``out``: a safetensors file in the backbone's own key names, so
     ``model.weights=out`` loads it into the fine-tuning recipes with only their head left missing:
-    for the object level :class:`ppt.models.PointMAE`'s (the object classifiers), for the scene
+    for the object level :class:`ppt.models.PointMAE`'s (the object classifiers), on PointMLP the
+    encoder and decoder of :class:`ppt.models.UniPre3DPointMLP` (``pointmlp`` recipes, with
+    ``model.weights_format=pointmlp``, which leaves the decoder out of a classifier), for the scene
     level :class:`ppt.models.SpUNet`'s (the ``spunet-*`` segmentation recipes). Returns the metadata
     written with it."""
     from safetensors.torch import load_file, save_file
