@@ -10,6 +10,7 @@ COMMANDS = {
     "synth-objects": ([], "--points", "must be >= 1"),
     "synth-renders": ([], "--views", "must be >= 1"),
     "synth-frames": ([], "--frames", "must be >= 1"),
+    "synth-sweeps": (["--flavor", "waymo"], "--azimuth-steps", "must be >= 1"),
 }
 
 
