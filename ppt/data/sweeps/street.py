@@ -236,15 +236,6 @@ def _vehicle(build: _Builder, rng: np.random.Generator, x: float, y: float, movi
                                                                  rng.uniform(1.35, 1.6)), "car", obj)
 
 
-def _nearest(t_best: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per ray, the smallest of ``t`` ``(R, K)`` and its column; a ray beating ``t_best``."""
-    if t.shape[1] == 0:
-        return np.zeros(t.shape[0], dtype=bool), np.zeros(t.shape[0], dtype=np.int64)
-    column = np.argmin(t, axis=1)
-    nearest = t[np.arange(t.shape[0]), column]
-    return nearest < t_best, column
-
-
 def _visible(street: Street, azimuth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes, cylinders and spheres whose footprint's bounding circle, seen from the sensor, can
     meet a ray of azimuths ``azimuth`` (radians, one contiguous sector shorter than half a turn):
@@ -273,6 +264,17 @@ def _cast_chunk(street: Street, origin: np.ndarray, d: np.ndarray) -> tuple[np.n
     obj = np.zeros(rays, dtype=np.int64)
     normal = np.tile([0.0, 0.0, 1.0], (rays, 1))
     eps = 1e-6
+
+    def record(t: np.ndarray, classes: np.ndarray, objects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rays whose nearest hit in ``t`` ``(R, K)`` beats their best so far take it (distance,
+        class, object); returns those rays and the column each hit."""
+        if t.shape[1] == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        column = np.argmin(t, axis=1)
+        nearest = t[np.arange(rays), column]
+        rows = np.nonzero(nearest < t_best)[0]
+        t_best[rows], label[rows], obj[rows] = nearest[rows], classes[column[rows]], objects[column[rows]]
+        return rows, column[rows]
     with np.errstate(divide="ignore", invalid="ignore"):
         # ground: the road plane between the sidewalks, the grass plane beyond them
         for height, inside in ((0.0, lambda y: np.abs(y) < street.road_half_width),
@@ -281,8 +283,8 @@ def _cast_chunk(street: Street, origin: np.ndarray, d: np.ndarray) -> tuple[np.n
             hit = (d[:, 2] < 0) & (t > eps) & (t < t_best)
             y = origin[1] + t * d[:, 1]
             hit &= inside(y)
-            t_best = np.where(hit, t, t_best)
-            label = np.where(hit, _CLASS["road"] if height == 0.0 else _CLASS["terrain"], label)
+            t_best[hit] = t[hit]
+            label[hit] = _CLASS["road"] if height == 0.0 else _CLASS["terrain"]
             obj[hit] = 0
             normal[hit] = (0.0, 0.0, 1.0)
         on_road = label == _CLASS["road"]
@@ -303,19 +305,14 @@ def _cast_chunk(street: Street, origin: np.ndarray, d: np.ndarray) -> tuple[np.n
         t_near, t_far = np.minimum(t1, t2), np.maximum(t1, t2)
         t_enter, t_exit = t_near.max(axis=2), t_far.min(axis=2)
         t = np.where((t_exit >= t_enter) & (t_enter > eps), t_enter, np.inf)
-        better, column = _nearest(t_best, t)
-        if better.any():
-            rows = np.nonzero(better)[0]
-            t_best[rows] = t[rows, column[rows]]
-            label[rows] = street.box_class[box_kept][column[rows]]
-            obj[rows] = street.box_object[box_kept][column[rows]]
-            axis = np.argmax(t_near[rows, column[rows]], axis=1)
-            face = np.zeros((rows.shape[0], 3))
-            face[np.arange(rows.shape[0]), axis] = -np.sign(d[rows, axis])
-            normal[rows] = face
-            # the road-facing side of a sidewalk is the curb
-            curb = (label[rows] == _CLASS["sidewalk"]) & (axis == 1)
-            label[rows[curb]] = _CLASS["curb"]
+        rows, column = record(t, street.box_class[box_kept], street.box_object[box_kept])
+        axis = np.argmax(t_near[rows, column], axis=1)
+        face = np.zeros((rows.shape[0], 3))
+        face[np.arange(rows.shape[0]), axis] = -np.sign(d[rows, axis])
+        normal[rows] = face
+        # the road-facing side of a sidewalk is the curb
+        curb = (label[rows] == _CLASS["sidewalk"]) & (axis == 1)
+        label[rows[curb]] = _CLASS["curb"]
         # vertical cylinders: the side wall between z0 and z1
         cx, cy, radius = (cylinders[None, :, i] for i in range(3))
         ox, oy = origin[0] - cx, origin[1] - cy
@@ -326,14 +323,10 @@ def _cast_chunk(street: Street, origin: np.ndarray, d: np.ndarray) -> tuple[np.n
         t = (-b - np.sqrt(disc)) / (2 * a)
         z = origin[2] + t * d[:, None, 2]
         t = np.where((disc >= 0) & (t > eps) & (z >= cylinders[None, :, 3]) & (z <= cylinders[None, :, 4]), t, np.inf)
-        better, column = _nearest(t_best, t)
-        if better.any():
-            rows = np.nonzero(better)[0]
-            t_best[rows] = t[rows, column[rows]]
-            label[rows] = street.cylinder_class[cylinder_kept][column[rows]]
-            obj[rows] = street.cylinder_object[cylinder_kept][column[rows]]
-            hit = origin[:2] + t_best[rows, None] * d[rows, :2] - cylinders[column[rows], :2]
-            normal[rows] = np.concatenate([hit / np.linalg.norm(hit, axis=1, keepdims=True), np.zeros((rows.shape[0], 1))], 1)
+        rows, column = record(t, street.cylinder_class[cylinder_kept], street.cylinder_object[cylinder_kept])
+        radial = origin[:2] + t_best[rows, None] * d[rows, :2] - cylinders[column, :2]
+        normal[rows] = np.concatenate([radial / np.linalg.norm(radial, axis=1, keepdims=True),
+                                       np.zeros((rows.shape[0], 1))], 1)
         # spheres
         oc = origin - spheres[:, :3]  # (S, 3)
         b = d @ oc.T
@@ -341,14 +334,9 @@ def _cast_chunk(street: Street, origin: np.ndarray, d: np.ndarray) -> tuple[np.n
         disc = b * b - c
         t = -b - np.sqrt(disc)
         t = np.where((disc >= 0) & (t > eps), t, np.inf)
-        better, column = _nearest(t_best, t)
-        if better.any():
-            rows = np.nonzero(better)[0]
-            t_best[rows] = t[rows, column[rows]]
-            label[rows] = street.sphere_class[sphere_kept][column[rows]]
-            obj[rows] = street.sphere_object[sphere_kept][column[rows]]
-            hit = origin + t_best[rows, None] * d[rows] - spheres[column[rows], :3]
-            normal[rows] = hit / np.linalg.norm(hit, axis=1, keepdims=True)
+        rows, column = record(t, street.sphere_class[sphere_kept], street.sphere_object[sphere_kept])
+        outward = origin + t_best[rows, None] * d[rows] - spheres[column, :3]
+        normal[rows] = outward / np.linalg.norm(outward, axis=1, keepdims=True)
     return t_best, label, obj, normal
 
 
