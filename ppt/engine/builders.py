@@ -81,7 +81,8 @@ def _synthetic_folder(source: SourceConfig, synthetic: SyntheticConfig, cache: P
     if source.dataset in SCENE_DATASETS:
         name = f"{source.dataset}-seed{synthetic.seed}-{synthetic.scenes}scenes-density{synthetic.density:g}"
     elif source.dataset in SWEEP_DATASETS:
-        name = f"{source.dataset}-seed{synthetic.seed}-{synthetic.scenes}sweeps-azimuth{synthetic.azimuth_steps or 'default'}"
+        steps = synthetic.azimuth_steps or "default"
+        name = f"{source.dataset}-seed{synthetic.seed}-{synthetic.scenes}sweeps-azimuth{steps}"
     else:
         name = synthetic_object_name(source, synthetic)
     return cache / "synthetic" / name

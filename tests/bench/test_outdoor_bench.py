@@ -26,7 +26,8 @@ def tiny_sweep(tmp_path_factory):
     return collate_scenes([sample], feat_keys=("coord", "strength"))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("spconv") is None, reason="spconv (CPU wheel, `test` extra) is not installed")
+@pytest.mark.skipif(importlib.util.find_spec("spconv") is None,
+                    reason="spconv (CPU wheel, `test` extra) is not installed")
 def test_sweep_train_step_matches_spconv_with_adamw(tiny_sweep):
     case = models.spunet_case(tiny_sweep, CPU, repeats=1, warmup=0, name="SpUNet-S train step, LiDAR sweep",
                               num_classes=models.SWEEP_CLASSES, optimizer=models._adamw, **SMALL)

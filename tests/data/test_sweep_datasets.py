@@ -62,7 +62,8 @@ def test_semantickitti_learning_map_is_the_official_one():
 def test_semantickitti_reads_the_release_layout(kitti_root):
     train, val = SemanticKITTI(kitti_root, "train"), SemanticKITTI(kitti_root, "val")
     assert (len(train), len(val)) == (2, 1)
-    assert [f.points.relative_to(kitti_root).as_posix() for f in val.frames] == ["dataset/sequences/08/velodyne/000002.bin"]
+    assert [f.points.relative_to(kitti_root).as_posix() for f in val.frames] == [
+        "dataset/sequences/08/velodyne/000002.bin"]
     sample = train[1]
     scan = np.fromfile(kitti_root / "dataset/sequences/00/velodyne/000001.bin", dtype=np.float32).reshape(-1, 4)
     raw = np.fromfile(kitti_root / "dataset/sequences/00/labels/000001.label", dtype=np.uint32)
@@ -164,7 +165,8 @@ def test_nuscenes_bad_files_name_themselves(nuscenes_root, tmp_path):
         NuScenes(root, "val")[0]
     lidar = root / "raw" / info["lidar_path"]
     lidar.write_bytes(lidar.read_bytes()[:-4])
-    with pytest.raises(ValueError, match=r"\.pcd\.bin: \d+ bytes is not a whole number of lidar point \(float32 x y z intensity ring\) rows"):
+    with pytest.raises(ValueError, match=r"\.pcd\.bin: \d+ bytes is not a whole number of lidar point "
+                                         r"\(float32 x y z intensity ring\) rows"):
         NuScenes(root, "val")[0]
 
 
@@ -202,7 +204,8 @@ def test_waymo_reads_pointcepts_layout(waymo_root, tmp_path):
 def test_sweeps_collate_to_coordinates_and_intensity(waymo_root):
     from ppt.data.sweeps import sweep_train_transform
 
-    dataset = Waymo(waymo_root, ["training", "validation"], sweep_train_transform(0.05, (-35.2, -35.2, -4, 35.2, 35.2, 2)))
+    chain = sweep_train_transform(0.05, (-35.2, -35.2, -4, 35.2, 35.2, 2))
+    dataset = Waymo(waymo_root, ["training", "validation"], chain)
     batch = collate_scenes([dataset[0], dataset[1]], feat_keys=("coord", "strength"))
     assert batch.feat.shape == (batch.coord.shape[0], 4)
     torch.testing.assert_close(batch.feat[:, :3], batch.coord)

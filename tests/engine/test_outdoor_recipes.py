@@ -39,7 +39,8 @@ def test_outdoor_recipes_follow_pointcepts_configs():
     kitti = load_recipe("spunet-semantickitti")
     task = create_task(kitti)
     assert task.in_channels == 4 and task.num_classes == 19
-    assert (kitti.data.grid_size, kitti.optim.name, kitti.optim.lr, kitti.optim.weight_decay) == (0.05, "adamw", 0.002, 0.005)
+    assert (kitti.data.grid_size, kitti.optim.name, kitti.optim.lr, kitti.optim.weight_decay) == (
+        0.05, "adamw", 0.002, 0.005)
     assert create_task(load_recipe("spunet-nuscenes")).num_classes == 16
     assert create_task(load_recipe("spunet-waymo")).num_classes == 22
     joint = load_recipe("ppt-joint-outdoor")

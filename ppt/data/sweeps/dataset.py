@@ -160,9 +160,10 @@ class SweepDataset(SeededDataset):
             if array is not None and array.shape[0] != n:
                 raise ValueError(f"sweep {frame.name}: {field} has {array.shape[0]} rows for {n} points "
                                  f"({frame.labels if field == 'segment' else frame.points})")
-        if raw.segment is not None and n and (raw.segment.min() < IGNORE_INDEX or raw.segment.max() >= self.num_classes):
+        segment = raw.segment
+        if segment is not None and n and (segment.min() < IGNORE_INDEX or segment.max() >= self.num_classes):
             raise ValueError(f"{frame.labels}: labels must lie in [{IGNORE_INDEX}, {self.num_classes}), got "
-                             f"[{raw.segment.min()}, {raw.segment.max()}]")
+                             f"[{segment.min()}, {segment.max()}]")
         unlabelled = torch.full((n,), IGNORE_INDEX, dtype=torch.int64)
 
         def tensor(array: np.ndarray | None, dtype: torch.dtype, default=None):

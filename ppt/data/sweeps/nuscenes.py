@@ -89,5 +89,6 @@ class NuScenes(SweepDataset):
             return RawSweep(points[:, :3], strength, None)
         raw = read_binary(frame.labels, np.uint8, 1, "lidarseg label (uint8)")
         if raw.shape[0] != points.shape[0]:
-            raise ValueError(f"{frame.labels}: {raw.shape[0]} labels for the {points.shape[0]} points of {frame.points}")
+            raise ValueError(f"{frame.labels}: {raw.shape[0]} labels for the {points.shape[0]} points of "
+                             f"{frame.points}")
         return RawSweep(points[:, :3], strength, lookup_labels(raw, NUSCENES_LEARNING_MAP, frame.labels))

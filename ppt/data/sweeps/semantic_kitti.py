@@ -76,7 +76,8 @@ class SemanticKITTI(SweepDataset):
             return RawSweep(scan[:, :3], scan[:, 3:], None)
         label = read_binary(frame.labels, np.uint32, 1, "label (uint32)")
         if label.shape[0] != scan.shape[0]:
-            raise ValueError(f"{frame.labels}: {label.shape[0]} labels for the {scan.shape[0]} points of {frame.points}")
+            raise ValueError(f"{frame.labels}: {label.shape[0]} labels for the {scan.shape[0]} points of "
+                             f"{frame.points}")
         instance = (label >> 16).astype(np.int64)
-        return RawSweep(scan[:, :3], scan[:, 3:], lookup_labels(label & 0xFFFF, SEMANTIC_KITTI_LEARNING_MAP, frame.labels),
-                        np.where(instance > 0, instance, -1))
+        segment = lookup_labels(label & 0xFFFF, SEMANTIC_KITTI_LEARNING_MAP, frame.labels)
+        return RawSweep(scan[:, :3], scan[:, 3:], segment, np.where(instance > 0, instance, -1))

@@ -93,8 +93,8 @@ def _write_nuscenes(root: Path, split: str, number: int, sweep: StreetSweep, rng
 
 def _write_waymo(root: Path, split: str, number: int, sweep: StreetSweep, rng: np.random.Generator) -> Path:
     folder_split = {"train": "training", "val": "validation"}[split]
-    context = 10_000_000 + number
-    folder = root / folder_split / f"segment-{context}_0000_000_0000_000_with_camera_labels" / str(1_550_000_000_000_000 + number)
+    segment = f"segment-{10_000_000 + number}_0000_000_0000_000_with_camera_labels"
+    folder = root / folder_split / segment / str(1_550_000_000_000_000 + number)
     folder.mkdir(parents=True, exist_ok=True)
     coord = sweep.coord.copy()
     coord[:, 2] += LIDARS["waymo"].height  # the vehicle frame: origin on the ground below the sensor
