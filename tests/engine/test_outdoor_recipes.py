@@ -33,6 +33,11 @@ def test_outdoor_recipe_trains_two_steps_from_a_fresh_directory(recipe, tmp_path
     for source in RECIPES[recipe]:
         assert 0.0 <= evaluation[source]["mIoU"] <= 1.0
     assert (tmp_path / "run" / "last.safetensors").is_file()
+    if recipe == "ppt-joint-outdoor":  # ppt eval: whole sweeps, clipped per source, by fragment voting
+        evaluated = ppt_command("eval", tmp_path / "run" / "last.safetensors", cwd=tmp_path)
+        assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+        for class_name in ("traffic-sign", "driveable_surface", "Lane Marker"):
+            assert class_name in evaluated.stdout
 
 
 def test_outdoor_recipes_follow_pointcepts_configs():
