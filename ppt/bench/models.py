@@ -14,6 +14,14 @@ not counted (their size is in the case's ``params``).
   The gate compares the first step's logits, loss and every gradient. On CPU spconv runs under one
   thread, the only setting in which its CPU path sums correctly (the ``sparse_conv`` suite also
   times its racy multi-thread runs). Throughput in scenes/s; target >= 2x on CPU.
+- ``SpUNet-S train step, LiDAR sweep``: the same comparison on one synthetic SemanticKITTI sweep
+  (:mod:`ppt.data.sweeps`: the HDL-64E's 64 x 2048 firings, ~120k points, grid-sampled at 5 cm;
+  19 classes, 4 input channels xyz + intensity) with Pointcept's outdoor AdamW (lr 0.002, weight
+  decay 0.005). Target >= 2x on CPU.
+- ``kernel maps, LiDAR sweep``: the kernel maps one SpUNet-S forward builds (the k5 stem and every
+  SubM k3 level, the four k2 s2 downs) on the sweep's sites against the same maps on an indoor room
+  voxelized at 2 cm to about the same number of sites (``baseline: indoor room``; timing only):
+  how the spread-out ring structure of a sweep changes the hash work.
 - ``SpUNet-S forward, torch.compile`` and ``Point-MAE forward, torch.compile``: inference (eval
   mode, no gradients) of SpUNet-S on the SpUNet-S batch and of the Point-MAE classifier on the
   object batch, compiled with ``torch.compile(model, fullgraph=True)`` (one graph, kernel maps
@@ -55,8 +63,10 @@ from ppt.bench.spconv_reference import PointceptSpUNet, spconv_or_reason
 from ppt.data import SceneBatch, SceneSample, collate_scenes
 from ppt.data.rooms import synthesize_room
 from ppt.data.synthetic_objects import SCANOBJECTNN_CLASSES, synthesize_object
+from ppt.data.synthetic import indoor_room
 from ppt.data.transforms import Compose, GridSample, NormalizeColor, SphereCrop
 from ppt.models import SpUNet, create_object_classifier, load_weights
+from ppt.ops import conv_output_shape, sparse_kernel_map, voxelize
 from ppt.sparse import SparseTensor
 
 SUITE = "models"
@@ -67,6 +77,10 @@ SUPPORTED_DTYPES = ("float32",)
 ROOMS = {False: dict(scenes=2, density=1.0, grid_size=0.02, point_max=100_000),
          True: dict(scenes=2, density=0.1, grid_size=0.05, point_max=3_000)}
 NUM_CLASSES = 20
+# The LiDAR sweep: one synthetic SemanticKITTI sweep, firings per turn (full: the HDL-64E's 2048,
+# ~120k points) and Pointcept's outdoor grid; 19 classes.
+SWEEP = {False: dict(azimuth_steps=2048, grid_size=0.05), True: dict(azimuth_steps=96, grid_size=0.05)}
+SWEEP_CLASSES = 19
 # Point-MAE / DAPT: objects per batch, points per object.
 OBJECTS = {False: dict(batch=32, points=2048), True: dict(batch=2, points=1024)}
 # ppt vs spconv on the same sites: float32 sums over ~10^5 sites in different orders. Through
@@ -117,9 +131,29 @@ def room_batch(quick: bool):
     return collate_scenes(samples)
 
 
+def sweep_batch(quick: bool) -> SceneBatch:
+    """One synthetic SemanticKITTI sweep read back through :class:`ppt.data.SemanticKITTI`,
+    grid-sampled (Pointcept's outdoor grid), collated with features xyz + intensity."""
+    import tempfile
+
+    from ppt.data import SemanticKITTI, write_synthetic_sweeps
+
+    config = SWEEP[quick]
+    with tempfile.TemporaryDirectory() as root:
+        write_synthetic_sweeps(root, "semantickitti", 2, seed=0, azimuth_steps=config["azimuth_steps"])
+        sample = SemanticKITTI(root, "train")[0]
+    sample = GridSample(config["grid_size"])(sample, torch.Generator().manual_seed(0))
+    return collate_scenes([sample], feat_keys=("coord", "strength"))
+
+
 def _sgd(model: nn.Module) -> torch.optim.Optimizer:
     """Pointcept's ScanNet SpUNet recipe."""
     return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4, nesterov=True)
+
+
+def _adamw(model: nn.Module) -> torch.optim.Optimizer:
+    """Pointcept's outdoor SpUNet recipes (SemanticKITTI, nuScenes, Waymo)."""
+    return torch.optim.AdamW(model.parameters(), lr=0.002, weight_decay=0.005)
 
 
 def _segmentation_step(model: nn.Module, optimizer: torch.optim.Optimizer, forward: Callable[[], torch.Tensor],
@@ -155,30 +189,35 @@ def _check_same_step(got, expected) -> None:
         assert error <= GRAD_TOLERANCE, f"gradient of {name} differs by {error:.3g} (relative norm) > {GRAD_TOLERANCE}"
 
 
-def spunet_case(batch: SceneBatch, device: torch.device, repeats: int, warmup: int, **widths) -> Case:
-    """SpUNet-S (or the SpUNet of ``widths``: base_channels, channels, layers) on ``batch``."""
+def spunet_case(batch: SceneBatch, device: torch.device, repeats: int, warmup: int, *,
+                name: str = "SpUNet-S train step", num_classes: int = NUM_CLASSES,
+                optimizer: Callable[[nn.Module], torch.optim.Optimizer] = _sgd, **widths) -> Case:
+    """SpUNet-S (or the SpUNet of ``widths``: base_channels, channels, layers) on ``batch``, with
+    ``num_classes`` outputs and the ``optimizer`` of its recipe, as the case ``name``."""
     sites = batch.sparse_tensor()
     indices = sites.indices.to(device)
     features = batch.feat.to(device)
     labels = batch.segment.to(device)
     torch.manual_seed(0)
-    ours = SpUNet(in_channels=features.shape[1], num_classes=NUM_CLASSES, **widths).to(device).train()
-    ours_optimizer = _sgd(ours)
+    ours = SpUNet(in_channels=features.shape[1], num_classes=num_classes, **widths).to(device).train()
+    ours_optimizer = optimizer(ours)
     run = _segmentation_step(ours, ours_optimizer,
                              lambda: ours(SparseTensor(features, indices, batch_size=batch.batch_size)), labels,
                              lambda grads: grads)
-    params = dict(scenes=batch.batch_size, voxels=int(indices.shape[0]), threads=torch.get_num_threads(), **_state_mib(ours, optimizer_slots=1))
+    slots = 2 if isinstance(ours_optimizer, torch.optim.AdamW) else 1
+    params = dict(scenes=batch.batch_size, voxels=int(indices.shape[0]), threads=torch.get_num_threads(),
+                  **_state_mib(ours, optimizer_slots=slots))
     spconv, missing = spconv_or_reason(device)
-    name = "spconv 1 thread" if device.type == "cpu" else "spconv"
+    baseline_name = "spconv 1 thread" if device.type == "cpu" else "spconv"
     if spconv is None:
-        baseline = Unavailable(name, *missing)
+        baseline = Unavailable(baseline_name, *missing)
     else:
-        theirs = PointceptSpUNet(spconv, features.shape[1], NUM_CLASSES, **widths).to(device).train()
+        theirs = PointceptSpUNet(spconv, features.shape[1], num_classes, **widths).to(device).train()
         report = load_weights(ours, theirs.state_dict(), format="pointcept")
         if report.missing or report.unexpected:
             raise RuntimeError(f"SpUNet-S: Pointcept's state_dict does not load one to one: {report}")
         grid_coord, offset = batch.grid_coord.to(device), batch.offset.to(device)
-        spconv_run = _segmentation_step(theirs, _sgd(theirs), lambda: theirs(grid_coord, features, offset), labels,
+        spconv_run = _segmentation_step(theirs, optimizer(theirs), lambda: theirs(grid_coord, features, offset), labels,
                                         SpUNet.convert_pointcept_state_dict)
 
         def single_thread():
@@ -186,9 +225,68 @@ def spunet_case(batch: SceneBatch, device: torch.device, repeats: int, warmup: i
                 return spconv_run()
 
         oracle = single_thread if device.type == "cpu" else spconv_run
-        baseline = Baseline(name, oracle, check=_check_same_step, target=2.0 if device.type == "cpu" else None)
-    return Case(name="SpUNet-S train step", run=run, check=_check_finite_step, baselines=[baseline], params=params,
+        baseline = Baseline(baseline_name, oracle, check=_check_same_step, target=2.0 if device.type == "cpu" else None)
+    return Case(name=name, run=run, check=_check_finite_step, baselines=[baseline], params=params,
                 items=(batch.batch_size, "scenes"), warmup=warmup, repeats=repeats, cpu_memory=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# kernel maps: a LiDAR sweep against an indoor room of as many sites
+
+
+def _room_like(sites: int) -> torch.Tensor:
+    """``[b, x, y, z]`` sites of a synthetic indoor room voxelized at 2 cm, about ``sites`` of them
+    (its point count is corrected once by the measured voxels-per-point ratio)."""
+    points = sites
+    for _ in range(2):
+        indices = voxelize(indoor_room(points, seed=0), 0.02)[0]
+        points = max(1, round(points * sites / indices.shape[0]))
+    return indices
+
+
+def _spunet_maps(indices: torch.Tensor) -> Callable[[], list[tuple[int, int, int]]]:
+    """The kernel maps of one SpUNet-S forward: the k5 stem and a SubM k3 at the first level, then
+    four k2 s2 downs each followed by its level's SubM k3. Each call returns ``(input sites, output
+    sites, pairs)`` per map."""
+    shape = (indices[:, 1:].amax(0) + 1).tolist()
+
+    def run():
+        sites, grid, maps = indices, shape, []
+        for kernel in (5, 3):
+            maps.append((sites, sparse_kernel_map(sites, 1, grid, kernel, submanifold=True)))
+        for _ in range(4):
+            down = sparse_kernel_map(sites, 1, grid, 2, stride=2)
+            maps.append((sites, down))
+            sites, grid = down[0], conv_output_shape(grid, 2, 2)
+            maps.append((sites, sparse_kernel_map(sites, 1, grid, 3, submanifold=True)))
+        return [(int(inputs.shape[0]), int(out.shape[0]), int(pairs.shape[1])) for inputs, (out, pairs, _) in maps]
+    return run
+
+
+def _check_kernel_maps(maps: list[tuple[int, int, int]]) -> None:
+    """Submanifold maps keep their sites and pair each with itself at least; a k2 s2 down pairs each
+    input site with its one output (sites beyond an odd grid's last window drop out, as in spconv)."""
+    for number, (inputs, outputs, pairs) in enumerate(maps):
+        submanifold = number < 2 or number % 2 == 1
+        assert (outputs == inputs) if submanifold else (0 < outputs <= inputs), f"map {number}: {inputs} -> {outputs}"
+        assert pairs >= outputs if submanifold else outputs <= pairs <= inputs, f"map {number}: {pairs} pairs"
+
+
+def kernel_map_case(sweep: SceneBatch, device: torch.device, repeats: int, warmup: int) -> Case:
+    """The kernel maps of SpUNet-S on the sweep's sites against those on an indoor room of as many
+    sites (timing only: the maps differ; both are checked for their invariants)."""
+    lidar = sweep.sparse_tensor().indices.to(device)
+    room = _room_like(int(lidar.shape[0])).to(device)
+    lidar_run, room_run = _spunet_maps(lidar), _spunet_maps(room)
+    lidar_maps, room_maps = lidar_run(), room_run()
+    _check_kernel_maps(room_maps)
+    params = dict(lidar_sites=int(lidar.shape[0]), room_sites=int(room.shape[0]),
+                  lidar_grid=(lidar[:, 1:].amax(0) + 1).tolist(), room_grid=(room[:, 1:].amax(0) + 1).tolist(),
+                  lidar_pairs=sum(m[2] for m in lidar_maps), room_pairs=sum(m[2] for m in room_maps),
+                  threads=torch.get_num_threads())
+    return Case(name="kernel maps, LiDAR sweep", run=lidar_run, check=_check_kernel_maps,
+                baselines=[Baseline("indoor room (as many sites)", room_run)], params=params,
+                items=(int(lidar.shape[0]), "sites"), warmup=warmup, repeats=repeats)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,6 +428,10 @@ def cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Iterator[Cas
     repeats, warmup = (3, 1) if quick else (5, 1)
     rooms = room_batch(quick)
     yield spunet_case(rooms, device, repeats, warmup)
+    sweep = sweep_batch(quick)
+    yield spunet_case(sweep, device, repeats, warmup, name="SpUNet-S train step, LiDAR sweep",
+                      num_classes=SWEEP_CLASSES, optimizer=_adamw)
+    yield kernel_map_case(sweep, device, repeats, warmup)
     yield spunet_compiled_case(rooms, device, repeats, warmup)
     points, labels = object_batch(quick)
     yield dapt_case(points.to(device), labels.to(device), repeats, warmup)

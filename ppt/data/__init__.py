@@ -12,6 +12,9 @@
 - :mod:`ppt.data.renders` (UniPre3D, objects): :class:`ShapeNetRenders` yields
   :class:`RenderSample` items (a cloud and its views with cameras); :func:`collate_renders` stacks
   them into a :class:`RenderBatch`.
+- :mod:`ppt.data.sweeps`: outdoor LiDAR sweeps (:class:`SemanticKITTI`, :class:`NuScenes`,
+  :class:`Waymo`) as :class:`SceneSample` items with ``strength``, Pointcept's outdoor transforms,
+  and synthetic street sweeps in each dataset's layout (``ppt data synth-sweeps``).
 - :mod:`ppt.data.frames` (UniPre3D, scenes): :class:`ScanNetFrames` yields :class:`FrameSample`
   items (a grid-sampled scene with target and reference RGB-D frames); :func:`collate_frames`
   makes a :class:`FrameBatch`.
@@ -47,6 +50,8 @@ from ppt.data.scenes import (IGNORE_INDEX, S3DIS, S3DIS_CLASSES, SCANNET_CLASSES
                              ScanNet, SceneBatch, SceneDataset, SceneSample, SceneTransform, Structured3D,
                              collate_scenes, read_scene_folder)
 from ppt.data.scenes.scannet200 import SCANNET200_CLASS_GROUPS, SCANNET200_CLASSES, ScanNet200
+from ppt.data.sweeps import (NUSCENES_CLASSES, SEMANTIC_KITTI_CLASSES, WAYMO_CLASSES, NuScenes, SemanticKITTI,
+                             SweepDataset, Waymo, write_synthetic_sweeps)
 
 __all__ = [
     "SceneSample", "SceneBatch", "SceneDataset", "SceneTransform", "IGNORE_INDEX", "read_scene_folder",
@@ -63,6 +68,8 @@ __all__ = [
     "ShapeNetRenders", "RenderSample", "RenderBatch", "RotateWithCameras", "collate_renders", "write_synthetic_renders",
     "ScanNetFrames", "FrameSample", "FrameBatch", "collate_frames", "write_synthetic_frames",
     "ScanNet200", "SCANNET200_CLASSES", "SCANNET200_CLASS_GROUPS",
+    "SweepDataset", "SemanticKITTI", "NuScenes", "Waymo", "SEMANTIC_KITTI_CLASSES", "NUSCENES_CLASSES", "WAYMO_CLASSES",
+    "write_synthetic_sweeps",
 ]
 
 MOVED_MODULES: dict[str, str] = {

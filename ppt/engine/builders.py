@@ -11,7 +11,8 @@ from pathlib import Path
 from torch import nn
 
 from ppt._cache import default_cache_root
-from ppt.data import S3DIS, ScanNet, ScanNet200, SceneDataset, Structured3D
+from ppt.data import (S3DIS, NuScenes, ScanNet, ScanNet200, SceneDataset, SemanticKITTI, Structured3D, SweepDataset,
+                      Waymo)
 from ppt.engine.config import DataConfig, ModelConfig, SourceConfig, SyntheticConfig
 from ppt.engine.distributed import barrier
 from ppt.engine.object_data import OBJECT_DATASETS, synthetic_object_name, write_synthetic_object_data
@@ -19,10 +20,11 @@ from ppt.engine.object_data import OBJECT_DATASETS, synthetic_object_name, write
 __all__ = ["build_spunet", "build_object_classifier", "build_pointmlp", "build_point_mae_pretraining",
            "build_point_mae_partseg", "build_pointmlp_partseg",
            "load_configured_weights", "MODEL_BUILDERS",
-           "SCENE_DATASETS", "OBJECT_DATASETS", "cache_root", "dataset_root", "write_once"]
+           "SCENE_DATASETS", "SWEEP_DATASETS", "OBJECT_DATASETS", "cache_root", "dataset_root", "write_once"]
 
 SCENE_DATASETS: dict[str, type[SceneDataset]] = {"scannet": ScanNet, "s3dis": S3DIS, "structured3d": Structured3D,
                                                   "scannet200": ScanNet200}
+SWEEP_DATASETS: dict[str, type[SweepDataset]] = {"semantickitti": SemanticKITTI, "nuscenes": NuScenes, "waymo": Waymo}
 
 
 def build_spunet(config: ModelConfig, *, num_classes: int, in_channels: int) -> nn.Module:
@@ -131,6 +133,9 @@ _ROOM_FLAVORS = {"scannet": "scannet", "scannet200": "scannet", "s3dis": "s3dis"
 def _synthetic_folder(source: SourceConfig, synthetic: SyntheticConfig, cache: Path) -> Path:
     if source.dataset in SCENE_DATASETS:
         name = f"{source.dataset}-seed{synthetic.seed}-{synthetic.scenes}scenes-density{synthetic.density:g}"
+    elif source.dataset in SWEEP_DATASETS:
+        steps = synthetic.azimuth_steps or "default"
+        name = f"{source.dataset}-seed{synthetic.seed}-{synthetic.scenes}sweeps-azimuth{steps}"
     else:
         name = synthetic_object_name(source, synthetic)
     return cache / "synthetic" / name
@@ -142,6 +147,11 @@ def _write_synthetic(source: SourceConfig, synthetic: SyntheticConfig, folder: P
 
         write_synthetic_rooms(folder, _ROOM_FLAVORS[source.dataset], synthetic.scenes, seed=synthetic.seed,
                               density=synthetic.density)
+    elif source.dataset in SWEEP_DATASETS:
+        from ppt.data.sweeps import write_synthetic_sweeps
+
+        write_synthetic_sweeps(folder, source.dataset, synthetic.scenes, seed=synthetic.seed,
+                               azimuth_steps=synthetic.azimuth_steps)
     else:
         write_synthetic_object_data(source, synthetic, folder)
 
@@ -149,9 +159,9 @@ def _write_synthetic(source: SourceConfig, synthetic: SyntheticConfig, folder: P
 def dataset_root(source: SourceConfig, data: DataConfig, *, is_main: bool = True, quiet: bool = False) -> Path:
     """``source.root``, or the synthetic stand-in in the cache, written on first use (by the main
     process; the others wait for it)."""
-    if source.dataset not in SCENE_DATASETS and source.dataset not in OBJECT_DATASETS:
-        raise ValueError(f"data source dataset must be one of {sorted(SCENE_DATASETS) + sorted(OBJECT_DATASETS)}, "
-                         f"got {source.dataset!r}")
+    known = {**SCENE_DATASETS, **SWEEP_DATASETS, **OBJECT_DATASETS}
+    if source.dataset not in known:
+        raise ValueError(f"data source dataset must be one of {sorted(known)}, got {source.dataset!r}")
     if source.root:
         return Path(source.root).expanduser()
     return write_once(_synthetic_folder(source, data.synthetic, cache_root(data)), source.dataset,

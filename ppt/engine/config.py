@@ -58,7 +58,8 @@ if not OmegaConf.has_resolver("pick"):
 class SourceConfig:
     """One dataset of a recipe.
 
-    ``dataset``: ``scannet``, ``s3dis``, ``structured3d`` (scenes) or ``scanobjectnn`` (objects);
+    ``dataset``: ``scannet``, ``s3dis``, ``structured3d`` (scenes), ``semantickitti``, ``nuscenes``,
+    ``waymo`` (LiDAR sweeps) or ``scanobjectnn`` (objects);
     UniPre3D pre-training reads ``shapenet-renders`` or ``scannet-frames``.
     ``root``: the dataset folder; unset, synthetic data is generated into the cache on first use.
     ``ratio``: this dataset's share of the training batches when a recipe has several.
@@ -71,6 +72,8 @@ class SourceConfig:
     (train on the labels of the points of ``<tasks>/points/points<K>``: la20, la50, la100, la200);
     unset, all scenes and labels. ``tasks_root``: the folder holding ``scenes/`` and ``points/``;
     unset, ``<root>/tasks`` (where Pointcept keeps them).
+    ``point_cloud_range``: LiDAR sweeps only: ``[x_min, y_min, z_min, x_max, y_max, z_max]`` of the
+    ``PointClip`` transform; unset, the dataset's (Pointcept's single-dataset config); ``[]``: no clip.
     """
 
     dataset: str = "scannet"
@@ -85,13 +88,16 @@ class SourceConfig:
     frames_root: Optional[str] = None
     limited: Optional[str] = None
     tasks_root: Optional[str] = None
+    point_cloud_range: Optional[List[float]] = None
 
 
 @dataclass
 class SyntheticConfig:
     """The embedded data written when a source has no ``root``: ``scenes`` rooms per scene dataset
     (``ppt data synth-rooms``; for ``scannet-frames``, with ``frames`` RGB-D frames each, ``ppt data
-    synth-frames``) or ``train_per_class``/``test_per_class`` objects (``ppt data synth-objects``)."""
+    synth-frames``), ``scenes`` LiDAR sweeps per outdoor dataset of ``azimuth_steps`` firings per
+    turn (unset: the sensor's; ``ppt data synth-sweeps``) or ``train_per_class``/``test_per_class``
+    objects (``ppt data synth-objects``)."""
 
     seed: int = 0
     scenes: int = 40
@@ -105,6 +111,8 @@ class SyntheticConfig:
     render_gaussians: int = 16384
     # RGB-D frames of the rooms (``ppt data synth-frames``)
     frames: int = 60
+    # LiDAR sweeps (``ppt data synth-sweeps``): firings per turn, unset = the sensor's
+    azimuth_steps: Optional[int] = None
 
 
 @dataclass
@@ -417,6 +425,14 @@ def _out_of_range(recipe: RecipeConfig) -> list[tuple[str, Any, str]]:
            source.limited is None or LIMITED_SETTING.match(source.limited) is not None,
            "lr<percent> (lr1, lr5, lr10, lr20), la<points> (la20, la50, la100, la200) or unset")
           for name, source in data.sources.items()),
+        *((f"data.sources.{name}.point_cloud_range", source.point_cloud_range,
+           source.point_cloud_range is None or len(source.point_cloud_range) == 0
+           or (len(source.point_cloud_range) == 6
+               and all(lo <= hi for lo, hi in zip(source.point_cloud_range[:3], source.point_cloud_range[3:]))),
+           "[x_min, y_min, z_min, x_max, y_max, z_max] with each min <= max, [] (no clip) or unset")
+          for name, source in data.sources.items()),
+        ("data.synthetic.azimuth_steps", data.synthetic.azimuth_steps,
+         data.synthetic.azimuth_steps is None or data.synthetic.azimuth_steps >= 1, ">= 1 or unset"),
     ]
     if model.name in SPUNET_MODELS:
         channels, layers = list(model.channels), list(model.layers)

@@ -13,6 +13,7 @@ COMMANDS = {
     "synth-renders": ([], "--views", "must be >= 1"),
     "synth-frames": ([], "--frames", "must be >= 1"),
     "data-efficient": (["--root", "nowhere"], "--points", "must be >= 1"),
+    "synth-sweeps": (["--flavor", "waymo"], "--azimuth-steps", "must be >= 1"),
 }
 
 

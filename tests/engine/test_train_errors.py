@@ -44,7 +44,7 @@ def trained(tmp_path_factory, tiny, capsys, run_ppt):
     ("model.channels=[4,8,8]", "model.channels must be one width >= 1 per entry of model.layers (4 entries), "
                                "got [4, 8, 8]"),
     ("model.layers=[1,1,1]", "model.layers must be an even number of block counts >= 1"),
-    ("data.feat_keys=[color,nrmal]", "data.feat_keys must be a non-empty list of coord, color, normal, "
+    ("data.feat_keys=[color,nrmal]", "data.feat_keys must be a non-empty list of coord, color, normal, strength, "
                                      "got ['color', 'nrmal']"),
     ("train.log_every=0", "train.log_every must be >= 1, got 0"),
     ("schedule.name=linear", "schedule.name must be 'onecycle', 'cosine', 'step' or 'constant', got 'linear'"),

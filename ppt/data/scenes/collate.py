@@ -12,10 +12,19 @@ from torch import Tensor
 from ppt.data.scenes.sample import SceneSample, mask_labels
 from ppt.sparse import SparseTensor
 
-__all__ = ["SceneBatch", "collate_scenes", "FEATURE_FIELDS"]
+__all__ = ["SceneBatch", "collate_scenes", "FEATURE_FIELDS", "FEATURE_WIDTHS", "feature_width"]
 
-FEATURE_FIELDS = ("coord", "color", "normal")
-"""Per-point fields that can make up the input features (``feat_keys``)."""
+FEATURE_WIDTHS = {"coord": 3, "color": 3, "normal": 3, "strength": 1}
+"""Per-point fields that can make up the input features (``feat_keys``) and their widths."""
+FEATURE_FIELDS = tuple(FEATURE_WIDTHS)
+
+
+def feature_width(feat_keys: Sequence[str]) -> int:
+    """Width of the input features made of ``feat_keys`` (the network's ``in_channels``)."""
+    unknown = [key for key in feat_keys if key not in FEATURE_WIDTHS]
+    if unknown:
+        raise ValueError(f"feat_keys: {unknown[0]!r} is not one of {FEATURE_FIELDS}")
+    return sum(FEATURE_WIDTHS[key] for key in feat_keys)
 
 
 @dataclass(frozen=True)
@@ -103,7 +112,8 @@ def collate_scenes(samples: Sequence[SceneSample], feat_keys: Sequence[str] = ("
         samples: scenes that went through :class:`~ppt.data.scenes.transforms.GridSample` or
             :class:`~ppt.data.scenes.transforms.GridFragments` (they carry ``grid_coord``).
         feat_keys: fields concatenated into ``feat``, from :data:`FEATURE_FIELDS`; Pointcept uses
-            ``("color", "normal")`` for ScanNet and Structured3D, ``("coord", "color")`` for S3DIS.
+            ``("color", "normal")`` for ScanNet and Structured3D, ``("coord", "color")`` for S3DIS,
+            ``("coord", "strength")`` for LiDAR sweeps.
             Use with a DataLoader as ``collate_fn=functools.partial(collate_scenes, feat_keys=...)``.
     """
     if len(samples) == 0:

@@ -119,7 +119,38 @@ def read_scene_folder(folder: str | PathLike, *, name: str, condition: str, num_
         name=name, condition=condition)
 
 
-class SceneDataset(SeededDataset):
+class SceneSampleDataset(SeededDataset):
+    """Base of the datasets whose items are :class:`SceneSample` s (indoor scenes, LiDAR sweeps):
+    item ``index`` is :meth:`load` ``(index)`` through the transform, with the item's generator."""
+
+    class_names: ClassVar[tuple[str, ...]]
+    # Named groups of classes whose mean IoU evaluation reports besides the overall one
+    # (ScanNet200's head / common / tail); none by default.
+    class_groups: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    condition: ClassVar[str]
+    ignore_index: ClassVar[int] = IGNORE_INDEX
+    item_noun: ClassVar[str] = "scenes"  # what an item is called in messages
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def load(self, index: int) -> SceneSample:
+        """Item ``index`` as stored, without the transform."""
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> SceneSample:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"{type(self).__name__}: index {index} out of range for {len(self)} {self.item_noun}")
+        index %= len(self)
+        sample = self.load(index)
+        return sample if self.transform is None else self.transform(sample, self.generator(index))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, {self.item_noun}={len(self)})"
+
+
+class SceneDataset(SceneSampleDataset):
     """Base of the scene datasets: lists scene folders of the chosen splits and reads them.
 
     Args:
@@ -142,13 +173,7 @@ class SceneDataset(SeededDataset):
             the stored labels, :attr:`SceneSample.labelled_segment` is what losses and metrics see.
     """
 
-    class_names: ClassVar[tuple[str, ...]]
-    # Named groups of classes whose mean IoU evaluation reports besides the overall one
-    # (ScanNet200's head / common / tail); none by default.
-    class_groups: ClassVar[Mapping[str, tuple[str, ...]]] = {}
-    condition: ClassVar[str]
     label_files: ClassVar[tuple[str, ...]] = ("segment.npy",)
-    ignore_index: ClassVar[int] = IGNORE_INDEX
     # How a scene of this dataset is recognised out of its dataset (:meth:`recognises`): a pattern
     # of "<parent folder>/<scene>" as Pointcept's preprocessing names them, and files only it writes.
     scene_pattern: ClassVar[re.Pattern | None] = None
@@ -205,10 +230,6 @@ class SceneDataset(SeededDataset):
                 raise FileNotFoundError(f"{type(self).__name__}: {_missing_labels_message(unlabelled[0], self.label_files)}"
                                         f"{others}")
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
     def split_folders(self, split: str | Sequence[str]) -> list[Path]:
         """The folders of ``split`` (default: ``root/<name>`` for each name)."""
         names = [split] if isinstance(split, str) else list(split)
@@ -239,13 +260,3 @@ class SceneDataset(SeededDataset):
 
     def __len__(self) -> int:
         return len(self.scene_paths)
-
-    def __getitem__(self, index: int) -> SceneSample:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"{type(self).__name__}: index {index} out of range for {len(self)} scenes")
-        index %= len(self)
-        sample = self.load(index)
-        return sample if self.transform is None else self.transform(sample, self.generator(index))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, scenes={len(self)})"

@@ -1,4 +1,5 @@
-"""``SceneSample``: one indoor scene (or a crop / voxel sample of it) as typed per-point arrays.
+"""``SceneSample``: one scene (an indoor room or a LiDAR sweep, or a crop / voxel sample of it) as typed
+per-point arrays.
 
 Datasets yield these, transforms map them to new ones (never in place), and
 :func:`ppt.data.collate_scenes` concatenates them into a :class:`ppt.data.SceneBatch`.
@@ -18,7 +19,7 @@ IGNORE_INDEX = -1
 """Label of points without a class (unlabelled, or a class outside the dataset's label set)."""
 
 # Fields with one row per point: indexed together by ``SceneSample.select``.
-_PER_POINT = ("coord", "color", "normal", "segment", "instance", "grid_coord", "index", "labelled")
+_PER_POINT = ("coord", "color", "normal", "segment", "instance", "grid_coord", "index", "labelled", "strength")
 
 
 def mask_labels(segment: Tensor, labelled: Tensor | None) -> Tensor:
@@ -34,7 +35,7 @@ class SceneSample:
     Attributes:
         coord: ``(N, 3)`` float32 coordinates in metres (z up).
         color: ``(N, 3)`` float32 RGB, in ``[0, 255]`` as stored, in ``[0, 1]`` after
-            :class:`ppt.data.scenes.transforms.NormalizeColor`.
+            :class:`ppt.data.scenes.transforms.NormalizeColor`; ``None`` for LiDAR sweeps.
         normal: ``(N, 3)`` float32 unit normals, or ``None`` when the scene has none.
         segment: ``(N,)`` int64 class index in the dataset's native order, ``-1`` = ignore.
         instance: ``(N,)`` int64 object id, ``-1`` = none.
@@ -51,10 +52,12 @@ class SceneSample:
         labelled: ``(N,)`` bool, the points whose label may be used (the annotated points of the
             data-efficient benchmark's limited annotations), or ``None``: every point's label
             may. :attr:`labelled_segment` applies it; grid sampling and dropout keep these points.
+        strength: ``(N, 1)`` float32 LiDAR return intensity in ``[0, 1]`` (:mod:`ppt.data.sweeps`;
+            Pointcept's ``strength``), or ``None`` for scenes without one.
     """
 
     coord: Tensor
-    color: Tensor
+    color: Tensor | None
     normal: Tensor | None
     segment: Tensor
     instance: Tensor
@@ -65,6 +68,7 @@ class SceneSample:
     inverse: Tensor | None = None
     origin_segment: Tensor | None = None
     labelled: Tensor | None = None
+    strength: Tensor | None = None
 
     def __post_init__(self) -> None:
         n = self.coord.shape[0] if self.coord.dim() == 2 else -1
@@ -77,6 +81,7 @@ class SceneSample:
             "grid_coord": ((n, 3), (torch.int32,)),
             "index": ((n,), (torch.int64,)),
             "labelled": ((n,), (torch.bool,)),
+            "strength": ((n, 1), (torch.float32,)),
         }
         for field, (shape, dtypes) in expected.items():
             value = getattr(self, field)

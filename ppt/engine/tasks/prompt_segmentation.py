@@ -13,14 +13,15 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ppt.data import SceneBatch
-from ppt.engine.builders import SCENE_DATASETS, cache_root, load_configured_weights
+from ppt.engine.builders import SCENE_DATASETS, SWEEP_DATASETS, cache_root, load_configured_weights
 from ppt.engine.config import RecipeConfig
 from ppt.engine.tasks.segmentation import SegmentationTask
 
 __all__ = ["PromptSegmentationTask", "CONDITION_DATASETS"]
 
-CONDITION_DATASETS = {dataset.condition: dataset for dataset in SCENE_DATASETS.values()}
-"""Condition name (``ScanNet``, ``S3DIS``, ``Structured3D``) -> scene dataset class."""
+CONDITION_DATASETS = {dataset.condition: dataset for dataset in (*SCENE_DATASETS.values(), *SWEEP_DATASETS.values())}
+"""Condition name (``ScanNet``, ``S3DIS``, ``Structured3D``; ``SemanticKITTI``, ``nuScenes``,
+``Waymo``) -> dataset class."""
 
 
 class PromptSegmentationTask(SegmentationTask):
@@ -51,7 +52,10 @@ class PromptSegmentationTask(SegmentationTask):
         from ppt.text import embed_class_names
 
         model_cfg, ppt_cfg = self.config.model, self.config.model.ppt
-        class_names = {c: tuple(CONDITION_DATASETS[c].class_names) for c in self.conditions}
+        # the head's names: the datasets' class names, or the descriptions Pointcept's outdoor PPT
+        # configs give the language-guided head (SweepDataset.prompt_names)
+        class_names = {c: tuple(getattr(CONDITION_DATASETS[c], "prompt_names", CONDITION_DATASETS[c].class_names))
+                       for c in self.conditions}
         text = None
         if ppt_cfg.head == "lang":
             union = tuple(dict.fromkeys(name for names in class_names.values() for name in names))

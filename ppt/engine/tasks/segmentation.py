@@ -1,6 +1,7 @@
 """Scene segmentation (task ``segmentation``): any network mapping a
 :class:`~ppt.sparse.SparseTensor` of a :class:`~ppt.data.SceneBatch` to per-point logits, trained
-on Pointcept's SpUNet augmentation chain and evaluated on every original point."""
+on Pointcept's SpUNet augmentation chain (indoor rooms) or its outdoor chain (LiDAR sweeps,
+:mod:`ppt.data.sweeps.transforms`) and evaluated on every original point."""
 
 from __future__ import annotations
 
@@ -13,14 +14,17 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from ppt.data import SceneBatch, SceneSample, collate_scenes
+from ppt.data.scenes.collate import feature_width
 from ppt.data.scenes import transforms as T
+from ppt.data.sweeps import SweepDataset, sweep_train_transform, sweep_val_transform
+from ppt.data.sweeps.transforms import PointClip
 from ppt.engine.batches import DataError
-from ppt.engine.builders import SCENE_DATASETS, build_model, dataset_root
+from ppt.engine.builders import SCENE_DATASETS, SWEEP_DATASETS, build_model, dataset_root
 from ppt.engine.config import SourceConfig
 from ppt.engine.metrics import ConfusionMatrix
 from ppt.engine.tasks.base import Autocast, Task
 
-__all__ = ["SegmentationTask", "scene_train_transform", "scene_val_transform", "limited_data"]
+__all__ = ["SegmentationTask", "scene_train_transform", "scene_val_transform", "limited_data", "point_cloud_range"]
 
 
 def scene_train_transform(grid_size: float, point_max: int, augment: bool) -> T.Compose:
@@ -68,33 +72,48 @@ def limited_data(source: SourceConfig, root: Path) -> dict:
     return {"scenes": read_scene_list(path)} if kind == "lr" else {"labelled_points": read_labelled_points(path)}
 
 
+def point_cloud_range(source: SourceConfig) -> tuple[float, ...] | None:
+    """The ``PointClip`` range of a sweep source: its ``point_cloud_range`` (``[]``: none), else
+    its dataset's."""
+    if source.point_cloud_range is None:
+        return SWEEP_DATASETS[source.dataset].point_cloud_range
+    return tuple(source.point_cloud_range) or None
+
+
 class SegmentationTask(Task):
     """Per-point classification of scenes: cross-entropy over labelled points (``-1`` ignored);
     validation on one grid sample per scene mapped back to every point (the voxel inverse map);
     :meth:`predict_scene` votes over all test-mode fragments."""
 
     def dataset_class(self, source: SourceConfig) -> type:
-        if source.dataset not in SCENE_DATASETS:
-            raise ValueError(f"task 'segmentation' needs scene datasets {sorted(SCENE_DATASETS)}, got {source.dataset!r}")
-        return SCENE_DATASETS[source.dataset]
+        datasets = {**SCENE_DATASETS, **SWEEP_DATASETS}
+        if source.dataset not in datasets:
+            raise ValueError(f"task {self.config.task!r} needs scene or sweep datasets {sorted(datasets)}, "
+                             f"got {source.dataset!r}")
+        return datasets[source.dataset]
 
     def source_class_groups(self, source: SourceConfig) -> Mapping[str, Sequence[str]]:
         return self.dataset_class(source).class_groups  # ScanNet200's head / common / tail
 
     @property
     def in_channels(self) -> int:
-        return 3 * len(self.config.data.feat_keys)
+        return feature_width(self.config.data.feat_keys)
 
     def dataset(self, source: SourceConfig, split: str, *, train: bool, is_main: bool = True) -> Dataset:
-        data = self.config.data
-        transform = (scene_train_transform(data.grid_size, data.point_max, data.augment) if train
-                     else scene_val_transform(data.grid_size))
+        data, dataset_class = self.config.data, self.dataset_class(source)
+        if issubclass(dataset_class, SweepDataset):
+            clip = point_cloud_range(source)
+            transform = (sweep_train_transform(data.grid_size, clip, data.augment) if train
+                         else sweep_val_transform(data.grid_size, clip))
+        else:
+            transform = (scene_train_transform(data.grid_size, data.point_max, data.augment) if train
+                         else scene_val_transform(data.grid_size))
         root = dataset_root(source, data, is_main=is_main)
         # training and evaluation need every scene's labels: a scene without them stops the run here
         if not (train and source.limited):
-            return self.dataset_class(source)(root, split, transform, seed=self.config.train.seed, require_labels=True)
+            return dataset_class(root, split, transform, seed=self.config.train.seed, require_labels=True)
         try:  # lists that do not fit the scenes are a problem of the data, reported in one line
-            return self.dataset_class(source)(root, split, transform, seed=self.config.train.seed, require_labels=True,
+            return dataset_class(root, split, transform, seed=self.config.train.seed, require_labels=True,
                                               **limited_data(source, root))
         except ValueError as error:
             raise DataError(f"{source.dataset} with limited={source.limited}: {error}") from None
@@ -127,10 +146,18 @@ class SegmentationTask(Task):
                       fragments_per_batch: int = 4) -> Tensor:
         """Class scores ``(N, K)`` for every point of ``sample`` (as stored): softmax votes summed
         over the test-mode grid fragments (:class:`~ppt.data.scenes.transforms.GridFragments`), so
-        each point is predicted from a voxel sample that contains it."""
-        sample = T.NormalizeColor()(T.CenterShift(apply_z=True)(sample, None))
-        fragments = [T.CenterShift(apply_z=False)(f, None)
-                     for f in T.GridFragments(self.config.data.grid_size)(sample)]
+        each point is predicted from a voxel sample that contains it. A LiDAR sweep (a sample
+        with ``strength``) is clipped to its source's range and neither centred nor colour-normalised."""
+        if sample.strength is not None:
+            source = next((s for s in self.config.data.sources.values()
+                           if self.dataset_class(s).condition == sample.condition), None)
+            clip = None if source is None else point_cloud_range(source)
+            sample = sample if clip is None else PointClip(tuple(clip))(sample)
+            fragments = T.GridFragments(self.config.data.grid_size)(sample)
+        else:
+            sample = T.NormalizeColor()(T.CenterShift(apply_z=True)(sample, None))
+            fragments = [T.CenterShift(apply_z=False)(f, None)
+                         for f in T.GridFragments(self.config.data.grid_size)(sample)]
         scores = None  # (N, classes of the sample's dataset), sized by the first logits
         model.eval()
         with torch.no_grad():
