@@ -24,8 +24,8 @@ not counted (their size is in the case's ``params``).
   points of synthetic ScanObjectNN-style objects, AdamW and gradient clipping as the official
   configs. Targets: DAPT's peak step memory <= 0.65x full fine-tuning's, and its step no slower.
 - ``part-seg DAPT vs full fine-tune train step``: :class:`ppt.models.PointMAEPartSeg` with
-  ``peft="dapt"`` against ``peft="full"`` (27.1M parameters trained) on 2048-point synthetic
-  ShapeNetPart objects, Point-MAE's batch of 16 on a GPU, 4 on CPU (:mod:`ppt.bench.partseg`). The
+  ``peft="dapt"`` against ``peft="full"`` (27.1M parameters trained) at Point-MAE's part-segmentation
+  batch, 16 x 2048 points of synthetic ShapeNetPart objects (:mod:`ppt.bench.partseg`). The
   per-point head (feature propagation to every point, 3392-channel convolutions) trains in both,
   so its activations bound the saving; target: DAPT's peak step memory below full fine-tuning's.
 - ``ppt step`` (single-dataset and mixed batch): a Point Prompt Training step (PDNorm, 3 datasets,

@@ -19,16 +19,13 @@ from ppt.models import PointMAEPartSeg
 
 __all__ = ["PARTS_BATCH", "part_batch", "partseg_dapt_case"]
 
-PARTS_BATCH = {"cuda": dict(batch=16, points=2048), "cpu": dict(batch=4, points=2048),
-               "quick": dict(batch=2, points=256)}
-"""Objects per batch and points per object: Point-MAE's batch, 16 x 2048, on a GPU; 4 x 2048 on
-CPU, where one full fine-tuning step at batch 16 needs more than 13 GB (a run on a 24 GiB machine
-shared with other jobs was killed at 13.5 GB resident) and takes minutes; the quick size for tests."""
+PARTS_BATCH = {False: dict(batch=16, points=2048), True: dict(batch=2, points=256)}
+"""Objects per batch and points per object (full: Point-MAE's batch 16 x 2048)."""
 
 
 def part_batch(quick: bool, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``xyz (B, N, 3)``, categories ``(B,)`` (in turn) and part labels ``(B, N)``."""
-    config = PARTS_BATCH["quick" if quick else device.type if device.type == "cuda" else "cpu"]
+    config = PARTS_BATCH[quick]
     rng = np.random.default_rng(0)
     categories = [i % len(SHAPENETPART_CATEGORIES) for i in range(config["batch"])]
     rows = [synthesize_part_object(category, rng, config["points"] + config["points"] // 4) for category in categories]
