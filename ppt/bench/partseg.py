@@ -2,7 +2,7 @@
 :class:`ppt.models.PointMAEPartSeg`, one training step each (Point-MAE's segmentation recipe:
 AdamW lr 2e-4, weight decay 0.05, gradient clipping at 10, NLL of the log-probabilities) on the
 same batch of synthetic ShapeNetPart objects (:mod:`ppt.data.objects.synthetic_parts`), 2,048
-points drawn per object as the official loader does. The gate checks each step: a finite loss
+points drawn per object as the official loader does (sizes: :data:`PARTS_BATCH`). The gate checks each step: a finite loss
 and gradients on exactly the trainable parameters."""
 
 from __future__ import annotations

@@ -78,8 +78,7 @@ def evaluate_checkpoint(loaded: LoadedCheckpoint, *, progress: bool = True) -> d
     if not isinstance(task, (SegmentationTask, ClassificationTask)):
         raise ValueError(f"ppt eval evaluates segmentation checkpoints (tasks segmentation, ppt-segmentation, "
                          f"part-segmentation) and classification checkpoints (task classification); {loaded.path} is "
-                         f"a {loaded.config.task} "
-                         f"checkpoint, whose validation ({', '.join(task.headline_metrics)}) is in its run's log.jsonl: "
+                         f"a {loaded.config.task} checkpoint, whose validation ({', '.join(task.headline_metrics)}) is in its run's log.jsonl: "
                          "ppt plot-log RUN draws it")
     for name, source in loaded.config.data.sources.items():
         confusion = ConfusionMatrix(len(task.class_names[name]), device=loaded.device)

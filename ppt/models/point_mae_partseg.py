@@ -80,9 +80,11 @@ class FeaturePropagation(nn.Module):
             dist2, index = knn(xyz, sampled_xyz, 3)
             weight = 1.0 / (dist2 + 1e-8)
             weight = weight / weight.sum(dim=2, keepdim=True)
-            gathered = torch.gather(sampled_features[:, :, None, :].expand(-1, -1, xyz.shape[1], -1), 3,
-                                    index[:, None].expand(-1, sampled_features.shape[1], -1, -1))
-            interpolated = (gathered * weight[:, None]).sum(dim=3)
+            # Index rows of (B, S, C), as the official index_points: the backward then scatters into
+            # (B, S, C), where a gather from an expanded (B, C, N, S) view would materialise that size.
+            batch = torch.arange(xyz.shape[0], device=xyz.device)[:, None, None]
+            gathered = sampled_features.transpose(1, 2)[batch, index]  # (B, N, 3, C)
+            interpolated = (gathered * weight[..., None]).sum(dim=2).transpose(1, 2)
         x = torch.cat([features, interpolated], dim=1)
         for conv, norm in zip(self.mlp_convs, self.mlp_bns):
             x = F.relu(norm(conv(x)))

@@ -187,8 +187,9 @@ def test_eval_says_which_checkpoints_it_evaluates(tmp_path, object_overrides, pp
     train(config, tmp_path / "pre", recipe="pointmae-pretrain", progress=False)
     run = ppt_command("eval", tmp_path / "pre" / "last.safetensors", "--no-progress")
     assert run.returncode == 2 and run.stdout == ""
-    assert run.stderr == (f"ppt eval: ppt eval evaluates segmentation checkpoints (tasks segmentation, ppt-segmentation) "
-                          f"and classification checkpoints (task classification); {tmp_path / 'pre' / 'last.safetensors'} "
+    assert run.stderr == (f"ppt eval: ppt eval evaluates segmentation checkpoints (tasks segmentation, ppt-segmentation, "
+                          f"part-segmentation) and classification checkpoints (task classification); "
+                          f"{tmp_path / 'pre' / 'last.safetensors'} "
                           "is a pretraining checkpoint, whose validation (chamfer) is in its run's log.jsonl: ppt "
                           "plot-log RUN draws it\n")
 
