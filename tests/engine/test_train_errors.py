@@ -9,6 +9,8 @@ import sys
 import numpy as np
 import pytest
 
+from ppt.engine.builders import MODEL_BUILDERS
+
 
 def _one_line(text: str) -> str:
     lines = text.strip().splitlines()
@@ -36,8 +38,7 @@ def trained(tmp_path_factory, tiny, capsys, run_ppt):
     ("data.batch_size=0", "data.batch_size must be >= 1, got 0"),
     ("data.grid_size=-0.05", "data.grid_size must be > 0 (metres), got -0.05"),
     ("optim.name=adam", "optim.name must be 'sgd' or 'adamw', got 'adam'"),
-    ("model.name=spunett", "model.name must be one of ['object-classifier', 'point-mae-pretraining', 'spunet'], "
-                           "got 'spunett'"),
+    ("model.name=spunett", f"model.name must be one of {sorted(MODEL_BUILDERS)}, got 'spunett'"),
     ("train.amp=fp8", "train.amp must be 'none', 'auto', 'bf16' or 'fp16', got 'fp8'"),
     ("train.device=cuda:99", "train.device cuda:99, but "),
     ("train.device=gpu", "train.device gpu is not supported: ppt's kernels run on cpu or cuda"),
