@@ -1,4 +1,4 @@
-"""Models of ppt (SpUNet; Point-MAE, DAPT and the PEFT baselines; UniPre3D) and loaders for checkpoints of
+"""Models of ppt (SpUNet, Point Transformer V3; Point-MAE, DAPT and the PEFT baselines; UniPre3D) and loaders for checkpoints of
 this package and of the original code."""
 
 from ppt.models.dapt import DAPT
@@ -6,6 +6,7 @@ from ppt.models.object_classifier import create_object_classifier
 from ppt.models.official_weights import OfficialWeightsReport, load_official_weights
 from ppt.models.peft import PEFT_METHODS, ParameterCount, count_parameters
 from ppt.models.point_mae import PointMAE, PointMAEPretraining, chamfer_l2
+from ppt.models.point_transformer_v3 import PointTransformerV3
 from ppt.models.point_prompt_training import PointPromptTraining, restricted_cross_entropy
 from ppt.models.spunet import SpUNet
 from ppt.models.unipre3d import GaussianHead, Gaussians, UniPre3D, weighted_l2_loss
@@ -13,7 +14,7 @@ from ppt.models.unipre3d_scene import UniPre3DScene
 from ppt.models.weights import LoadReport, load_weights
 
 __all__ = [
-    "SpUNet", "load_weights", "LoadReport", "PointPromptTraining", "restricted_cross_entropy",
+    "SpUNet", "PointTransformerV3", "load_weights", "LoadReport", "PointPromptTraining", "restricted_cross_entropy",
     "PointMAE", "PointMAEPretraining", "chamfer_l2", "DAPT", "create_object_classifier",
     "UniPre3D", "UniPre3DScene", "GaussianHead", "Gaussians", "weighted_l2_loss",
     "PEFT_METHODS", "ParameterCount", "count_parameters", "load_official_weights", "OfficialWeightsReport",
