@@ -139,6 +139,19 @@ def test_scenes_smaller_than_one_patch_attend_within_themselves():
         assert not torch.allclose(flat(x), together)
 
 
+def test_flash_layout_equals_pointcepts_when_every_scene_fills_a_patch():
+    # With every scene at least patch_size long, enable_flash=True pads exactly as the non-flash path
+    # (patch size min(patch_size, smallest scene) = patch_size), which equals Pointcept's above.
+    torch.manual_seed(0)
+    flash = PointTransformerV3(num_classes=3, shuffle_orders=False, **TINY).double().eval()
+    _randomize_norms(flash)
+    plain = PointTransformerV3(num_classes=3, shuffle_orders=False, enable_flash=False, **TINY).double().eval()
+    plain.load_state_dict(flash.state_dict())
+    x = _scenes(sizes=(70, 45))
+    with torch.no_grad():
+        torch.testing.assert_close(flash(x), plain(x), rtol=1e-12, atol=1e-12)
+
+
 def test_padding_repeats_the_points_one_patch_before():
     from ppt.models.point_transformer_v3 import _patches
 
