@@ -89,11 +89,15 @@ class ConditionNorm(nn.Module):
             y = self.norm(x)
         elif isinstance(condition, int):
             y = self.norm[condition](x)
+        elif x.shape[0] == 0:
+            y = x
         else:
-            y = x.new_empty(x.shape)
-            for c in condition.unique().tolist():
-                rows = (condition == c).nonzero().squeeze(1)
-                y = y.index_copy(0, rows, self.norm[c](x[rows]))
+            parts = [((condition == c).nonzero().squeeze(1), c) for c in condition.unique().tolist()]
+            parts = [(rows, self.norm[c](x[rows])) for rows, c in parts]
+            # allocated after the norms ran: under autocast their output dtype may differ from x's
+            y = parts[0][1].new_empty((x.shape[0], parts[0][1].shape[1]))
+            for rows, part in parts:
+                y = y.index_copy(0, rows, part)
         if not self.adaptive:
             return y
         if context is None or context.dim() != 2 or context.shape[0] not in (1, len(self.conditions)):
