@@ -13,6 +13,10 @@ TORCH_LIBRARY(ppt, m) {
   m.def("farthest_point_sample(Tensor xyz, int num_samples, int start_index=0) -> Tensor");
   m.def("knn(Tensor query, Tensor points, int k) -> (Tensor, Tensor)");
   m.def("knn_backward(Tensor grad_dist2, Tensor query, Tensor points, Tensor index) -> (Tensor, Tensor)");
+  // Space-filling-curve codes of grid coordinates (PTv3 serialization, csrc/point/serialization_*):
+  // code = batch << 3*depth | curve bits; order "z" | "z-trans" | "hilbert" | "hilbert-trans".
+  m.def("serialization_encode(Tensor grid_coord, Tensor? batch, int depth, str order) -> Tensor");
+  m.def("serialization_decode(Tensor code, int depth, str order) -> (Tensor grid_coord, Tensor batch)");
 
   // ---- segmented (per-dataset) batch norm -------------------------------------------------
   // ppt.ops.segment_batch_norm composes these so that a distributed all-reduce can sit between

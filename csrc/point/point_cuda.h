@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "ppt/common.h"
+#include "ppt/serialization.h"
 #include "ppt/voxel.h"
 
 namespace ppt::cuda {
@@ -50,5 +51,13 @@ void knn(FloatKind kind, const void* query, const void* points, int64_t batches,
 void knn_backward(FloatKind kind, const void* grad_dist2, const void* query, const void* points,
                   const int64_t* index, int64_t batches, int64_t m, int64_t n, int64_t k,
                   void* grad_query, void* grad_points_acc, cudaStream_t stream);
+
+// ---- serialization (PTv3 space-filling curves, ppt/serialization.h) ---------------------------
+// code[i] of grid point i (grid int32 if grid_is_int32, else int64; batch may be null).
+void serialization_encode(const void* grid, bool grid_is_int32, const int64_t* batch, int64_t n, int depth,
+                          SerializationCurve curve, bool transposed, int64_t* code, cudaStream_t stream);
+// grid (n, 3) and batch (n,) of each code.
+void serialization_decode(const int64_t* code, int64_t n, int depth, SerializationCurve curve, bool transposed,
+                          int64_t* grid, int64_t* batch, cudaStream_t stream);
 
 }  // namespace ppt::cuda

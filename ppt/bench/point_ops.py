@@ -4,6 +4,8 @@
   ``torch.unique(dim=0, return_inverse=True, return_counts=True)`` on (b, x, y, z) rows
 - farthest_point_sample vs the vectorized torch loop of Point-MAE / PointNet++ (pure torch)
 - knn vs ``torch.cdist`` + ``topk``
+- serialization (PTv3's four orders of a voxelized batch) vs the pure-torch encoder of
+  :mod:`ppt.ops._reference` (bit loops over the levels, as Pointcept's encoders are torch code)
 
 Run: ``ppt bench point_ops [--quick] [--device cpu|cuda]``.
 """
@@ -17,7 +19,8 @@ import torch
 from ppt.bench.harness import Baseline, Case
 from ppt.data.synthetic import indoor_room, object_clouds
 from ppt.ops import _reference as ref
-from ppt.ops import farthest_point_sample, knn, voxelize
+from ppt.ops import farthest_point_sample, knn, serialization_encode, voxelize
+from ppt.ops.serialization import ORDERS, serialization_depth
 
 SUITE = "point_ops"
 SUPPORTED_DTYPES = ("float32",)
@@ -74,6 +77,23 @@ def cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Iterator[Cas
                             check=_check_equal, target=3.0)],
         params=dict(points=num_points, scenes=scenes, voxel_size=voxel_size, voxels=num_voxels),
         bytes=_voxelize_bytes(num_points, num_voxels), items=(num_points, "points"),
+        warmup=warmup, repeats=repeats)
+
+    # serialization: the four PTv3 orders of that batch's voxels (depth from the grid, as PTv3 does).
+    voxels = voxelize(coord, voxel_size, batch)[0]
+    grid, scene = voxels[:, 1:], voxels[:, 0]
+    depth = serialization_depth(grid)
+
+    def encode_all(encode):
+        return lambda: [encode(grid, scene, depth, order) for order in ORDERS]
+
+    yield Case(
+        name=f"serialization_encode 4 orders M={num_voxels}",
+        run=encode_all(serialization_encode),
+        baselines=[Baseline("pure torch (reference)", encode_all(ref.serialization_encode), check=_check_equal,
+                            target=5.0)],
+        params=dict(voxels=num_voxels, scenes=scenes, depth=depth, orders=len(ORDERS)),
+        bytes=len(ORDERS) * num_voxels * (12 + 4 + 8), items=(len(ORDERS) * num_voxels, "codes"),
         warmup=warmup, repeats=repeats)
 
     # FPS: Point-MAE grouping, 2048 points -> 128 centres.

@@ -3,6 +3,7 @@ and the synthetic data a recipe uses when it names no dataset root."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from ppt.engine.config import DataConfig, ModelConfig, SourceConfig, SyntheticCo
 from ppt.engine.distributed import barrier
 from ppt.engine.object_data import OBJECT_DATASETS, synthetic_object_name, write_synthetic_object_data
 
-__all__ = ["build_spunet", "build_object_classifier", "build_pointmlp", "build_point_mae_pretraining",
+__all__ = ["build_spunet", "build_ptv3", "ptv3_arguments", "build_object_classifier", "build_pointmlp", "build_point_mae_pretraining",
            "build_point_mae_partseg", "build_pointmlp_partseg",
            "load_configured_weights", "MODEL_BUILDERS",
            "SCENE_DATASETS", "SWEEP_DATASETS", "OBJECT_DATASETS", "cache_root", "dataset_root", "write_once"]
@@ -32,6 +33,18 @@ def build_spunet(config: ModelConfig, *, num_classes: int, in_channels: int) -> 
 
     return SpUNet(in_channels=in_channels, num_classes=num_classes, base_channels=config.base_channels,
                   channels=tuple(config.channels), layers=tuple(config.layers))
+
+
+def build_ptv3(config: ModelConfig, *, num_classes: int, in_channels: int) -> nn.Module:
+    from ppt.models import PointTransformerV3
+
+    return PointTransformerV3(in_channels=in_channels, num_classes=num_classes, **ptv3_arguments(config))
+
+
+def ptv3_arguments(config: ModelConfig) -> dict:
+    """The recipe's ``model.ptv3`` section as :class:`ppt.models.PointTransformerV3` arguments."""
+    return {key: tuple(value) if isinstance(value, list) else value
+            for key, value in dataclasses.asdict(config.ptv3).items()}
 
 
 def build_object_classifier(config: ModelConfig, *, num_classes: int, in_channels: int = 3) -> nn.Module:
@@ -98,7 +111,7 @@ def build_pointmlp_partseg(config: ModelConfig, *, num_classes: int, in_channels
     return PointMLPPartSeg(num_classes, **pointmlp_settings(config, "pointmlp-partseg", (*DECODER_SETTINGS, "normals")))
 
 
-MODEL_BUILDERS = {"spunet": build_spunet, "object-classifier": build_object_classifier,
+MODEL_BUILDERS = {"spunet": build_spunet, "ptv3": build_ptv3, "object-classifier": build_object_classifier,
                   "point-mae-pretraining": build_point_mae_pretraining, "point-mae-partseg": build_point_mae_partseg,
                   "pointmlp": build_pointmlp, "pointmlp-partseg": build_pointmlp_partseg}
 

@@ -24,7 +24,7 @@ from ppt.engine.tasks import TASK_FAMILIES
 
 __all__ = [
     "RecipeConfig", "DataConfig", "SourceConfig", "SyntheticConfig", "ModelConfig", "OptimConfig",
-    "ParamGroupConfig", "ScheduleConfig", "TrainConfig", "UniPre3DConfig", "PromptTrainingConfig", "ConfigError", "load_recipe", "list_recipes",
+    "ParamGroupConfig", "PTv3Config", "ScheduleConfig", "TrainConfig", "UniPre3DConfig", "PromptTrainingConfig", "ConfigError", "load_recipe", "list_recipes",
     "recipe_path", "check_config", "config_from_dict", "config_to_dict",
 ]
 
@@ -153,6 +153,7 @@ class PromptTrainingConfig:
     text_model: Optional[str] = None
     text_template: str = "{}"
     zero_init: bool = True
+    backbone: str = "spunet"  # or "ptv3" (its keys under model.ptv3)
     prompt_lr_scale: float = 0.1
     context_channels: int = 256
     prompt_tokens: int = 8
@@ -186,8 +187,35 @@ class PointMLPConfig:
 
 
 @dataclass
+class PTv3Config:
+    """Point Transformer V3 (``model.name=ptv3``, and ``model.ppt.backbone=ptv3``): the arguments of
+    :class:`ppt.models.PointTransformerV3`, Pointcept's ScanNet ``PT-v3m1`` config by default."""
+
+    order: List[str] = field(default_factory=lambda: ["z", "z-trans", "hilbert", "hilbert-trans"])
+    stride: List[int] = field(default_factory=lambda: [2, 2, 2, 2])
+    enc_depths: List[int] = field(default_factory=lambda: [2, 2, 2, 6, 2])
+    enc_channels: List[int] = field(default_factory=lambda: [32, 64, 128, 256, 512])
+    enc_num_head: List[int] = field(default_factory=lambda: [2, 4, 8, 16, 32])
+    enc_patch_size: List[int] = field(default_factory=lambda: [1024] * 5)
+    dec_depths: List[int] = field(default_factory=lambda: [2, 2, 2, 2])
+    dec_channels: List[int] = field(default_factory=lambda: [64, 64, 128, 256])
+    dec_num_head: List[int] = field(default_factory=lambda: [4, 4, 8, 16])
+    dec_patch_size: List[int] = field(default_factory=lambda: [1024] * 4)
+    mlp_ratio: float = 4.0
+    drop_path: float = 0.3
+    shuffle_orders: bool = True
+    enable_flash: bool = True
+    pdnorm_bn: bool = False
+    pdnorm_ln: bool = False
+    pdnorm_decouple: bool = True
+    pdnorm_adaptive: bool = False
+    pdnorm_affine: bool = True
+
+
+@dataclass
 class ModelConfig:
-    """The network. ``name``: ``spunet``, ``object-classifier`` (Point-MAE with ``peft``, or DAPT) or
+    """The network. ``name``: ``spunet``, ``ptv3`` (Point Transformer V3, its keys under ``ptv3``),
+    ``object-classifier`` (Point-MAE with ``peft``, or DAPT) or
     ``point-mae-pretraining`` (the masked autoencoder), ``ppt`` (Point Prompt Training on a SpUNet;
     its keys under ``ppt``), ``unipre3d-object`` (the Point-MAE keys) or ``unipre3d-scene`` (the
     SpUNet keys), ``pointmlp``, ``pointmlp-partseg`` or ``unipre3d-object-pointmlp`` (their keys under
@@ -218,7 +246,9 @@ class ModelConfig:
     # point-mae-pretraining
     mask_ratio: float = 0.6
     decoder_depth: int = 4
-    # ppt (the SpUNet keys above set its backbone)
+    # ptv3 (also the backbone of ppt with ppt.backbone=ptv3)
+    ptv3: PTv3Config = field(default_factory=PTv3Config)
+    # ppt (the SpUNet keys above, or ptv3 with ppt.backbone=ptv3, set its backbone)
     ppt: PromptTrainingConfig = field(default_factory=PromptTrainingConfig)
     # pointmlp (and the PointMLP backbone of unipre3d-object-pointmlp)
     pointmlp: PointMLPConfig = field(default_factory=PointMLPConfig)

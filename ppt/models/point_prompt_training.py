@@ -1,4 +1,5 @@
-"""Point Prompt Training (PPT; Wu et al., CVPR 2024): one SpUNet trained on several datasets.
+"""Point Prompt Training (PPT; Wu et al., CVPR 2024): one SpUNet (or Point Transformer V3) trained on
+several datasets.
 
 Each dataset (condition) has a learned prompt, ``embedding_table`` (``nn.Embedding``, 256-d), that
 adapts the shared backbone; the default adapter is prompt-driven normalization (every norm of the
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ppt.models.point_transformer_v3 import PointTransformerV3
 from ppt.models.spunet import BasicBlock, SpUNet
 from ppt.sparse import SparseTensor
 
@@ -33,6 +35,7 @@ __all__ = ["PointPromptTraining", "restricted_cross_entropy", "HEADS", "ADAPTERS
            "POINTCEPT_BACKBONE_CONDITIONS", "POINTCEPT_PROMPT_CONDITIONS"]
 
 HEADS = ("lang", "unionized", "decoupled")
+BACKBONES = ("spunet", "ptv3")
 ADAPTERS = ("pdnorm", "add", "cross_attn", "none")
 
 # The union label space of Pointcept's PPT-v1m1 configs (``class_name``): the rows of its
@@ -157,6 +160,12 @@ class PointPromptTraining(nn.Module):
         backbone_mode: ``forward`` returns the ``(N, channels[-1])`` backbone features; no head is
             built and ``class_names`` / ``text`` may be None.
         base_channels, channels, layers: the SpUNet's widths and depths (default SpUNet-S).
+        backbone: ``"spunet"`` (Pointcept's SpUNet-v1m3) or ``"ptv3"`` (:class:`PointTransformerV3`
+            as Pointcept's PPT + PT-v3m1 configs build it: with ``adapter="pdnorm"`` its batch and
+            layer norms are per-condition PDNorms, not modulated unless ``backbone_kwargs`` sets
+            ``pdnorm_adaptive=True``). The ``add`` / ``cross_attn`` adapters need the SpUNet.
+        backbone_kwargs: further :class:`PointTransformerV3` arguments (``backbone="ptv3"`` only;
+            the SpUNet takes ``base_channels``, ``channels``, ``layers``).
     """
 
     def __init__(self, conditions: Sequence[str] = ("Structured3D", "ScanNet", "S3DIS"),
@@ -165,7 +174,8 @@ class PointPromptTraining(nn.Module):
                  prompt_lr_scale: float = 0.1, logit_scale: float = 100.0, prompt_tokens: int = 8,
                  attention_heads: int = 4, backbone_mode: bool = False, base_channels: int = 32,
                  channels: Sequence[int] = (32, 64, 128, 256, 256, 128, 96, 96),
-                 layers: Sequence[int] = (2, 3, 4, 6, 2, 2, 2, 2)) -> None:
+                 layers: Sequence[int] = (2, 3, 4, 6, 2, 2, 2, 2), backbone: str = "spunet",
+                 backbone_kwargs: Mapping | None = None) -> None:
         super().__init__()
         if isinstance(conditions, str) or len(conditions) == 0 or len(set(conditions)) != len(conditions):
             raise ValueError(f"PointPromptTraining: conditions must be distinct dataset names, got {conditions!r}")
@@ -173,6 +183,14 @@ class PointPromptTraining(nn.Module):
             raise ValueError(f"PointPromptTraining: head must be one of {HEADS}, got {head!r}")
         if adapter not in ADAPTERS:
             raise ValueError(f"PointPromptTraining: adapter must be one of {ADAPTERS}, got {adapter!r}")
+        if backbone not in BACKBONES:
+            raise ValueError(f"PointPromptTraining: backbone must be one of {BACKBONES}, got {backbone!r}")
+        if backbone == "ptv3" and adapter in ("add", "cross_attn"):
+            raise ValueError(f"PointPromptTraining: adapter={adapter!r} attaches to SpUNet blocks; with "
+                             "backbone='ptv3' use 'pdnorm' or 'none'")
+        if backbone_kwargs and backbone != "ptv3":
+            raise ValueError("PointPromptTraining: backbone_kwargs are PointTransformerV3 arguments (backbone='ptv3'); "
+                             "the SpUNet takes base_channels, channels and layers")
         if not prompt_lr_scale > 0:
             raise ValueError(f"PointPromptTraining: prompt_lr_scale must be positive, got {prompt_lr_scale}")
         self.conditions = tuple(conditions)
@@ -180,9 +198,20 @@ class PointPromptTraining(nn.Module):
         self.zero_init, self.prompt_lr_scale = zero_init, float(prompt_lr_scale)
         self.context_channels = context_channels
 
-        self.backbone = SpUNet(in_channels=in_channels, num_classes=0, base_channels=base_channels, channels=channels,
-                               layers=layers, norm="pdnorm" if adapter == "pdnorm" else "bn",
-                               conditions=self.conditions, context_channels=context_channels, zero_init=zero_init)
+        self.backbone_name = backbone
+        if backbone == "ptv3":
+            pdnorm = adapter == "pdnorm"
+            self.backbone = PointTransformerV3(**{
+                "in_channels": in_channels, "num_classes": 0, "pdnorm_bn": pdnorm, "pdnorm_ln": pdnorm,
+                "pdnorm_conditions": self.conditions, "context_channels": context_channels, **(backbone_kwargs or {})})
+            if zero_init:  # start from the unmodulated norms, as PDNorm's zero_init does for the SpUNet
+                for name, parameter in self.backbone.named_parameters():
+                    if ".modulation." in name:
+                        nn.init.zeros_(parameter)
+        else:
+            self.backbone = SpUNet(in_channels=in_channels, num_classes=0, base_channels=base_channels,
+                                   channels=channels, layers=layers, norm="pdnorm" if adapter == "pdnorm" else "bn",
+                                   conditions=self.conditions, context_channels=context_channels, zero_init=zero_init)
         self.prompt_tokens = prompt_tokens if adapter == "cross_attn" else 1
         if adapter != "none":
             self.embedding_table = nn.Embedding(len(self.conditions), self.prompt_tokens * context_channels)
@@ -459,7 +488,8 @@ class PointPromptTraining(nn.Module):
         Args:
             state_dict: the checkpoint's ``state_dict`` (``module.`` already removed).
             backbone_conditions: the condition order of the checkpoint's ``SpUNet-v1m3``
-                (``backbone.conditions`` of its config), the order of its ``bns.{i}`` rows.
+                (``backbone.conditions`` of its config), the order of its ``bns.{i}`` rows (of a
+                ``PT-v3m1``: ``pdnorm_conditions``, the order of its ``norm.{i}`` rows).
                 Default: Pointcept's configs' order (:data:`POINTCEPT_BACKBONE_CONDITIONS`) when
                 this model has exactly those conditions, else this model's order.
             class_names: the names of the checkpoint's ``class_embedding`` rows (its config's
@@ -478,9 +508,17 @@ class PointPromptTraining(nn.Module):
         prompt_order = self._checkpoint_rows(prompt_conditions, POINTCEPT_PROMPT_CONDITIONS, "prompt_conditions")
         backbone = {key[len("backbone."):]: value for key, value in state_dict.items() if key.startswith("backbone.")}
         converted = {}
-        bns_row, head_row = re.compile(r"\.bns\.(\d+)\."), re.compile(r"^seg_heads\.(\d+)\.")
-        for key, value in SpUNet.convert_pointcept_state_dict(backbone).items():
-            converted["backbone." + self._renumber(bns_row, key, backbone_order, "backbone_conditions", ".bns.{}.")] = value
+        head_row = re.compile(r"^seg_heads\.(\d+)\.")
+        if self.backbone_name == "ptv3":  # PTv3's PDNorm rows: <norm>.norm.{i}.<tensor>
+            row, template = re.compile(r"\.norm\.(\d+)\.(?=[a-z_]+$)"), ".norm.{}."
+            backbone = PointTransformerV3.convert_pointcept_state_dict(backbone)
+            if not self.backbone.pdnorm:
+                row = re.compile(r"^$")  # no condition rows to renumber
+        else:
+            row, template = re.compile(r"\.bns\.(\d+)\."), ".bns.{}."
+            backbone = SpUNet.convert_pointcept_state_dict(backbone)
+        for key, value in backbone.items():
+            converted["backbone." + self._renumber(row, key, backbone_order, "backbone_conditions", template)] = value
         for key, value in state_dict.items():
             if key.startswith("backbone."):
                 continue

@@ -5,6 +5,7 @@ is composed of PyTorch ops; ``conv_output_shape`` and ``conv_transpose_output_sh
 from ppt.ops.norm import segment_batch_norm
 from ppt.ops.point import farthest_point_sample, knn, voxelize
 from ppt.ops.raster import rasterize_gaussians
+from ppt.ops.serialization import serialization_decode, serialization_encode, serialize
 from ppt.ops.sparse import (
     conv_output_shape,
     conv_transpose_output_shape,
@@ -27,4 +28,7 @@ __all__ = [
     "rasterize_gaussians",
     "sparse_max_pool",
     "sparse_avg_pool",
+    "serialization_encode",
+    "serialization_decode",
+    "serialize",
 ]

@@ -413,3 +413,68 @@ def sparse_avg_pool(features: Tensor, pairs: Tensor, pair_offsets: Tensor, num_o
     sums = _opmath(features).new_zeros(num_out, features.shape[1]).index_add(0, rows_out, _opmath(features)[rows_in])
     counts = torch.bincount(rows_out, minlength=num_out).clamp(min=1)
     return (sums / counts[:, None].to(sums.dtype)).to(features.dtype)
+
+
+# ---- serialization (PTv3 space-filling curves) -----------------------------------------------------
+# Bit by bit: level l of the three axes goes to bits 3l+2, 3l+1, 3l. The Hilbert index follows
+# Skilling, "Programming the Hilbert curve" (2004): transpose the axes level by level from the top,
+# interleave, and undo the Gray code of the interleaved word.
+
+
+def _interleave(axes: list[Tensor], depth: int) -> Tensor:
+    code = torch.zeros_like(axes[0])
+    for level in range(depth):
+        for slot, axis in zip((2, 1, 0), axes):
+            code |= ((axis >> level) & 1) << (3 * level + slot)
+    return code
+
+
+def _deinterleave(code: Tensor, depth: int) -> list[Tensor]:
+    axes = [torch.zeros_like(code) for _ in range(3)]
+    for level in range(depth):
+        for slot, axis in zip((2, 1, 0), axes):
+            axis |= ((code >> (3 * level + slot)) & 1) << level
+    return axes
+
+
+def _skilling_step(axes: list[Tensor], d: int, level: int) -> None:
+    lower = (1 << level) - 1
+    bit_set = ((axes[d] >> level) & 1).bool()
+    swap = torch.where(bit_set, 0, (axes[0] ^ axes[d]) & lower)
+    axes[0] = torch.where(bit_set, axes[0] ^ lower, axes[0] ^ swap)
+    axes[d] = torch.where(bit_set, axes[d], axes[d] ^ swap)
+
+
+def serialization_encode(grid_coord: Tensor, batch: Tensor | None, depth: int, order: str) -> Tensor:
+    grid = grid_coord.long()
+    axes = [grid[:, 1], grid[:, 0], grid[:, 2]] if order.endswith("-trans") else [grid[:, 0], grid[:, 1], grid[:, 2]]
+    if order.startswith("hilbert"):
+        for level in reversed(range(depth)):
+            for d in range(3):
+                _skilling_step(axes, d, level)
+        gray = _interleave(axes, depth)
+        code = torch.zeros_like(gray)
+        for bit in reversed(range(3 * depth)):  # binary bit = XOR of the Gray bits from the top down to it
+            above = (code >> (bit + 1)) & 1
+            code |= (((gray >> bit) & 1) ^ above) << bit
+    else:
+        code = _interleave(axes, depth)
+    if batch is not None:
+        code = code | batch.long() << (3 * depth)
+    return code
+
+
+def serialization_decode(code: Tensor, depth: int, order: str) -> tuple[Tensor, Tensor]:
+    batch = code >> (3 * depth)
+    bits = code & ((1 << (3 * depth)) - 1)
+    if order.startswith("hilbert"):
+        bits = bits ^ (bits >> 1)
+        axes = _deinterleave(bits, depth)
+        for level in range(depth):
+            for d in reversed(range(3)):
+                _skilling_step(axes, d, level)
+    else:
+        axes = _deinterleave(bits, depth)
+    if order.endswith("-trans"):
+        axes[0], axes[1] = axes[1], axes[0]
+    return torch.stack(axes, dim=1), batch

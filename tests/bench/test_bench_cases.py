@@ -1,5 +1,5 @@
 """The train-step benchmark cases, smoke-sized: the drop-in SpUNet train step of ``sparse_conv``,
-the SpUNet and DAPT cases of ``models``, and the peak-memory measurement they report."""
+the SpUNet, PTv3 and DAPT cases of ``models``, and the peak-memory measurement they report."""
 
 import importlib.util
 
@@ -74,6 +74,26 @@ def _tiny_rooms():
                              torch.from_numpy(room.instance), f"room{seed}", "ScanNet")
         samples.append(chain(sample, torch.Generator().manual_seed(seed)))
     return collate_scenes(samples)
+
+
+@needs_spconv
+@pytest.mark.slow
+def test_ptv3_cases_check_parity_with_pointcepts_file():
+    tiny = dict(stride=(2, 2), enc_depths=(1, 1, 1), enc_channels=(8, 16, 16), enc_num_head=(1, 2, 2),
+                enc_patch_size=(64,) * 3, dec_depths=(1, 1), dec_channels=(8, 16), dec_num_head=(2, 2),
+                dec_patch_size=(64,) * 2)
+    step, forward = models.ptv3_cases(models.ptv3_room(quick=True), CPU, repeats=1, warmup=0, **tiny)
+    assert (step.name, forward.name) == ("PTv3 train step", "PTv3 forward")
+    for case in (step, forward):
+        result = measure(case, "models", CPU)
+        assert result.status == "ok" and result.baselines[0].checked
+    assert step.baselines[0].target == 1.5
+    # the gate sees a wrong gradient
+    fresh, _ = models.ptv3_cases(models.ptv3_room(quick=True), CPU, repeats=1, warmup=0, **tiny)
+    (logits, loss, grads), expected = fresh.run(), fresh.baselines[0].run()
+    name = "enc.enc1.block0.attn.qkv.weight"
+    with pytest.raises(AssertionError, match=f"gradient of {name} differs"):
+        models._check_same_step((logits, loss, grads | {name: grads[name] * 1.2}), expected)
 
 
 @needs_spconv

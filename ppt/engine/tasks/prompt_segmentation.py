@@ -65,8 +65,17 @@ class PromptSegmentationTask(SegmentationTask):
             conditions=self.conditions, class_names=class_names, in_channels=self.in_channels, head=ppt_cfg.head,
             adapter=ppt_cfg.adapter, text=text, context_channels=ppt_cfg.context_channels,
             zero_init=ppt_cfg.zero_init, prompt_lr_scale=ppt_cfg.prompt_lr_scale, prompt_tokens=ppt_cfg.prompt_tokens,
-            base_channels=model_cfg.base_channels, channels=tuple(model_cfg.channels), layers=tuple(model_cfg.layers))
+            base_channels=model_cfg.base_channels, channels=tuple(model_cfg.channels), layers=tuple(model_cfg.layers),
+            backbone=ppt_cfg.backbone, backbone_kwargs=self._ptv3_arguments() if ppt_cfg.backbone == "ptv3" else None)
         return load_configured_weights(model, model_cfg)
+
+    def _ptv3_arguments(self) -> dict:
+        """``model.ptv3`` without the PDNorm switches, which follow ``model.ppt.adapter``."""
+        from ppt.engine.builders import ptv3_arguments
+
+        arguments = ptv3_arguments(self.config.model)
+        del arguments["pdnorm_bn"], arguments["pdnorm_ln"]
+        return arguments
 
     def condition(self, batch: SceneBatch) -> str | Tensor:
         """The batch's dataset, or a condition id per point when the batch mixes datasets."""
