@@ -142,12 +142,17 @@ def test_compiled_cases_compare_compiled_with_eager_logits():
     points = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 256, 3)).astype(np.float32))
     mae = models.point_mae_compiled_case(points, repeats=2, warmup=1, backend="aot_eager", num_groups=16, group_size=8,
                                          depth=2, dim=48, heads=6)
-    for case, unit in ((spunet, "scenes"), (mae, "objects")):
+    ptv3 = models.ptv3_compiled_case(_tiny_rooms(), CPU, repeats=2, warmup=1, backend="aot_eager", stride=(2,),
+                                     enc_depths=(1, 1), enc_channels=(8, 16), enc_num_head=(1, 2),
+                                     enc_patch_size=(32, 32), dec_depths=(1,), dec_channels=(8,), dec_num_head=(1,),
+                                     dec_patch_size=(32,))
+    for case, unit, fullgraph in ((spunet, "scenes", True), (mae, "objects", True), (ptv3, "scenes", False)):
         result = measure(case, "models", CPU)
         eager = result.baselines[0]
         assert result.status == "ok", result.error
         assert eager.name == "eager" and eager.checked and eager.target == 1.0 and eager.speedup > 0
         assert case.items == (2, unit) and case.params["backend"] == "aot_eager"
+        assert case.params["fullgraph"] is fullgraph
     # The gate refuses logits that differ from eager's.
     logits = mae.run()
     with pytest.raises(AssertionError):
