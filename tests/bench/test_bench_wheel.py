@@ -49,6 +49,8 @@ def test_installed_wheel_runs_ppt_bench(tmp_path, ppt_wheel):
     assert "voxelize" in run.stdout and "speedup" in run.stdout
     results = elsewhere / "ppt-bench-results"
     payload = json.loads((results / "results.json").read_text())
-    assert [r["status"] for r in payload["results"]] == ["ok"] * 3
+    # every case of the suite ran and passed its correctness gate from the installed wheel
+    assert payload["results"] and all(r["status"] == "ok" for r in payload["results"]), payload["results"]
+    assert any(r["case"].startswith("serialization_encode") for r in payload["results"])
     assert (results / "point_ops.png").is_file()
     assert not list(site.rglob("results.json"))
