@@ -22,7 +22,7 @@ from ppt.engine.tasks.classification import ClassificationTask
 from ppt.engine.tasks.segmentation import SegmentationTask
 from ppt.engine.trainer import Precision, resolve_device
 
-__all__ = ["LoadedCheckpoint", "load_checkpoint", "evaluate_checkpoint", "read_point_cloud", "choose_source",
+__all__ = ["LoadedCheckpoint", "load_checkpoint", "evaluate_checkpoint", "read_point_cloud", "read_point_ply", "choose_source",
            "predict_file", "format_table"]
 
 
@@ -145,6 +145,22 @@ def _estimate_normals(coord: torch.Tensor, neighbours: int = 16) -> torch.Tensor
     return torch.where(((normal * inward).sum(1) < 0)[:, None], -normal, normal).float()
 
 
+def read_point_ply(path: Path):
+    """``(ply, vertices)`` of a PLY point cloud read with plyfile; a file it cannot read, or whose
+    vertices lack ``x, y, z``, raises ValueError naming the file."""
+    from plyfile import PlyData
+
+    try:
+        ply = PlyData.read(str(path))
+        vertices = ply["vertex"]
+    except Exception as error:
+        raise ValueError(f"{path}: not a readable PLY point cloud ({error})") from None
+    names = vertices.data.dtype.names
+    if not {"x", "y", "z"} <= set(names):
+        raise ValueError(f"{path}: PLY vertices need x, y, z properties, found {names}")
+    return ply, vertices
+
+
 def read_point_cloud(path: str | PathLike, *, num_classes: int, label_files: tuple[str, ...] = ("segment.npy",),
                      condition: str = "", need_normals: bool = False) -> tuple[SceneSample, str | None]:
     """A scene folder of ``.npy`` files (Pointcept layout) or a ``.ply`` point cloud as a sample,
@@ -160,16 +176,8 @@ def read_point_cloud(path: str | PathLike, *, num_classes: int, label_files: tup
         return sample, note
     if path.suffix.lower() != ".ply":
         raise ValueError(f"{path}: expected a scene folder of .npy files or a .ply file")
-    from plyfile import PlyData
-
-    try:
-        ply = PlyData.read(str(path))
-        vertices = ply["vertex"]
-    except Exception as error:
-        raise ValueError(f"{path}: not a readable PLY point cloud ({error})") from None
+    ply, vertices = read_point_ply(path)
     names = vertices.data.dtype.names
-    if not {"x", "y", "z"} <= set(names):
-        raise ValueError(f"{path}: PLY vertices need x, y, z properties, found {names}")
     label_key = next((key for key in ("label", "class", "segment") if key in names), None)
     if _is_ppt_prediction(ply, vertices, label_key):
         raise ValueError(f"{path} is an output of ppt predict: its colours are class colours and its classes "

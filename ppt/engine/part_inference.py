@@ -88,20 +88,12 @@ def read_part_cloud(path: str | PathLike, category: str | None = None
         return data[:, :3], data[:, 3:6], parts, index
     if path.suffix.lower() != ".ply":
         raise ValueError(f"{path}: expected a ShapeNetPart .txt file or a .ply file")
-    from plyfile import PlyData
+    from ppt.engine.inference import PREDICTION_COMMENT, read_point_ply
 
-    from ppt.engine.inference import PREDICTION_COMMENT
-
-    try:
-        ply = PlyData.read(str(path))
-        vertices = ply["vertex"]
-    except Exception as error:
-        raise ValueError(f"{path}: not a readable PLY point cloud ({error})") from None
+    ply, vertices = read_point_ply(path)
     if any(comment.startswith(PREDICTION_COMMENT) for comment in ply.comments):
         raise ValueError(f"{path} is an output of ppt predict; predict the original object instead")
     names = set(vertices.data.dtype.names)
-    if not {"x", "y", "z"} <= names:
-        raise ValueError(f"{path}: PLY vertices need x, y, z properties, found {sorted(names)}")
 
     def columns(*keys: str) -> np.ndarray:
         return np.stack([np.asarray(vertices[key], dtype=np.float32) for key in keys], 1)
