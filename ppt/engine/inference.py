@@ -65,23 +65,22 @@ def load_checkpoint(path: str | PathLike, *, data_root: str | None = None, devic
 def evaluate_checkpoint(loaded: LoadedCheckpoint, *, progress: bool = True) -> dict[str, ConfusionMatrix | PartIoU]:
     """Confusion matrices per data source on its validation split: whole scenes by fragment voting
     for segmentation, every test object for classification; for part segmentation the official
-    instance / class mIoU (:class:`~ppt.engine.metrics.PartIoU`, :mod:`ppt.engine.part_inference`)."""
+    instance / class mIoU (:class:`~ppt.engine.metrics.PartIoU`) over the objects as the official test loop draws them."""
     from tqdm import tqdm
 
     from ppt.engine.tasks.part_segmentation import PartSegmentationTask
 
     task, results = loaded.task, {}
-    if isinstance(task, PartSegmentationTask):
-        from ppt.engine.part_inference import evaluate_parts
-
-        return evaluate_parts(loaded, progress=progress)
-    if not isinstance(task, (SegmentationTask, ClassificationTask)):
+    if not isinstance(task, (SegmentationTask, ClassificationTask, PartSegmentationTask)):
         raise ValueError(f"ppt eval evaluates segmentation checkpoints (tasks segmentation, ppt-segmentation, "
                          f"part-segmentation) and classification checkpoints (task classification); {loaded.path} is "
                          f"a {loaded.config.task} checkpoint, whose validation ({', '.join(task.headline_metrics)}) is in its run's log.jsonl: "
                          "ppt plot-log RUN draws it")
     for name, source in loaded.config.data.sources.items():
-        confusion = ConfusionMatrix(len(task.class_names[name]), device=loaded.device)
+        if isinstance(task, PartSegmentationTask):
+            metric = task.new_metric(loaded.device)
+        else:
+            metric = ConfusionMatrix(len(task.class_names[name]), device=loaded.device)
         if isinstance(task, SegmentationTask):
             dataset = task.dataset(source, source.val_split, train=False)
             dataset.transform = None  # whole scenes as stored; predict_scene samples them
@@ -89,16 +88,16 @@ def evaluate_checkpoint(loaded: LoadedCheckpoint, *, progress: bool = True) -> d
                 sample = dataset[index]
                 scores = task.predict_scene(loaded.model, sample, device=loaded.device,
                                             autocast=loaded.precision.autocast)
-                confusion.update(scores.argmax(1), sample.segment.to(loaded.device))
-        else:
+                metric.update(scores.argmax(1), sample.segment.to(loaded.device))
+        else:  # classification: every test object; part segmentation: num_points drawn per object, as officially
             dataset = task.dataset(source, source.val_split, train=False)
             loader = torch.utils.data.DataLoader(dataset, batch_size=loaded.config.data.val_batch_size,
                                                  collate_fn=task.collate)
             with torch.no_grad():
                 for batch in tqdm(loader, desc=f"eval {name}", disable=not progress):
                     with loaded.precision.autocast():
-                        task.evaluate_batch(loaded.model, batch.to(loaded.device), confusion)
-        results[name] = confusion
+                        task.evaluate_batch(loaded.model, batch.to(loaded.device), metric)
+        results[name] = metric
     return results
 
 

@@ -1,6 +1,7 @@
-"""``ppt eval`` and ``ppt predict`` for part-segmentation checkpoints (task ``part-segmentation``):
-the official instance / class mIoU on the recipe's test split, and per-point part labels of
-object files (ShapeNetPart ``.txt`` rows or ``.ply`` clouds) with a coloured PLY and PNG."""
+"""``ppt eval``'s table and ``ppt predict`` for part-segmentation checkpoints (task
+``part-segmentation``): the official instance / class mIoU per category (computed by
+:func:`ppt.engine.inference.evaluate_checkpoint`), and per-point part labels of object files
+(ShapeNetPart ``.txt`` rows or ``.ply`` clouds) with a coloured PLY and PNG."""
 
 from __future__ import annotations
 
@@ -18,26 +19,7 @@ from ppt.engine.metrics import PartIoU
 if TYPE_CHECKING:
     from ppt.engine.inference import LoadedCheckpoint
 
-__all__ = ["evaluate_parts", "format_part_table", "read_part_cloud", "part_colours", "predict_part_file"]
-
-
-def evaluate_parts(loaded: LoadedCheckpoint, *, progress: bool = True) -> dict[str, PartIoU]:
-    """The official metrics per data source over its validation split (``data.num_points`` drawn
-    per object, as the official test loop)."""
-    from tqdm import tqdm
-
-    task, results = loaded.task, {}
-    for name, source in loaded.config.data.sources.items():
-        metric = task.new_metric(loaded.device)
-        dataset = task.dataset(source, source.val_split, train=False)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=loaded.config.data.val_batch_size,
-                                             collate_fn=task.collate)
-        with torch.no_grad():
-            for batch in tqdm(loader, desc=f"eval {name}", disable=not progress):
-                with loaded.precision.autocast():
-                    task.evaluate_batch(loaded.model, batch.to(loaded.device), metric)
-        results[name] = metric
-    return results
+__all__ = ["format_part_table", "read_part_cloud", "part_colours", "predict_part_file"]
 
 
 def format_part_table(metric: PartIoU) -> str:

@@ -14,8 +14,7 @@ from torch import nn
 from ppt.data import SHAPENETPART_PARTS, PartBatch
 from ppt.engine import load_recipe, train
 from ppt.engine.config import ConfigError
-from ppt.engine.inference import load_checkpoint
-from ppt.engine.part_inference import evaluate_parts
+from ppt.engine.inference import evaluate_checkpoint, load_checkpoint
 from ppt.engine.tasks import create_task
 from ppt.engine.tasks.part_segmentation import takes_normals
 from tests.engine.conftest import set_options
@@ -96,7 +95,7 @@ def test_checkpoint_round_trip(tmp_path, part_overrides):
     metrics = result.metrics["shapenetpart"]
     assert metrics["count"] == 16 and 0 <= metrics["class_mIoU"] <= 1
     loaded = load_checkpoint(tmp_path / "run" / "last.safetensors", device="cpu")
-    again = evaluate_parts(loaded, progress=False)["shapenetpart"].summary()
+    again = evaluate_checkpoint(loaded, progress=False)["shapenetpart"].summary()
     assert again["instance_mIoU"] == pytest.approx(metrics["instance_mIoU"])
     assert again["class_mIoU"] == pytest.approx(metrics["class_mIoU"])
 
