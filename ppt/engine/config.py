@@ -188,8 +188,9 @@ class PointMLPConfig:
 
 @dataclass
 class PTv3Config:
-    """Point Transformer V3 (``model.name=ptv3``, and ``model.ppt.backbone=ptv3``): the arguments of
-    :class:`ppt.models.PointTransformerV3`, Pointcept's ScanNet ``PT-v3m1`` config by default."""
+    """Point Transformer V3 (``model.name=ptv3``, ``model.ppt.backbone=ptv3`` and
+    ``model.name=unipre3d-scene-ptv3``): the arguments of :class:`ppt.models.PointTransformerV3`,
+    Pointcept's ScanNet ``PT-v3m1`` config by default."""
 
     order: List[str] = field(default_factory=lambda: ["z", "z-trans", "hilbert", "hilbert-trans"])
     stride: List[int] = field(default_factory=lambda: [2, 2, 2, 2])
@@ -217,9 +218,9 @@ class ModelConfig:
     """The network. ``name``: ``spunet``, ``ptv3`` (Point Transformer V3, its keys under ``ptv3``),
     ``object-classifier`` (Point-MAE with ``peft``, or DAPT) or
     ``point-mae-pretraining`` (the masked autoencoder), ``ppt`` (Point Prompt Training on a SpUNet;
-    its keys under ``ppt``), ``unipre3d-object`` (the Point-MAE keys) or ``unipre3d-scene`` (the
-    SpUNet keys), ``pointmlp``, ``pointmlp-partseg`` or ``unipre3d-object-pointmlp`` (their keys under
-    ``pointmlp``). ``weights``: a
+    its keys under ``ppt``), ``unipre3d-object`` (the Point-MAE keys), ``unipre3d-scene`` (the
+    SpUNet keys) or ``unipre3d-scene-ptv3`` (its keys under ``ptv3``), ``pointmlp``, ``pointmlp-partseg``
+    or ``unipre3d-object-pointmlp`` (their keys under ``pointmlp``). ``weights``: a
     checkpoint loaded before training
     with :func:`ppt.models.load_weights` (``auto`` recognises ppt checkpoints, including a
     ``pointmae-pretrain`` run's, and official Point-MAE / DAPT ``.pth`` files)."""
@@ -246,7 +247,7 @@ class ModelConfig:
     # point-mae-pretraining
     mask_ratio: float = 0.6
     decoder_depth: int = 4
-    # ptv3 (also the backbone of ppt with ppt.backbone=ptv3)
+    # ptv3 (also the backbone of ppt with ppt.backbone=ptv3, and of unipre3d-scene-ptv3)
     ptv3: PTv3Config = field(default_factory=PTv3Config)
     # ppt (the SpUNet keys above, or ptv3 with ppt.backbone=ptv3, set its backbone)
     ppt: PromptTrainingConfig = field(default_factory=PromptTrainingConfig)

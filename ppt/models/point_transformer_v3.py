@@ -36,6 +36,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -114,7 +115,14 @@ class ConditionNorm(nn.Module):
         return y * (1.0 + scale[row]) + shift[row]
 
 
-def _apply(layers: Sequence[nn.Module], x: Tensor, level: _Level) -> Tensor:
+class _Conditioning(NamedTuple):
+    """What condition norms read from a level; the stem runs before the input level exists."""
+
+    condition: int | Tensor | None
+    context: Tensor | None
+
+
+def _apply(layers: Sequence[nn.Module], x: Tensor, level: _Level | _Conditioning) -> Tensor:
     """Run Linear / norm / activation layers in turn; condition norms get the level's condition."""
     for layer in layers:
         x = layer(x, level.condition, level.context) if isinstance(layer, ConditionNorm) else layer(x)
@@ -485,10 +493,11 @@ class PointTransformerV3(nn.Module):
             raise ValueError(f"PointTransformerV3: condition ids must be in [0, {len(self.pdnorm_conditions)})")
         return condition
 
-    def forward(self, x: SparseTensor, condition: Condition = None, context: Tensor | None = None):
-        """Per-point logits ``(N, num_classes)`` in the order of ``x``'s rows (the decoder's
-        ``(N, dec_channels[0])`` features when ``num_classes=0``; with ``enc_mode`` the coarsest
-        level as a ``SparseTensor``).
+    def forward(self, x: SparseTensor, condition: Condition = None, context: Tensor | None = None, *,
+                after_stem: Callable[[SparseTensor], SparseTensor] | None = None):
+        """Per-point logits ``(N, num_classes)`` in the order of ``x``'s rows (of ``after_stem``'s
+        output when given; the decoder's ``(N, dec_channels[0])`` features when ``num_classes=0``;
+        with ``enc_mode`` the coarsest level as a ``SparseTensor``).
 
         Args:
             x: ``SparseTensor`` of ``in_channels`` features at distinct sites ``[b, gx, gy, gz]``
@@ -497,20 +506,25 @@ class PointTransformerV3(nn.Module):
                 ``pdnorm_conditions`` or its index) or an ``(N,)`` int64 index per point.
             context: adaptive PDNorm only: ``(len(pdnorm_conditions), context_channels)``
                 prompts, or ``(1, context_channels)`` for a single condition.
+            after_stem: maps the embedding's output (``enc_channels[0]`` wide) to the tensor the
+                encoder continues from: same width and batch, distinct sites, ``x``'s rows first;
+                sites may be added, as UniPre3D's point fusion does. The encoder serializes the
+                sites it returns (UniPre3D re-serializes its fused point set the same way).
         """
         if not isinstance(x, SparseTensor) or x.ndim != 3:
             raise TypeError(f"PointTransformerV3 expects a 3-D ppt.sparse.SparseTensor, got {type(x).__name__}")
         if x.indices.shape[0] == 0:
             raise ValueError("PointTransformerV3: the input has no points")
-        batch = x.indices[:, 0].long()
         shuffle = self.shuffle_orders and self.training
+        condition = self._condition(condition, x.features.shape[0])
+        stem = self.embedding.stem
+        x = x.replace_feature(_apply([stem.norm, stem.act], stem.conv(x).features, _Conditioning(condition, context)))
+        if after_stem is not None:
+            x = self._after_stem(after_stem, x, condition)
+        batch = x.indices[:, 0].long()
         serialization = _shuffled(serialize(x.indices[:, 1:], batch, self.order), shuffle)
         counts = torch.bincount(batch, minlength=x.batch_size).tolist()
-        level = _Level(x.features, x, batch, serialization, counts, self._condition(condition, x.features.shape[0]),
-                       context)
-        stem = self.embedding.stem
-        level.feat = _apply([stem.norm, stem.act], stem.conv(x).features, level)
-        level.sparse = x.replace_feature(level.feat)
+        level = _Level(x.features, x, batch, serialization, counts, condition, context)
         for enc in self.enc.values():
             for name, module in enc.items():
                 level = module(level, shuffle) if name == "down" else module(level)
@@ -520,6 +534,23 @@ class PointTransformerV3(nn.Module):
             for module in dec.values():
                 level = module(level)
         return level.feat if self.seg_head is None else self.seg_head(level.feat)
+
+    @staticmethod
+    def _after_stem(after_stem: Callable[[SparseTensor], SparseTensor], x: SparseTensor,
+                    condition: int | Tensor | None) -> SparseTensor:
+        y = after_stem(x)
+        if not isinstance(y, SparseTensor):
+            raise TypeError(f"PointTransformerV3: after_stem must return a ppt.sparse.SparseTensor, got "
+                            f"{type(y).__name__}")
+        rows, width = x.features.shape
+        if y.features.shape[1] != width or y.batch_size != x.batch_size or y.features.shape[0] < rows:
+            raise ValueError(f"PointTransformerV3: after_stem must return {width} features per row, batch size "
+                             f"{x.batch_size} and at least the stem's {rows} rows, got {y.features.shape[1]}, "
+                             f"{y.batch_size} and {y.features.shape[0]}")
+        if isinstance(condition, Tensor) and y.features.shape[0] != x.features.shape[0]:
+            raise ValueError("PointTransformerV3: a per-point condition cannot follow the rows after_stem adds; pass "
+                             "the batch's condition (a name or index)")
+        return y
 
     @staticmethod
     def convert_pointcept_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -6,9 +6,12 @@ brings 2D features into the network as extra voxels (the official ``PointFusion`
   bounding box), voxelize them at the cloud's grid with :func:`ppt.ops.voxelize`, give each voxel the
   mean pixel feature of its points, append the new voxels to the stem's output (voxels the cloud
   already occupies take the feature as a sum), then SubM conv + norm + ReLU.
-* :class:`UniPre3DScene`: :class:`ppt.models.SpUNet` (``num_classes=0``) with the fusion after its
-  stem, :class:`ppt.models.unipre3d.GaussianHead` (offset scale 0.2) at every voxel (cloud and fused),
-  and one :class:`ppt.nn.GaussianRenderer` call for every scene x target view of the batch.
+* :class:`UniPre3DScene`: :class:`ppt.models.SpUNet` or :class:`ppt.models.PointTransformerV3`
+  (``num_classes=0``, UniPre3D's ``sparseunet`` and ``ptv3`` backbones) with the fusion after its
+  stem (SpUNet's ``conv_input``, PTv3's ``embedding``: where the official code fuses on both),
+  :class:`ppt.models.unipre3d.GaussianHead` (offset scale 0.2) on the decoder's output at every voxel
+  (cloud and fused), and one :class:`ppt.nn.GaussianRenderer` call for every scene x target view of
+  the batch.
 
 The input is a :class:`ppt.data.FrameBatch` (:class:`ppt.data.ScanNetFrames`). docs/unipre3d.md,
 "Scene level", lists the differences from the official code.
@@ -16,13 +19,14 @@ The input is a :class:`ppt.data.FrameBatch` (:class:`ppt.data.ScanNetFrames`). d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from ppt.models.image_encoders import FeatureAdapter, ImageEncoder, create_image_encoder
+from ppt.models.point_transformer_v3 import PointTransformerV3
 from ppt.models.spunet import ConvNormReLU, SpUNet
 from ppt.models.unipre3d import (
     INRIA_NEAR_PLANE, OFFSET_SCALE, GaussianHead, Gaussians, pixel_feature_maps, weighted_l2_loss,
@@ -31,7 +35,16 @@ from ppt.nn import GaussianRenderer, SubMConv3d
 from ppt.ops import voxelize
 from ppt.sparse import SparseTensor
 
-__all__ = ["backproject_depth", "DepthPointFusion", "FusedVoxels", "UniPre3DScene", "pad_scenes"]
+__all__ = ["backproject_depth", "DepthPointFusion", "FusedVoxels", "UniPre3DScene", "pad_scenes", "SCENE_BACKBONES",
+           "UNIPRE3D_PTV3"]
+
+SCENE_BACKBONES = ("spunet", "ptv3")
+"""The backbones of :class:`UniPre3DScene` (UniPre3D's ``sparseunet`` and ``ptv3``)."""
+
+UNIPRE3D_PTV3 = {"order": ("z", "z-trans"), "enc_patch_size": (48,) * 5, "dec_patch_size": (48,) * 4}
+"""Where UniPre3D's PTv3 (``pointcept/models/point_transformer_v3``, built with its defaults by
+``configs/ptv3_pretraining.yaml``) differs from Pointcept's ScanNet PT-v3m1: two orders and patches
+of 48 points. Neither has weights, so its backbone loads into the ``ptv3-*`` recipes as it is."""
 
 MIN_DEPTH = 0.05
 """Depths at or below this (metres) are no measurement (the official ``LinkCreator``'s 5e-2)."""
@@ -186,8 +199,11 @@ class UniPre3DScene(nn.Module):
 
     Args:
         in_channels: input features per point (6: colour + normal, the official).
-        base_channels, channels, layers: the SpUNet (:class:`ppt.models.SpUNet`); the fused pixel
-            features get the stem's width ``base_channels`` (official 32).
+        backbone: ``"spunet"`` (:class:`ppt.models.SpUNet`) or ``"ptv3"``
+            (:class:`ppt.models.PointTransformerV3`, with :data:`UNIPRE3D_PTV3` over Pointcept's
+            defaults). The fused pixel features get the stem's width (official 32 for both).
+        base_channels, channels, layers: the SpUNet's (``backbone="spunet"``).
+        backbone_kwargs: further :class:`PointTransformerV3` arguments (``backbone="ptv3"`` only).
         image_encoder: ``"conv"``, ``"sd-vae"``, ``"sd-vae:<folder>"``, an :class:`ImageEncoder`, or
             ``None`` to pre-train without the 2D branch (no point fusion).
         head_hidden, offset_scale, min_log_scale, max_log_scale, sh_degree: see :class:`GaussianHead`
@@ -203,23 +219,37 @@ class UniPre3DScene(nn.Module):
     ``(B, V, H, W, 3)`` of every target view.
     """
 
-    def __init__(self, *, in_channels: int = 6, base_channels: int = 32,
+    def __init__(self, *, in_channels: int = 6, backbone: str = "spunet", base_channels: int = 32,
                  channels: Sequence[int] = (32, 64, 128, 256, 256, 128, 96, 96),
-                 layers: Sequence[int] = (2, 3, 4, 6, 2, 2, 2, 2), image_encoder: str | ImageEncoder | None = "conv",
+                 layers: Sequence[int] = (2, 3, 4, 6, 2, 2, 2, 2), backbone_kwargs: Mapping | None = None,
+                 image_encoder: str | ImageEncoder | None = "conv",
                  head_hidden: int = 32, offset_scale: float = OFFSET_SCALE["scene"], min_log_scale: float = -1.0,
                  max_log_scale: float = 20.0, sh_degree: int = 1, image_size: tuple[int, int] = (160, 120),
                  background: Sequence[float] = (1.0, 1.0, 1.0), near_plane: float = INRIA_NEAR_PLANE,
                  voxel_size: float = 0.02, min_depth: float = MIN_DEPTH, foreground_weight: float = 1.0,
                  background_weight: float = 1.0) -> None:
         super().__init__()
-        self.backbone = SpUNet(in_channels, num_classes=0, base_channels=base_channels, channels=channels,
-                               layers=layers)
+        if backbone not in SCENE_BACKBONES:
+            raise ValueError(f"UniPre3DScene: backbone must be one of {SCENE_BACKBONES}, got {backbone!r}")
+        if backbone_kwargs and backbone != "ptv3":
+            raise ValueError("UniPre3DScene: backbone_kwargs are PointTransformerV3 arguments (backbone='ptv3'); the "
+                             "SpUNet takes base_channels, channels and layers")
+        if backbone == "ptv3":
+            arguments = {**UNIPRE3D_PTV3, **(backbone_kwargs or {})}
+            if arguments.get("enc_mode"):
+                raise ValueError("UniPre3DScene: the Gaussians come from the PTv3 decoder; enc_mode must be False")
+            self.backbone = PointTransformerV3(in_channels, num_classes=0, **arguments)
+            stem_channels = self.backbone.embedding.stem.conv.out_channels
+        else:
+            self.backbone = SpUNet(in_channels, num_classes=0, base_channels=base_channels, channels=channels,
+                                   layers=layers)
+            stem_channels = base_channels
         if isinstance(image_encoder, str):
             image_encoder = create_image_encoder(image_encoder)
         self.image_encoder = image_encoder
         if image_encoder is not None:
-            self.adapter = FeatureAdapter(image_encoder.out_channels, base_channels)
-            self.fusion = DepthPointFusion(base_channels, voxel_size, min_depth)
+            self.adapter = FeatureAdapter(image_encoder.out_channels, stem_channels)
+            self.fusion = DepthPointFusion(stem_channels, voxel_size, min_depth)
         self.head = GaussianHead(self.backbone.out_channels, head_hidden, offset_scale=offset_scale,
                                  min_log_scale=min_log_scale, max_log_scale=max_log_scale, sh_degree=sh_degree)
         width, height = image_size

@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ppt.bench.ptv3_reference import point_dict, pointcept_ptv3
 from ppt.bench.spconv_reference import import_spconv
@@ -249,6 +249,55 @@ def test_backbone_without_head_and_encoder_mode():
     assert torch.equal(coarse.indices[:, 1:].long().amax(0) <= 2, torch.ones(3, dtype=torch.bool))
 
 
+def _free_sites(x: SparseTensor, scene: int, count: int, extent: int = 12) -> Tensor:
+    """``count`` sites ``[scene, gx, gy, gz]`` of the grid that ``x`` does not occupy."""
+    taken = {tuple(site) for site in x.indices.tolist()}
+    free = [(scene, i, j, k) for i in range(extent) for j in range(extent) for k in range(extent)
+            if (scene, i, j, k) not in taken]
+    return torch.tensor(free[:count], dtype=torch.int32)
+
+
+def test_after_stem_hook_continues_from_the_sites_it_returns():
+    x = _scenes(dtype=torch.float32)
+    rows = x.features.shape[0]
+    model = PointTransformerV3(num_classes=3, **dict(TINY, drop_path=0.0), shuffle_orders=False).eval()
+    seen = []
+
+    def record(y):
+        seen.append((y.features.shape, y.indices.clone()))
+        return y
+
+    plain = model(x)
+    assert torch.allclose(model(x, after_stem=record), plain)  # an identity hook changes nothing
+    assert seen[0][0] == (rows, 8) and torch.equal(seen[0][1], x.indices)  # it sees the embedding's output
+
+    added = torch.cat([_free_sites(x, 0, 5), _free_sites(x, 1, 3)])
+
+    def add_sites(y):
+        features = torch.randn(len(added), y.features.shape[1], generator=torch.Generator().manual_seed(4))
+        return SparseTensor(torch.cat([y.features, features]), torch.cat([y.indices, added]), y.spatial_shape,
+                            y.batch_size)
+
+    encoded = []
+    hook = model.enc.enc0.block0.register_forward_pre_hook(lambda module, args: encoded.append(args[0]))
+    logits = model(x, after_stem=add_sites)
+    hook.remove()
+    assert logits.shape == (rows + len(added), 3) and torch.isfinite(logits).all()
+    level = encoded[0]  # the encoder serialized the sites the hook returned, the cloud's rows first
+    assert torch.equal(level.sparse.indices, torch.cat([x.indices, added]))
+    assert level.serialization.code.shape == (len(TINY["order"]), rows + len(added)) and level.counts == [75, 48]
+
+    with pytest.raises(TypeError, match="after_stem must return a ppt.sparse.SparseTensor, got Tensor"):
+        model(x, after_stem=lambda y: y.features)
+    with pytest.raises(ValueError, match="after_stem must return 8 features per row, batch size 2 and at least the "
+                                         rf"stem's {rows} rows, got 4, 2 and {rows}"):
+        model(x, after_stem=lambda y: y.replace_feature(y.features[:, :4]))
+    conditioned = PointTransformerV3(num_classes=3, pdnorm_bn=True, **TINY)
+    with pytest.raises(ValueError, match="a per-point condition cannot follow the rows after_stem adds"):
+        conditioned(x, torch.zeros(rows, dtype=torch.int64), after_stem=add_sites)
+    assert conditioned(x, "ScanNet", after_stem=add_sites).shape == (rows + len(added), 3)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(order=("z", "peano")), "order must name orders among"),
     (dict(stride=(2,)), r"stride must have 2 entries for 3 stages"),
@@ -271,8 +320,11 @@ def test_bad_input():
         model(SparseTensor(x.features[:0], x.indices[:0], [4, 4, 4], 1))
     bad = x.indices.clone()
     bad[0, 1] = -1
-    with pytest.raises(RuntimeError, match=r"grid_coord must be in \[0, "):
+    # the stem's kernel map reads the sites first; sites an after_stem hook returns, the serialization
+    with pytest.raises(RuntimeError, match=r"indices\[:, 1\] must be in \[0, spatial_shape\[0\]=12\), got range \[-1, "):
         model(SparseTensor(x.features, bad, [12] * 3, 2))
+    with pytest.raises(RuntimeError, match=r"grid_coord must be in \[0, "):
+        model(x, after_stem=lambda y: SparseTensor(y.features, bad, y.spatial_shape, y.batch_size))
 
 
 @needs_spconv

@@ -7,7 +7,7 @@ import torch
 
 from ppt.data import SceneSample, collate_scenes
 from ppt.data.frames.scannet_frames import FrameBatch
-from ppt.models import UniPre3DScene
+from ppt.models import PointTransformerV3, UniPre3DScene
 from ppt.models.unipre3d import GaussianHead
 from ppt.models.unipre3d_scene import DepthPointFusion, backproject_depth, pad_scenes
 from ppt.nn import GaussianRenderer
@@ -206,3 +206,51 @@ def test_spunet_after_stem_hook():
     plain = model(points.sparse_tensor())
     hooked = model(points.sparse_tensor(), after_stem=record)
     assert seen == [(points.coord.shape[0], 8)] and torch.allclose(plain, hooked)
+
+
+TINY_PTV3 = dict(stride=(2, 2), enc_depths=(1, 1, 1), enc_channels=(8, 16, 16), enc_num_head=(1, 2, 2),
+                 enc_patch_size=(32, 32, 32), dec_depths=(1, 1), dec_channels=(12, 16), dec_num_head=(2, 2),
+                 dec_patch_size=(32, 32), drop_path=0.0)
+
+
+def test_scene_model_on_ptv3_fuses_after_the_embedding():
+    points = _scenes((150, 120))
+    batch = _frame_batch(points)
+    model = UniPre3DScene(backbone="ptv3", backbone_kwargs=TINY_PTV3, head_hidden=8, image_size=(16, 12))
+    backbone = model.backbone
+    assert isinstance(backbone, PointTransformerV3) and backbone.order == ("z", "z-trans")  # UniPre3D's PTv3
+    assert model.fusion.channels == 8 and model.head.mlp[0].in_features == 12  # stem width; decoder's last stage
+    stem_rows, encoder_rows = [], []
+    hooks = [backbone.embedding.stem.conv.register_forward_pre_hook(
+                 lambda module, args: stem_rows.append(args[0].features.shape[0])),
+             backbone.enc.enc0.block0.register_forward_pre_hook(
+                 lambda module, args: encoder_rows.append(args[0].feat.shape[0])),
+             model.fusion.register_forward_hook(lambda module, args, out: encoder_rows.append(len(out[0].indices)))]
+    gaussians, scene = model.predict(batch)
+    for hook in hooks:
+        hook.remove()
+    cloud = points.coord.shape[0]
+    # the stem sees the cloud, the fusion's output (cloud + new voxels) is what the encoder serializes
+    assert stem_rows == [cloud] and encoder_rows[0] == encoder_rows[1] > cloud
+    # a Gaussian per row of the decoder's output: the cloud's points, then the fused voxels of both scenes
+    assert gaussians.means.shape[0] == encoder_rows[0]
+    assert torch.equal(scene[:cloud], points.batch) and set(scene[cloud:].tolist()) == {0, 1}
+    renders = model(batch)
+    assert renders.shape == (2, 2, 12, 16, 3) and torch.isfinite(renders).all()
+    model.loss(renders, batch.images).backward()
+    trained = [backbone.embedding.stem.conv.weight, backbone.enc.enc0.block0.attn.qkv.weight,
+               backbone.dec.dec0.block0.mlp[0].fc2.weight, model.head.mlp[0].weight, model.adapter[1].weight,
+               model.fusion.mix.conv.weight]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in trained)
+    assert all(p.grad is None for p in model.image_encoder.parameters())
+
+
+def test_scene_model_backbone_arguments():
+    with pytest.raises(ValueError, match=r"backbone must be one of \('spunet', 'ptv3'\), got 'pointnet'"):
+        UniPre3DScene(backbone="pointnet")
+    with pytest.raises(ValueError, match="backbone_kwargs are PointTransformerV3 arguments"):
+        UniPre3DScene(backbone_kwargs={"enc_channels": (8, 16)})
+    with pytest.raises(ValueError, match="the Gaussians come from the PTv3 decoder; enc_mode must be False"):
+        UniPre3DScene(backbone="ptv3", backbone_kwargs={**TINY_PTV3, "enc_mode": True})
+    plain = UniPre3DScene(backbone="ptv3", backbone_kwargs=TINY_PTV3, image_encoder=None)
+    assert not hasattr(plain, "fusion") and plain.head.mlp[0].in_features == 12

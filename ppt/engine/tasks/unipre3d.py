@@ -7,8 +7,8 @@ rest for every level: the weighted squared-error loss, PSNR in the training log 
 evaluation, and the render grids (``OUT/previews/step_NNNNNNN.png``: input points, reference view,
 then render and ground truth of every view). :data:`LEVELS` maps ``model.name`` to its level:
 ``unipre3d-object`` (:class:`ObjectLevel`, ShapeNet renders), ``unipre3d-object-pointmlp``
-(:class:`PointMLPObjectLevel`, the same renders on PointMLP) and ``unipre3d-scene``
-(:class:`SceneLevel`, ScanNet RGB-D frames).
+(:class:`PointMLPObjectLevel`, the same renders on PointMLP), ``unipre3d-scene`` (:class:`SceneLevel`,
+ScanNet RGB-D frames, SpUNet) and ``unipre3d-scene-ptv3`` (the same on Point Transformer V3).
 
 :func:`export_backbone` writes a checkpoint's backbone weights as a bare safetensors file that the
 fine-tuning recipes load with ``--set model.weights=FILE`` (``ppt export-backbone``).
@@ -198,13 +198,18 @@ class SceneLevel(PretrainLevel):
     """Scenes: :class:`ppt.data.ScanNetFrames` (``dataset: scannet-frames``: the Pointcept-format
     clouds under ``root``, their RGB-D frames under ``frames_root``, default ``root/2D``; without a
     root, synthetic rooms with frames of ``ppt data synth-frames``) and
-    :class:`ppt.models.UniPre3DScene` (SpUNet, a Gaussian per voxel, the reference depths fused
-    after the stem). ``unipre3d.views`` target frames of ``unipre3d.frame_size`` per scene, each
-    with a reference frame within ``unipre3d.reference_distance``; white background (official).
-    The clouds are not augmented (as officially): moving them would take them off their frames."""
+    :class:`ppt.models.UniPre3DScene` (a Gaussian per voxel, the reference depths fused after the
+    stem) on ``backbone``: ``"spunet"`` (``model.base_channels``, ``channels``, ``layers``) or
+    ``"ptv3"`` (``model.ptv3``). ``unipre3d.views`` target frames of ``unipre3d.frame_size`` per
+    scene, each with a reference frame within ``unipre3d.reference_distance``; white background
+    (official). The clouds are not augmented (as officially): moving them would take them off their
+    frames."""
 
     datasets = ("scannet-frames",)
     background = (1.0, 1.0, 1.0)
+
+    def __init__(self, backbone: str = "spunet") -> None:
+        self.backbone = backbone
 
     def dataset(self, config: RecipeConfig, source: SourceConfig, split: str, *, train: bool,
                 is_main: bool = True) -> Dataset:
@@ -249,9 +254,12 @@ class SceneLevel(PretrainLevel):
     def build_model(self, config: RecipeConfig) -> nn.Module:
         from ppt.models import UniPre3DScene
 
+        from ppt.engine.builders import ptv3_arguments
+
         model, settings = config.model, config.unipre3d
-        return UniPre3DScene(in_channels=3 * len(config.data.feat_keys), base_channels=model.base_channels,
-                             channels=tuple(model.channels), layers=tuple(model.layers),
+        backbone = (dict(backbone_kwargs=ptv3_arguments(model)) if self.backbone == "ptv3" else
+                    dict(base_channels=model.base_channels, channels=tuple(model.channels), layers=tuple(model.layers)))
+        return UniPre3DScene(in_channels=3 * len(config.data.feat_keys), backbone=self.backbone, **backbone,
                              image_size=frame_size(config), background=self.background,
                              voxel_size=config.data.grid_size, foreground_weight=settings.foreground_weight,
                              background_weight=settings.background_weight, **_model_options(config))
@@ -260,8 +268,14 @@ class SceneLevel(PretrainLevel):
         return model(batch), batch.images
 
     def backbone_config(self, config: RecipeConfig) -> dict:
-        model = config.model
-        return {"name": "spunet", "in_channels": 3 * len(config.data.feat_keys),
+        model, in_channels = config.model, 3 * len(config.data.feat_keys)
+        if self.backbone == "ptv3":
+            from ppt.engine.builders import ptv3_arguments
+
+            return {"name": "ptv3", "in_channels": in_channels,
+                    **{key: list(value) if isinstance(value, tuple) else value
+                       for key, value in ptv3_arguments(model).items()}}
+        return {"name": "spunet", "in_channels": in_channels,
                 "base_channels": model.base_channels, "channels": list(model.channels), "layers": list(model.layers)}
 
     def preview_items(self, batch, renders: Tensor) -> list[PreviewItem]:
@@ -272,7 +286,7 @@ class SceneLevel(PretrainLevel):
 
 
 LEVELS: dict[str, PretrainLevel] = {"unipre3d-object": ObjectLevel(), "unipre3d-object-pointmlp": PointMLPObjectLevel(),
-                                    "unipre3d-scene": SceneLevel()}
+                                    "unipre3d-scene": SceneLevel(), "unipre3d-scene-ptv3": SceneLevel("ptv3")}
 """``model.name`` -> its level."""
 
 
@@ -442,8 +456,9 @@ def export_backbone(checkpoint: str | PathLike, out: str | PathLike) -> dict:
     for the object level :class:`ppt.models.PointMAE`'s (the object classifiers), on PointMLP the
     encoder and decoder of :class:`ppt.models.UniPre3DPointMLP` (``pointmlp`` recipes, with
     ``model.weights_format=pointmlp``, which leaves the decoder out of a classifier), for the scene
-    level :class:`ppt.models.SpUNet`'s (the ``spunet-*`` segmentation recipes). Returns the metadata
-    written with it."""
+    level :class:`ppt.models.SpUNet`'s (the ``spunet-*`` segmentation recipes) or, from
+    ``unipre3d-scene-ptv3``, :class:`ppt.models.PointTransformerV3`'s (the ``ptv3-*`` recipes).
+    Returns the metadata written with it."""
     from safetensors.torch import load_file, save_file
 
     from ppt.engine.checkpoint import read_meta
