@@ -9,11 +9,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from ppt.engine import create_task, load_recipe, train
+from ppt.engine import create_task, load_recipe
 from ppt.models import PointTransformerV3, UniPre3DScene, load_weights
 from tests.engine.conftest import set_options
 from tests.engine.test_ptv3_recipes import TINY_PTV3
-from tests.engine.test_unipre3d_scene_train import SPUNET, TINY_FRAMES
+from tests.engine.test_unipre3d_scene_train import (SPUNET, TINY_FRAMES, assert_resume_continues_exactly,
+                                                    train_one_thread)
 
 FRAMES = [setting for setting in TINY_FRAMES if setting not in SPUNET]
 PRETRAIN = [*FRAMES, *TINY_PTV3]
@@ -90,18 +91,7 @@ def test_pretrain_export_and_finetune_through_the_ppt_command(tmp_path, ppt_comm
 
 
 def test_resume_continues_exactly(tmp_path):
-    config = load_recipe("unipre3d-scene-ptv3", [f"data.cache_dir={tmp_path / 'cache'}", *PRETRAIN, "train.steps=2"])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        whole = train(config, tmp_path / "whole", recipe="unipre3d-scene-ptv3", progress=False)
-        first = train(config, tmp_path / "split", recipe="unipre3d-scene-ptv3", stop_after=1, progress=False)
-        second = train(config, tmp_path / "split", recipe="unipre3d-scene-ptv3", resume=True, progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    assert first.step == 1 and second.step == 2
     # order shuffling and drop path (0.3) draw from the restored random state
-    assert first.losses + second.losses == pytest.approx(whole.losses, rel=1e-5, abs=1e-7)
-    a, b = load_file(tmp_path / "whole" / "last.safetensors"), load_file(tmp_path / "split" / "last.safetensors")
-    assert a.keys() == b.keys()
-    assert all(torch.allclose(a[key].double(), b[key].double(), rtol=1e-4, atol=1e-6) for key in a)
+    config = load_recipe("unipre3d-scene-ptv3", [f"data.cache_dir={tmp_path / 'cache'}", *PRETRAIN, "train.steps=2"])
+    whole = train_one_thread(config, tmp_path / "whole", "unipre3d-scene-ptv3")
+    assert_resume_continues_exactly(config, "unipre3d-scene-ptv3", tmp_path / "whole", whole.losses, tmp_path / "split")

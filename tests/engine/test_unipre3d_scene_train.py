@@ -28,17 +28,34 @@ def overrides(tmp_path_factory):
     return [f"data.cache_dir={tmp_path_factory.mktemp('ppt-cache')}", *TINY_FRAMES]
 
 
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory, overrides):
+def train_one_thread(config, out, recipe, **options):
+    """``ppt.engine.train`` with one intra-op thread (tiny steps: as the single_thread fixture, which a
+    module fixture cannot use)."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny steps: as the single_thread fixture, which a module fixture cannot use
+    torch.set_num_threads(1)
     try:
-        out = tmp_path_factory.mktemp("unipre3d-scene") / "run"
-        config = load_recipe("unipre3d-scene", [*overrides, "train.steps=2"])
-        result = train(config, out, recipe="unipre3d-scene", progress=False)
+        return train(config, out, recipe=recipe, progress=False, **options)
     finally:
         torch.set_num_threads(threads)
-    return config, out, result
+
+
+def assert_resume_continues_exactly(config, recipe, whole, whole_losses, split):
+    """One step of ``config`` into ``split``, stopped, then resumed to the end: the losses and the last
+    checkpoint are those of the uninterrupted run in ``whole``."""
+    first = train_one_thread(config, split, recipe, stop_after=1)
+    second = train_one_thread(config, split, recipe, resume=True)
+    assert first.step == 1 and second.step == 2
+    assert first.losses + second.losses == pytest.approx(whole_losses, rel=1e-5, abs=1e-7)
+    a, b = load_file(whole / "last.safetensors"), load_file(split / "last.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[key].double(), b[key].double(), rtol=1e-4, atol=1e-6) for key in a)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, overrides):
+    out = tmp_path_factory.mktemp("unipre3d-scene") / "run"
+    config = load_recipe("unipre3d-scene", [*overrides, "train.steps=2"])
+    return config, out, train_one_thread(config, out, "unipre3d-scene")
 
 
 def test_recipe_has_the_official_settings():
@@ -112,18 +129,7 @@ def test_real_data_roots(pretrained, overrides, tmp_path):
 
 def test_resume_continues_exactly(pretrained, overrides, tmp_path):
     config, whole, result = pretrained
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        first = train(config, tmp_path / "split", recipe="unipre3d-scene", stop_after=1, progress=False)
-        second = train(config, tmp_path / "split", recipe="unipre3d-scene", resume=True, progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    assert first.step == 1 and second.step == 2
-    assert first.losses + second.losses == pytest.approx(result.losses, rel=1e-5, abs=1e-7)
-    a, b = load_file(whole / "last.safetensors"), load_file(tmp_path / "split" / "last.safetensors")
-    assert a.keys() == b.keys()
-    assert all(torch.allclose(a[key].double(), b[key].double(), rtol=1e-4, atol=1e-6) for key in a)
+    assert_resume_continues_exactly(config, "unipre3d-scene", whole, result.losses, tmp_path / "split")
 
 
 def test_export_backbone_loads_into_the_segmentation_recipe(pretrained, overrides, tmp_path, capsys):
