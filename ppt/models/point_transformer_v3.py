@@ -547,7 +547,7 @@ class PointTransformerV3(nn.Module):
             raise ValueError(f"PointTransformerV3: after_stem must return {width} features per row, batch size "
                              f"{x.batch_size} and at least the stem's {rows} rows, got {y.features.shape[1]}, "
                              f"{y.batch_size} and {y.features.shape[0]}")
-        if isinstance(condition, Tensor) and y.features.shape[0] != x.features.shape[0]:
+        if isinstance(condition, Tensor) and y.features.shape[0] != rows:
             raise ValueError("PointTransformerV3: a per-point condition cannot follow the rows after_stem adds; pass "
                              "the batch's condition (a name or index)")
         return y

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from ppt.engine.builders import cache_root, write_once
+from ppt.engine.builders import cache_root, ptv3_arguments, write_once
 from ppt.engine.config import RecipeConfig, SourceConfig
 from ppt.engine.metrics import Totals
 from ppt.engine.tasks.base import Autocast, Task
@@ -254,8 +254,6 @@ class SceneLevel(PretrainLevel):
     def build_model(self, config: RecipeConfig) -> nn.Module:
         from ppt.models import UniPre3DScene
 
-        from ppt.engine.builders import ptv3_arguments
-
         model, settings = config.model, config.unipre3d
         backbone = (dict(backbone_kwargs=ptv3_arguments(model)) if self.backbone == "ptv3" else
                     dict(base_channels=model.base_channels, channels=tuple(model.channels), layers=tuple(model.layers)))
@@ -270,8 +268,6 @@ class SceneLevel(PretrainLevel):
     def backbone_config(self, config: RecipeConfig) -> dict:
         model, in_channels = config.model, 3 * len(config.data.feat_keys)
         if self.backbone == "ptv3":
-            from ppt.engine.builders import ptv3_arguments
-
             return {"name": "ptv3", "in_channels": in_channels,
                     **{key: list(value) if isinstance(value, tuple) else value
                        for key, value in ptv3_arguments(model).items()}}
