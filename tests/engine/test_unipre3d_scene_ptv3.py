@@ -36,6 +36,12 @@ def test_recipe_has_the_official_settings():
     assert model.fusion.channels == 32
     assert [layer.out_features for layer in model.head.mlp if isinstance(layer, torch.nn.Linear)] == [32, 23]
     assert model.head.mlp[0].in_features == 64 and (model.renderer.width, model.renderer.height) == (160, 120)
+    # at their defaults the fine-tuning recipes take the whole backbone (orders and patch sizes carry no weights)
+    state = {key.removeprefix("backbone."): value for key, value in model.state_dict().items()
+             if key.startswith("backbone.")}
+    for recipe in ("ptv3-scannet", "ptv3-s3dis", "ptv3-scannet200"):
+        report = load_weights(create_task(load_recipe(recipe)).build_model(), state)
+        assert set(report.missing) == {"seg_head.weight", "seg_head.bias"} and report.unexpected == ()
 
 
 def _losses(out):
