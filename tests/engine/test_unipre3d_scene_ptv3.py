@@ -49,7 +49,7 @@ def _losses(out):
     return [record["loss"] for record in records if "loss" in record]
 
 
-# three ppt processes (pre-train, export, fine-tune) from a fresh cache: 13 s on the loaded 2-core development machine
+@pytest.mark.slow  # three ppt processes (pre-train, export, fine-tune) from a fresh cache: 13 to 29 s on 2 loaded cores
 def test_pretrain_export_and_finetune_through_the_ppt_command(tmp_path, ppt_command):
     cache = f"data.cache_dir={tmp_path / 'cache'}"
     pre = tmp_path / "pre"
