@@ -87,7 +87,6 @@ def test_predict_rejects_what_is_not_a_sweep(kitti):
         assert str(path) in error and message in error
 
 
-@pytest.mark.slow
 def test_joint_outdoor_checkpoint_predicts_each_datasets_sweeps(tmp_path):
     """ppt-joint-outdoor: a nuScenes .pcd.bin (5 columns) and a Waymo frame folder are recognised by
     their layout; a .bin out of any layout needs --condition."""
@@ -103,7 +102,7 @@ def test_joint_outdoor_checkpoint_predicts_each_datasets_sweeps(tmp_path):
     predicted = _ppt("predict", checkpoint, lidar, frame, "--out", tmp_path / "out", cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     assert f"{lidar}: {len(points)} points as nuScenes ->" in predicted.stdout
-    assert f"points as Waymo, mIoU against its labels" in predicted.stdout  # segment.npy beside coord.npy
+    assert "points as Waymo, mIoU against its labels" in predicted.stdout  # segment.npy beside coord.npy
     nuscenes = np.load(tmp_path / "out" / f"{lidar.name.removesuffix('.pcd.bin')}.labels.npy")
     assert nuscenes.shape == (len(points),) and nuscenes.max() < 16
     waymo = np.load(tmp_path / "out" / f"{frame.parent.name}_{frame.name}.labels.npy")
@@ -116,7 +115,7 @@ def test_joint_outdoor_checkpoint_predicts_each_datasets_sweeps(tmp_path):
     assert "choose whose classes to predict with --condition" in error
     chosen = _ppt("predict", checkpoint, loose, "--condition", "SemanticKITTI", "--out", tmp_path / "out", cwd=tmp_path)
     assert chosen.returncode == 0, chosen.stderr[-3000:]
-    assert (tmp_path / "out" / "scan.label").stat().st_size == loose.stat().st_size  # one uint32 per 16-byte point
+    assert 4 * (tmp_path / "out" / "scan.label").stat().st_size == loose.stat().st_size  # a uint32 per 16-byte point
     wrong = _one_line_error(_ppt("predict", checkpoint, loose, "--condition", "Waymo", "--out", tmp_path / "out",
                                  cwd=tmp_path))
     assert "a Waymo sweep is a frame folder" in wrong
