@@ -141,3 +141,11 @@ def test_ppt_mixed_batch_lovasz_averages_each_datasets_classes(scene_overrides):
         present = len(batch.labelled_segment[batch.labelled_segment >= 0].unique())
         total, pairs = total + task.loss(model, batch) * present, pairs + present
     torch.testing.assert_close(task.loss(model, mixed), total / pairs, rtol=1e-5, atol=1e-6)
+
+
+def test_ppt_class_weights_need_one_dataset():
+    weights = "[" + ", ".join(["1.0"] * 20) + "]"
+    single = create_task(load_recipe("single-scannet", [f"train.loss=[{{name: ce, class_weights: {weights}}}]"]))
+    assert len(single.criterion.terms[0].class_weights) == 20  # ScanNet's classes are the logits' columns
+    with pytest.raises(ValueError, match=r"class_weights has 20 weights; expected unset for a model of several"):
+        create_task(load_recipe("ppt-joint", [f"train.loss=[{{name: ce, class_weights: {weights}}}]"]))
