@@ -30,9 +30,9 @@ __all__ = [
 
 TASKS = tuple(TASK_FAMILIES)
 BEST_METRICS = ("mIoU", "mAcc", "allAcc", "PSNR", "instance_mIoU", "class_mIoU")
-SPUNET_MODELS = ("spunet", "ppt", "unipre3d-scene")
+SPUNET_MODELS = ("spunet", "ppt", "unipre3d-scene")  # model.name values built on a SpUNet (model.channels, layers)
 LOSS_NAMES = ("ce", "lovasz")  # train.loss terms
-LOSS_TASKS = ("segmentation", "ppt-segmentation")  # the tasks that read train.loss  # model.name values built on a SpUNet (model.channels, layers)
+LOSS_TASKS = ("segmentation", "ppt-segmentation")  # the tasks that read train.loss
 
 
 class ConfigError(ValueError):
@@ -307,8 +307,8 @@ class LossConfig:
     ``name`` ``ce`` (cross-entropy; ``class_weights``: one weight per class, torch's weighted mean,
     as Pointcept's ``CrossEntropyLoss(weight=...)``) or ``lovasz`` (the Lovász-softmax loss,
     :func:`ppt.nn.lovasz_softmax`; ``classes``: ``present`` or ``all``; ``per_scene``: the mean of
-    per-scene losses instead of one over the batch, Pointcept's ``per_image``), scaled by ``weight``
-    (Pointcept's ``loss_weight``)."""
+    per-scene losses instead of one over the batch, the point-cloud reading of Pointcept's
+    ``per_image``), scaled by ``weight`` (Pointcept's ``loss_weight``)."""
 
     name: str = "ce"
     weight: float = 1.0

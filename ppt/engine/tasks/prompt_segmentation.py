@@ -2,10 +2,10 @@
 
 Scene segmentation over several datasets with one :class:`~ppt.models.PointPromptTraining`: every
 batch passes its condition to the model (the dataset's name for a single-dataset batch, an
-``(N,)`` condition id per point for a mixed one, ``data.mixed_batches``) and the loss is the
-model's, restricted to each point's own dataset classes (``train.loss``: cross-entropy, plus
-Pointcept's Lovász term in the outdoor recipe; :mod:`ppt.engine.losses`). Validation runs per dataset (the
-engine's per-source metrics). The model's conditions default to the sources' datasets;
+``(N,)`` condition id per point for a mixed one, ``data.mixed_batches``) and the loss
+(``train.loss``: cross-entropy, plus Pointcept's Lovász term in the outdoor recipe;
+:mod:`ppt.engine.losses`) runs over each point's own dataset classes. Validation runs per dataset
+(the engine's per-source metrics). The model's conditions default to the sources' datasets;
 ``model.ppt.conditions`` keeps those of a joint model when fine-tuning it on one of them.
 """
 
@@ -52,9 +52,8 @@ class PromptSegmentationTask(SegmentationTask):
     def build_criterion(self) -> SegmentationLoss:
         """``train.loss`` over each point's own dataset classes; class weights only for a single
         source, whose classes are then the logits' columns."""
-        counts = {len(names) for names in self.class_names.values()}
-        return SegmentationLoss(self.config.train.loss, counts.pop() if len(self.class_names) == 1 else None,
-                                label_smoothing=self.config.train.label_smoothing)
+        classes = len(next(iter(self.class_names.values()))) if len(self.class_names) == 1 else None
+        return SegmentationLoss(self.config.train.loss, classes, label_smoothing=self.config.train.label_smoothing)
 
     def build_model(self) -> nn.Module:
         from ppt.models import PointPromptTraining
