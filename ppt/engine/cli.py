@@ -249,15 +249,19 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(handler=_eval)
 
     predict = commands.add_parser(
-        "predict", help="label the points of scenes (.npy scene folders or .ply files) or objects (part segmentation)",
+        "predict", help="label the points of scenes (.npy scene folders or .ply files), LiDAR sweeps or objects "
+                        "(part segmentation)",
         description="Predict a class for every point; writes NAME.labels.npy, NAME.ply (coloured by class) and "
-                    "NAME.png (top-down, beside the ground truth when the scene is labelled) into --out. A "
-                    "part-segmentation checkpoint labels object files (ShapeNetPart .txt or .ply) with the parts of "
+                    "NAME.png (top-down, beside the ground truth when the scene is labelled) into --out. An "
+                    "outdoor checkpoint labels raw sweeps of its datasets (SemanticKITTI velodyne .bin, nuScenes "
+                    "lidar .bin, Waymo frame folders) at every point, and SemanticKITTI predictions are also written "
+                    "as NAME.label (the benchmark's uint32 format). A part-segmentation checkpoint labels object files (ShapeNetPart .txt or .ply) with the parts of "
                     "their --category.")
     predict.add_argument("checkpoint", help="a .safetensors checkpoint written by ppt train")
     predict.add_argument("scenes", nargs="+", metavar="SCENE",
-                         help="scene folders (coord.npy, color.npy, ...) or .ply files; for part segmentation "
-                              "ShapeNetPart .txt or .ply objects")
+                         help="scene folders (coord.npy, color.npy, ...) or .ply files; for outdoor checkpoints "
+                              "SemanticKITTI / nuScenes .bin sweeps or Waymo frame folders (coord.npy, strength.npy); "
+                              "for part segmentation ShapeNetPart .txt or .ply objects")
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--condition", "--dataset", metavar="NAME",
                          help="the dataset whose classes (and prompt) to predict with, for a checkpoint trained on "

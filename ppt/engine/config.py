@@ -24,13 +24,15 @@ from ppt.engine.tasks import TASK_FAMILIES
 
 __all__ = [
     "RecipeConfig", "DataConfig", "SourceConfig", "SyntheticConfig", "ModelConfig", "OptimConfig",
-    "ParamGroupConfig", "PTv3Config", "ScheduleConfig", "TrainConfig", "UniPre3DConfig", "PromptTrainingConfig", "ConfigError", "load_recipe", "list_recipes",
+    "ParamGroupConfig", "LossConfig", "PTv3Config", "ScheduleConfig", "TrainConfig", "UniPre3DConfig", "PromptTrainingConfig", "ConfigError", "load_recipe", "list_recipes",
     "recipe_path", "check_config", "config_from_dict", "config_to_dict",
 ]
 
 TASKS = tuple(TASK_FAMILIES)
 BEST_METRICS = ("mIoU", "mAcc", "allAcc", "PSNR", "instance_mIoU", "class_mIoU")
 SPUNET_MODELS = ("spunet", "ppt", "unipre3d-scene")  # model.name values built on a SpUNet (model.channels, layers)
+LOSS_NAMES = ("ce", "lovasz")  # train.loss terms
+LOSS_TASKS = ("segmentation", "ppt-segmentation")  # the tasks that read train.loss
 
 
 class ConfigError(ValueError):
@@ -300,6 +302,23 @@ class ScheduleConfig:
 
 
 @dataclass
+class LossConfig:
+    """One term of the segmentation loss (``train.loss``, tasks ``segmentation`` and
+    ``ppt-segmentation``; :mod:`ppt.engine.losses`), as an entry of Pointcept's ``criteria``:
+    ``name`` ``ce`` (cross-entropy; ``class_weights``: one weight per class, torch's weighted mean,
+    as Pointcept's ``CrossEntropyLoss(weight=...)``) or ``lovasz`` (the Lovász-softmax loss,
+    :func:`ppt.nn.lovasz_softmax`; ``classes``: ``present`` or ``all``; ``per_scene``: the mean of
+    per-scene losses instead of one over the batch, the point-cloud reading of Pointcept's
+    ``per_image``), scaled by ``weight`` (Pointcept's ``loss_weight``)."""
+
+    name: str = "ce"
+    weight: float = 1.0
+    class_weights: Optional[List[float]] = None
+    classes: str = "present"
+    per_scene: bool = False
+
+
+@dataclass
 class TrainConfig:
     """The loop. ``steps``: optimizer steps of the run. ``amp``: ``auto`` (bf16 on a GPU, none on
     CPU), ``none``, ``bf16`` or ``fp16`` (with a gradient scaler). ``accumulate``: micro-batches per
@@ -313,7 +332,9 @@ class TrainConfig:
     (UniPre3D's render grids) every that many steps (0: at the end only). ``precise_bn_batches``:
     before each evaluation, recompute the running statistics of every batch norm and PDNorm row
     from that many training batches, as one large batch of them would give
-    (:mod:`ppt.engine.precise_bn`; 0: off, the momentum-averaged statistics are used)."""
+    (:mod:`ppt.engine.precise_bn`; 0: off, the momentum-averaged statistics are used). ``loss``: the
+    segmentation tasks' loss, a sum of :class:`LossConfig` terms (default: cross-entropy alone, with
+    ``label_smoothing``)."""
 
     steps: int = 1000
     seed: int = 0
@@ -333,6 +354,7 @@ class TrainConfig:
     ema_start: int = 0
     preview_every: int = 0
     precise_bn_batches: int = 0
+    loss: List[LossConfig] = field(default_factory=lambda: [LossConfig()])
 
 
 @dataclass
@@ -462,6 +484,8 @@ def _out_of_range(recipe: RecipeConfig) -> list[tuple[str, Any, str]]:
                and all(lo <= hi for lo, hi in zip(source.point_cloud_range[:3], source.point_cloud_range[3:]))),
            "[x_min, y_min, z_min, x_max, y_max, z_max] with each min <= max, [] (no clip) or unset")
           for name, source in data.sources.items()),
+        ("train.loss", [term.name for term in train.loss], bool(train.loss), "a non-empty list of terms"),
+        *_loss_checks(train.loss),
         ("data.synthetic.azimuth_steps", data.synthetic.azimuth_steps,
          data.synthetic.azimuth_steps is None or data.synthetic.azimuth_steps >= 1, ">= 1 or unset"),
     ]
@@ -477,6 +501,29 @@ def _out_of_range(recipe: RecipeConfig) -> list[tuple[str, Any, str]]:
     return [(key, value, expected) for key, value, ok, expected in checks if not ok]
 
 
+def _loss_checks(terms: Sequence[LossConfig]) -> list[tuple[str, Any, bool, str]]:
+    """The checks of each ``train.loss`` term: a known name, a positive weight, and only the keys
+    of its kind (class weights for ``ce``; ``classes``, ``per_scene`` for ``lovasz``)."""
+    from ppt.nn.losses import LOVASZ_CLASSES
+
+    checks = []
+    for i, term in enumerate(terms):
+        key = f"train.loss[{i}]"
+        checks += [(f"{key}.name", term.name, term.name in LOSS_NAMES, f"one of {LOSS_NAMES}"),
+                   (f"{key}.weight", term.weight, term.weight > 0, "> 0")]
+        if term.class_weights is not None:
+            checks.append((f"{key}.class_weights", term.class_weights,
+                           term.name == "ce" and bool(term.class_weights) and min(term.class_weights) >= 0
+                           and max(term.class_weights) > 0,
+                           "unset, or for a ce term a list of one weight >= 0 per class, not all 0"))
+        checks.append((f"{key}.classes", term.classes,
+                       term.classes in LOVASZ_CLASSES and (term.name == "lovasz" or term.classes == "present"),
+                       f"one of {LOVASZ_CLASSES} (a lovasz term's setting)"))
+        checks.append((f"{key}.per_scene", term.per_scene, term.name == "lovasz" or not term.per_scene,
+                       "false for a ce term (a lovasz term's setting)"))
+    return checks
+
+
 def check_config(recipe: RecipeConfig, where: str = "config") -> None:
     """Raise :class:`ConfigError` naming every key of ``recipe`` whose value cannot work (an unknown
     task or best metric, no data source, a count or size out of range, unknown feature keys, SpUNet
@@ -488,6 +535,9 @@ def check_config(recipe: RecipeConfig, where: str = "config") -> None:
         raise ConfigError(f"{where}: train.best_metric must be one of {BEST_METRICS}, got {recipe.train.best_metric!r}")
     if not recipe.data.sources:
         raise ConfigError(f"{where}: data.sources is empty; a recipe needs at least one dataset")
+    if recipe.task not in LOSS_TASKS and recipe.train.loss != [LossConfig()]:
+        raise ConfigError(f"{where}: train.loss applies to the tasks {LOSS_TASKS}; task {recipe.task!r} has its own "
+                          "loss, so leave train.loss unset")
     bad = _out_of_range(recipe)
     if bad:
         raise ConfigError(f"{where}: " + "; ".join(f"{key} must be {expected}, got {value!r}"

@@ -1,5 +1,6 @@
 """Using a trained checkpoint: rebuild its model, evaluate it on whole scenes or objects, and
-predict labels for point clouds on disk (``.npy`` scene folders or ``.ply`` files)."""
+predict labels for point clouds on disk (``.npy`` scene folders or ``.ply`` files; for outdoor
+checkpoints raw LiDAR sweeps: SemanticKITTI and nuScenes ``.bin`` files, Waymo frame folders)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from ppt.data import SceneSample, read_scene_folder
+from ppt.data.sweeps import SweepDataset
 from ppt.engine.checkpoint import CheckpointError, CheckpointMeta, read_meta
 from ppt.engine.config import RecipeConfig, config_from_dict
 from ppt.engine.metrics import ConfusionMatrix, PartIoU
@@ -333,7 +335,11 @@ def predict_file(loaded: LoadedCheckpoint, path: str | PathLike, out: str | Path
     """Predict every point of a scene folder or ``.ply`` file with the classes of the source
     :func:`choose_source` picks (``condition``); write ``<name>.labels.npy`` (int64 class per point),
     ``<name>.ply`` (points coloured by class, with a ``prediction`` property; :func:`write_ply`) and
-    ``<name>.png`` (top-down view, next to the ground truth when the input is labelled). A
+    ``<name>.png`` (top-down view, next to the ground truth when the input is labelled). For an
+    outdoor source the input is a raw sweep of its dataset (:meth:`~ppt.data.sweeps.SweepDataset.read_sweep`:
+    a SemanticKITTI or nuScenes ``.bin``, a Waymo frame folder), run through the checkpoint's
+    outdoor chain (its ``PointClip`` range, grid sampling) and labelled at every input point; a
+    SemanticKITTI prediction is also written as ``<name>.label`` in the benchmark's format. A
     part-segmentation checkpoint labels an object file of the ``category`` instead
     (:func:`ppt.engine.part_inference.predict_part_file`)."""
     from ppt.engine.tasks.part_segmentation import PartSegmentationTask
@@ -352,9 +358,12 @@ def predict_file(loaded: LoadedCheckpoint, path: str | PathLike, out: str | Path
     source_name = choose_source(loaded, path, condition)
     dataset_class = task.dataset_class(loaded.config.data.sources[source_name])
     class_names = task.class_names[source_name]
-    sample, note = read_point_cloud(path, num_classes=len(class_names), label_files=dataset_class.label_files,
-                                    condition=dataset_class.condition,
-                                    need_normals="normal" in loaded.config.data.feat_keys)
+    if issubclass(dataset_class, SweepDataset):
+        sample, note = dataset_class.read_sweep(path), None
+    else:
+        sample, note = read_point_cloud(path, num_classes=len(class_names), label_files=dataset_class.label_files,
+                                        condition=dataset_class.condition,
+                                        need_normals="normal" in loaded.config.data.feat_keys)
     scores = task.predict_scene(loaded.model, sample, device=loaded.device, autocast=loaded.precision.autocast)
     prediction = scores.argmax(1).cpu().numpy().astype(np.int64)
     out = Path(out)
@@ -368,8 +377,11 @@ def predict_file(loaded: LoadedCheckpoint, path: str | PathLike, out: str | Path
               f"{loaded.meta.step}), {dataset_class.condition} classes, of {Path(path).name}")
     truth = sample.segment.numpy()
     plot_top_down(out / f"{name}.png", coord, prediction, truth, class_names, colours)
+    files = [out / f"{name}{suffix}" for suffix in (".labels.npy", ".ply", ".png")]
+    if issubclass(dataset_class, SweepDataset):
+        files += dataset_class.prediction_files(out, name, prediction)
     result = {"name": name, "source": source_name, "condition": dataset_class.condition, "points": int(coord.shape[0]),
-              "files": [str(out / f"{name}{suffix}") for suffix in (".labels.npy", ".ply", ".png")], "note": note}
+              "files": [str(file) for file in files], "note": note}
     if (truth >= 0).any():
         confusion = ConfusionMatrix(len(class_names))
         confusion.update(torch.from_numpy(prediction), torch.from_numpy(truth))

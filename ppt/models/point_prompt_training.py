@@ -31,7 +31,7 @@ from ppt.models.point_transformer_v3 import PointTransformerV3
 from ppt.models.spunet import BasicBlock, SpUNet
 from ppt.sparse import SparseTensor
 
-__all__ = ["PointPromptTraining", "restricted_cross_entropy", "HEADS", "ADAPTERS", "POINTCEPT_CLASS_NAMES",
+__all__ = ["PointPromptTraining", "restricted_cross_entropy", "check_restricted_target", "HEADS", "ADAPTERS", "POINTCEPT_CLASS_NAMES",
            "POINTCEPT_BACKBONE_CONDITIONS", "POINTCEPT_PROMPT_CONDITIONS"]
 
 HEADS = ("lang", "unionized", "decoupled")
@@ -55,36 +55,64 @@ POINTCEPT_PROMPT_CONDITIONS = ("Structured3D", "ScanNet", "S3DIS")
 Condition = str | int | Tensor
 
 
-def restricted_cross_entropy(logits: Tensor, target: Tensor, allowed: Tensor, ignore_index: int = -1) -> Tensor:
+def check_restricted_target(logits: Tensor, target: Tensor, allowed: Tensor, ignore_index: int, caller: str) -> Tensor:
+    """The ``(N,)`` bool mask of labelled points, after checking ``logits`` ``(N, C)``, int64 ``target``
+    ``(N,)`` and bool ``allowed`` ``(C,)`` or ``(N, C)``: every labelled target must lie in ``[0, C)``
+    and be among its point's allowed classes.
+
+    Raises:
+        ValueError: naming ``caller`` and the argument that does not fit.
+    """
+    if logits.dim() != 2 or target.shape != logits.shape[:1] or target.dtype != torch.int64:
+        raise ValueError(f"{caller}: expected logits (N, C) and int64 target (N,), got "
+                         f"{tuple(logits.shape)} and {target.dtype} {tuple(target.shape)}")
+    if allowed.dtype != torch.bool or allowed.shape not in (logits.shape, logits.shape[1:]):
+        raise ValueError(f"{caller}: allowed must be bool of shape ({logits.shape[1]},) or "
+                         f"{tuple(logits.shape)}, got {allowed.dtype} {tuple(allowed.shape)}")
+    labelled = target != ignore_index
+    if bool(labelled.any()):
+        classes = target[labelled]
+        if int(classes.min()) < 0 or int(classes.max()) >= logits.shape[1]:
+            raise ValueError(f"{caller}: targets must be in [0, {logits.shape[1]}) or {ignore_index}, got "
+                             f"values in [{int(classes.min())}, {int(classes.max())}]")
+        if not bool(allowed.expand_as(logits)[labelled].gather(1, classes[:, None]).all()):
+            raise ValueError(f"{caller}: a target class is not among its dataset's classes")
+    return labelled
+
+
+def restricted_cross_entropy(logits: Tensor, target: Tensor, allowed: Tensor, ignore_index: int = -1, *,
+                             weight: Tensor | None = None, label_smoothing: float = 0.0) -> Tensor:
     """Mean cross-entropy over the ``allowed`` classes only: the softmax of each point runs over
     the classes its dataset has, so classes of other datasets neither compete nor get gradient.
 
     Args:
-        logits: ``(N, C)`` scores.
+        logits: ``(N, C)`` scores (``-inf`` where a class is not allowed is fine).
         target: ``(N,)`` int64 classes in ``[0, C)``, or ``ignore_index``.
         allowed: ``(C,)`` bool (one dataset) or ``(N, C)`` bool (per point).
         ignore_index: label of points left out of the loss.
+        weight: ``(C,)`` class weights: torch's weighted mean, ``sum w[y] * ce / sum w[y]``.
+        label_smoothing: torch's, for a loss over all classes only (every class allowed).
+
+    Returns:
+        The mean over the labelled points; 0 (connected to the graph) when there is none.
 
     Raises:
-        ValueError: a target outside ``[0, C)`` or not allowed for its point.
+        ValueError: a target outside ``[0, C)`` or not allowed for its point, a ``weight`` that is not
+            ``(C,)``, label smoothing with classes masked out.
     """
-    if logits.dim() != 2 or target.shape != logits.shape[:1] or target.dtype != torch.int64:
-        raise ValueError(f"restricted_cross_entropy: expected logits (N, C) and int64 target (N,), got "
-                         f"{tuple(logits.shape)} and {target.dtype} {tuple(target.shape)}")
-    if allowed.dtype != torch.bool or allowed.shape not in (logits.shape, logits.shape[1:]):
-        raise ValueError(f"restricted_cross_entropy: allowed must be bool of shape ({logits.shape[1]},) or "
-                         f"{tuple(logits.shape)}, got {allowed.dtype} {tuple(allowed.shape)}")
-    labelled = target != ignore_index
-    if not bool(labelled.any()):
-        return logits.sum() * 0.0  # nothing to learn from, but keep the graph (and DDP) connected
-    classes = target[labelled]
-    if int(classes.min()) < 0 or int(classes.max()) >= logits.shape[1]:
-        raise ValueError(f"restricted_cross_entropy: targets must be in [0, {logits.shape[1]}) or {ignore_index}, got "
-                         f"values in [{int(classes.min())}, {int(classes.max())}]")
+    labelled = check_restricted_target(logits, target, allowed, ignore_index, "restricted_cross_entropy")
+    if weight is not None and weight.shape != logits.shape[1:]:
+        raise ValueError(f"restricted_cross_entropy: weight must have shape ({logits.shape[1]},), got "
+                         f"{tuple(weight.shape)}")
     allowed_rows = allowed.expand_as(logits)
-    if not bool(allowed_rows[labelled].gather(1, classes[:, None]).all()):
-        raise ValueError("restricted_cross_entropy: a target class is not among its dataset's classes")
-    return F.cross_entropy(logits.masked_fill(~allowed_rows, float("-inf")), target, ignore_index=ignore_index)
+    if label_smoothing and not bool(allowed_rows.all()):
+        raise ValueError("restricted_cross_entropy: label_smoothing spreads targets over every class; it needs "
+                         "every class allowed")
+    if not bool(labelled.any()):
+        # nothing to learn from, but keep the graph (and DDP) connected; masked -inf scores would make it NaN
+        return logits.masked_fill(~allowed_rows, 0.0).sum() * 0.0
+    return F.cross_entropy(logits.masked_fill(~allowed_rows, float("-inf")), target, weight=weight,
+                           ignore_index=ignore_index, label_smoothing=label_smoothing)
 
 
 class PromptAdd(nn.Module):

@@ -1,5 +1,6 @@
 """PyTorch modules of ppt, thin layers over the fused ops of :mod:`ppt.ops`."""
 
+from ppt.nn.losses import lovasz_softmax
 from ppt.nn.pdnorm import PDNorm
 from ppt.nn.renderer import GaussianRenderer
 from ppt.nn.sparse_conv import (
@@ -53,4 +54,5 @@ __all__ = [
     "SparseAvgPool1d",
     "SparseGlobalMaxPool",
     "SparseGlobalAvgPool",
+    "lovasz_softmax",
 ]

@@ -4,8 +4,9 @@ ships (SemanticKITTI, nuScenes lidarseg) or from Pointcept's preprocessed layout
 ``(N, 1)`` in ``[0, 1]``, ``segment`` in the dataset's learning-map classes (``-1`` = ignore)
 and no colour.
 
-A subclass lists the frames of a split (:meth:`SweepDataset.list_frames`) and reads one
-(:meth:`SweepDataset.read_frame`); the base checks splits, labels and indices.
+A subclass lists the frames of a split (:meth:`SweepDataset.list_frames`), reads one
+(:meth:`SweepDataset.read_frame`) and finds the frame of a sweep given by itself, as ``ppt
+predict`` gets it (:meth:`SweepDataset.frame_of`); the base checks splits, labels and indices.
 """
 
 from __future__ import annotations
@@ -136,26 +137,64 @@ class SweepDataset(SceneSampleDataset):
     def list_frames(self, split: str) -> list[SweepFrame]:
         """The sweeps of one split, in a fixed order."""
 
+    @classmethod
     @abstractmethod
-    def read_frame(self, frame: SweepFrame) -> RawSweep:
+    def read_frame(cls, frame: SweepFrame) -> RawSweep:
         """One sweep's arrays (``segment=None`` when it has no label file)."""
 
-    def load(self, index: int) -> SceneSample:
-        """Sweep ``index`` as stored, without the transform."""
-        frame = self.frames[index]
-        raw = self.read_frame(frame)
+    @classmethod
+    @abstractmethod
+    def frame_of(cls, path: Path) -> SweepFrame:
+        """The frame of the sweep at ``path`` given by itself (a point file or frame folder of this
+        dataset's format, in or out of a dataset tree), with its label file where the layout
+        tells it.
+
+        Raises:
+            ValueError: ``path`` is not a sweep of this dataset's format (the message says what is).
+        """
+
+    @classmethod
+    def recognises(cls, path: str | PathLike) -> bool:
+        """True when ``path`` is laid out as a sweep of this dataset (``ppt predict`` picks a
+        multi-dataset checkpoint's dataset by it)."""
+        return False
+
+    @classmethod
+    def read_sweep(cls, path: str | PathLike) -> SceneSample:
+        """The sweep at ``path`` (:meth:`frame_of`) as stored, labelled where its label file is found.
+
+        Raises:
+            FileNotFoundError: ``path`` or a file of its frame is missing.
+            ValueError: ``path`` is not this dataset's format, or a file is malformed.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file or folder")
+        return cls.read_sample(cls.frame_of(path))
+
+    @classmethod
+    def prediction_files(cls, out: Path, name: str, prediction: np.ndarray) -> list[Path]:
+        """Write ``prediction`` (``(N,)`` classes) in the dataset's own label format under ``out``, if
+        it has one that ppt writes; the paths written."""
+        return []
+
+    @classmethod
+    def read_sample(cls, frame: SweepFrame, *, require_labels: bool = False) -> SceneSample:
+        """The sweep of ``frame`` as stored, checked: finite coordinates, one row per point in every
+        array, labels in ``[-1, classes)``; without labels (and not ``require_labels``) all ``-1``."""
+        raw = cls.read_frame(frame)
         n = raw.coord.shape[0]
         if not np.isfinite(raw.coord).all():
             raise ValueError(f"{frame.points}: coordinates must be finite")
-        if raw.segment is None and self.require_labels:
-            raise FileNotFoundError(f"{type(self).__name__}: sweep {frame.name} has no labels")
+        if raw.segment is None and require_labels:
+            raise FileNotFoundError(f"{cls.__name__}: sweep {frame.name} has no labels")
         for field, array in (("strength", raw.strength), ("segment", raw.segment), ("instance", raw.instance)):
             if array is not None and array.shape[0] != n:
                 raise ValueError(f"sweep {frame.name}: {field} has {array.shape[0]} rows for {n} points "
                                  f"({frame.labels if field == 'segment' else frame.points})")
         segment = raw.segment
-        if segment is not None and n and (segment.min() < IGNORE_INDEX or segment.max() >= self.num_classes):
-            raise ValueError(f"{frame.labels}: labels must lie in [{IGNORE_INDEX}, {self.num_classes}), got "
+        if segment is not None and n and (segment.min() < IGNORE_INDEX or segment.max() >= len(cls.class_names)):
+            raise ValueError(f"{frame.labels}: labels must lie in [{IGNORE_INDEX}, {len(cls.class_names)}), got "
                              f"[{segment.min()}, {segment.max()}]")
         unlabelled = torch.full((n,), IGNORE_INDEX, dtype=torch.int64)
 
@@ -166,7 +205,11 @@ class SweepDataset(SceneSampleDataset):
                            strength=tensor(raw.strength, torch.float32).reshape(n, 1),
                            segment=tensor(raw.segment, torch.int64, unlabelled),
                            instance=tensor(raw.instance, torch.int64, unlabelled.clone()),
-                           name=frame.name, condition=self.condition)
+                           name=frame.name, condition=cls.condition)
+
+    def load(self, index: int) -> SceneSample:
+        """Sweep ``index`` as stored, without the transform."""
+        return self.read_sample(self.frames[index], require_labels=self.require_labels)
 
     def __len__(self) -> int:
         return len(self.frames)

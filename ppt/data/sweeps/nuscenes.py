@@ -82,7 +82,20 @@ class NuScenes(SweepDataset):
                                      None if labels is None else self.root / "raw" / labels))
         return frames
 
-    def read_frame(self, frame: SweepFrame) -> RawSweep:
+    @classmethod
+    def frame_of(cls, path: Path) -> SweepFrame:
+        """A lidar ``.bin`` (``samples/LIDAR_TOP/*.pcd.bin``), named without ``.pcd.bin``; unlabelled
+        (lidarseg labels are found through the info files by the keyframe's token)."""
+        if not path.is_file() or path.suffix != ".bin":
+            raise ValueError(f"{path}: a nuScenes sweep is a lidar .bin file (float32 x y z intensity ring rows)")
+        return SweepFrame(path.name.removesuffix(".bin").removesuffix(".pcd"), path, None)
+
+    @classmethod
+    def recognises(cls, path) -> bool:
+        return Path(path).name.endswith(".pcd.bin")
+
+    @classmethod
+    def read_frame(cls, frame: SweepFrame) -> RawSweep:
         points = read_binary(frame.points, np.float32, 5, "lidar point (float32 x y z intensity ring)")
         strength = points[:, 3:4] / 255.0
         if frame.labels is None or not frame.labels.is_file():

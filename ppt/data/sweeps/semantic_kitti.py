@@ -8,7 +8,8 @@ import numpy as np
 
 from ppt.data.sweeps.dataset import RawSweep, SweepDataset, SweepFrame, lookup_labels, read_binary
 
-__all__ = ["SemanticKITTI", "SEMANTIC_KITTI_CLASSES", "SEMANTIC_KITTI_LEARNING_MAP", "SEMANTIC_KITTI_SPLITS"]
+__all__ = ["SemanticKITTI", "SEMANTIC_KITTI_CLASSES", "SEMANTIC_KITTI_LEARNING_MAP", "SEMANTIC_KITTI_LEARNING_MAP_INV",
+           "SEMANTIC_KITTI_SPLITS"]
 
 SEMANTIC_KITTI_CLASSES = (
     "car", "bicycle", "motorcycle", "truck", "other-vehicle", "person", "bicyclist", "motorcyclist", "road",
@@ -25,6 +26,11 @@ SEMANTIC_KITTI_LEARNING_MAP = {
     254: 5, 255: 7, 256: 4, 257: 4, 258: 3, 259: 4,
 }
 """Raw SemanticKITTI id (the low 16 bits of a ``.label`` entry) -> class of :data:`SEMANTIC_KITTI_CLASSES`."""
+
+SEMANTIC_KITTI_LEARNING_MAP_INV = (10, 11, 15, 18, 20, 30, 31, 32, 40, 44, 48, 49, 50, 51, 70, 71, 72, 80, 81)
+"""Class of :data:`SEMANTIC_KITTI_CLASSES` -> the raw id a ``.label`` file (and the benchmark's
+submission) stores for it: semantic-kitti.yaml's ``learning_map_inv``, as Pointcept writes its
+test predictions."""
 
 SEMANTIC_KITTI_SPLITS = {"train": (0, 1, 2, 3, 4, 5, 6, 7, 9, 10), "val": (8,),
                          "test": (11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21)}
@@ -70,7 +76,33 @@ class SemanticKITTI(SweepDataset):
                                          sequence_folder / "labels" / f"{scan.stem}.label"))
         return frames
 
-    def read_frame(self, frame: SweepFrame) -> RawSweep:
+    @classmethod
+    def frame_of(cls, path: Path) -> SweepFrame:
+        """A velodyne scan ``.bin``; in the release layout (``NN/velodyne/NNNNNN.bin``) it is named
+        ``NN_NNNNNN`` as in the dataset and labelled by ``NN/labels/NNNNNN.label`` when that exists."""
+        if not path.is_file() or path.suffix != ".bin":
+            raise ValueError(f"{path}: a SemanticKITTI sweep is a velodyne scan .bin file (float32 x y z intensity "
+                             "rows)")
+        if path.parent.name != "velodyne":
+            return SweepFrame(path.stem, path, None)
+        return SweepFrame(f"{path.parent.parent.name}_{path.stem}", path,
+                          path.parent.parent / "labels" / f"{path.stem}.label")
+
+    @classmethod
+    def recognises(cls, path) -> bool:
+        path = Path(path)
+        return path.suffix == ".bin" and path.parent.name == "velodyne"
+
+    @classmethod
+    def prediction_files(cls, out: Path, name: str, prediction: np.ndarray) -> list[Path]:
+        """``<name>.label``: the benchmark's format, one uint32 per point holding the raw id of its
+        class (:data:`SEMANTIC_KITTI_LEARNING_MAP_INV`) in the low 16 bits, instance 0."""
+        path = out / f"{name}.label"
+        np.asarray(SEMANTIC_KITTI_LEARNING_MAP_INV, dtype="<u4")[prediction].tofile(path)
+        return [path]
+
+    @classmethod
+    def read_frame(cls, frame: SweepFrame) -> RawSweep:
         scan = read_binary(frame.points, np.float32, 4, "velodyne scan (float32 x y z intensity)")
         if frame.labels is None or not frame.labels.is_file():
             return RawSweep(scan[:, :3], scan[:, 3:], None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ppt.data.scenes.dataset import _load_array, _points_by
 from ppt.data.sweeps.dataset import RawSweep, SweepDataset, SweepFrame
 
@@ -44,7 +46,22 @@ class Waymo(SweepDataset):
                 for segment in sorted(path for path in folder.iterdir() if path.is_dir())
                 for frame in sorted(path for path in segment.iterdir() if path.is_dir())]
 
-    def read_frame(self, frame: SweepFrame) -> RawSweep:
+    @classmethod
+    def frame_of(cls, path: Path) -> SweepFrame:
+        """A frame folder (``coord.npy``, ``strength.npy``, ``segment.npy`` when labelled), named
+        ``<segment>_<timestamp>`` as in the dataset."""
+        if not path.is_dir():
+            raise ValueError(f"{path}: a Waymo sweep is a frame folder holding coord.npy and strength.npy "
+                             "(Pointcept's preprocessed layout)")
+        return SweepFrame(f"{path.parent.name}_{path.name}", path / "coord.npy", path / "segment.npy")
+
+    @classmethod
+    def recognises(cls, path) -> bool:
+        path = Path(path)
+        return path.is_dir() and (path / "strength.npy").is_file() and (path / "coord.npy").is_file()
+
+    @classmethod
+    def read_frame(cls, frame: SweepFrame) -> RawSweep:
         if not frame.points.is_file():
             raise FileNotFoundError(f"{frame.points}: missing (a Waymo frame folder holds coord.npy, strength.npy "
                                     "and, unless it is a testing frame, segment.npy)")

@@ -2,9 +2,10 @@
 
 Scene segmentation over several datasets with one :class:`~ppt.models.PointPromptTraining`: every
 batch passes its condition to the model (the dataset's name for a single-dataset batch, an
-``(N,)`` condition id per point for a mixed one, ``data.mixed_batches``) and the loss is the
-model's, restricted to each point's own dataset classes. Validation runs per dataset (the
-engine's per-source metrics). The model's conditions default to the sources' datasets;
+``(N,)`` condition id per point for a mixed one, ``data.mixed_batches``) and the loss
+(``train.loss``: cross-entropy, plus Pointcept's Lovász term in the outdoor recipe;
+:mod:`ppt.engine.losses`) runs over each point's own dataset classes. Validation runs per dataset
+(the engine's per-source metrics). The model's conditions default to the sources' datasets;
 ``model.ppt.conditions`` keeps those of a joint model when fine-tuning it on one of them.
 """
 
@@ -15,6 +16,7 @@ from torch import Tensor, nn
 from ppt.data import SceneBatch
 from ppt.engine.builders import SCENE_DATASETS, SWEEP_DATASETS, cache_root, load_configured_weights
 from ppt.engine.config import RecipeConfig
+from ppt.engine.losses import SegmentationLoss
 from ppt.engine.tasks.segmentation import SegmentationTask
 
 __all__ = ["PromptSegmentationTask", "CONDITION_DATASETS"]
@@ -31,7 +33,7 @@ class PromptSegmentationTask(SegmentationTask):
     find_unused_parameters = True  # a single-dataset step leaves the other datasets' norms without gradient
 
     def __init__(self, config: RecipeConfig) -> None:
-        super().__init__(config)
+        super().__init__(config)  # builds the criterion (build_criterion below)
         if config.model.name != "ppt":
             raise ValueError(f"task 'ppt-segmentation' trains model.name=ppt, got {config.model.name!r}")
         source_conditions = [self.dataset_class(source).condition for source in config.data.sources.values()]
@@ -46,6 +48,12 @@ class PromptSegmentationTask(SegmentationTask):
         if unknown or missing:
             raise ValueError(f"model.ppt.conditions {list(self.conditions)} must be datasets of "
                              f"{sorted(CONDITION_DATASETS)} and include every source's ({source_conditions})")
+
+    def build_criterion(self) -> SegmentationLoss:
+        """``train.loss`` over each point's own dataset classes; class weights only for a single
+        source, whose classes are then the logits' columns."""
+        classes = len(next(iter(self.class_names.values()))) if len(self.class_names) == 1 else None
+        return SegmentationLoss(self.config.train.loss, classes, label_smoothing=self.config.train.label_smoothing)
 
     def build_model(self) -> nn.Module:
         from ppt.models import PointPromptTraining
@@ -88,9 +96,13 @@ class PromptSegmentationTask(SegmentationTask):
 
     def loss(self, model: nn.Module, batch: SceneBatch) -> Tensor:
         condition = self.condition(batch)
-        logits = model(batch.sparse_tensor(), condition)
-        # DDP wraps the model; only the labelled points' labels (limited annotations) are trained on
-        return getattr(model, "module", model).loss(logits.float(), batch.labelled_segment, condition)
+        logits = model(batch.sparse_tensor(), condition).float()
+        if not isinstance(condition, Tensor):  # one dataset: the logits are its classes
+            return self.criterion(logits, batch.labelled_segment, scene=batch.batch)
+        # a mixed batch: column k is class k of each point's dataset (DDP wraps the model)
+        allowed = getattr(model, "module", model).column_valid[condition]
+        return self.criterion(logits, batch.labelled_segment, allowed=allowed, label_space=condition,
+                              scene=batch.batch)
 
     def checkpoint_metadata(self, model: nn.Module) -> dict:
         """The conditions, class lists, head, adapter and the text table's provenance."""

@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
@@ -20,7 +19,8 @@ from ppt.data.sweeps import SweepDataset, sweep_train_transform, sweep_val_trans
 from ppt.data.sweeps.transforms import PointClip
 from ppt.engine.batches import DataError
 from ppt.engine.builders import SCENE_DATASETS, SWEEP_DATASETS, build_model, dataset_root
-from ppt.engine.config import SourceConfig
+from ppt.engine.config import RecipeConfig, SourceConfig
+from ppt.engine.losses import SegmentationLoss
 from ppt.engine.metrics import ConfusionMatrix
 from ppt.engine.tasks.base import Autocast, Task
 
@@ -81,9 +81,19 @@ def point_cloud_range(source: SourceConfig) -> tuple[float, ...] | None:
 
 
 class SegmentationTask(Task):
-    """Per-point classification of scenes: cross-entropy over labelled points (``-1`` ignored);
-    validation on one grid sample per scene mapped back to every point (the voxel inverse map);
-    :meth:`predict_scene` votes over all test-mode fragments."""
+    """Per-point classification of scenes: ``train.loss`` (cross-entropy by default, Pointcept's
+    outdoor configs add class weights or the Lovász-softmax term; :mod:`ppt.engine.losses`) over
+    labelled points (``-1`` ignored); validation on one grid sample per scene mapped back to every
+    point (the voxel inverse map); :meth:`predict_scene` votes over all test-mode fragments."""
+
+    def __init__(self, config: RecipeConfig) -> None:
+        super().__init__(config)
+        self.criterion = self.build_criterion()
+
+    def build_criterion(self) -> SegmentationLoss:
+        """``train.loss`` for the model's one head (class weights: one per class)."""
+        return SegmentationLoss(self.config.train.loss, self.num_classes,
+                                label_smoothing=self.config.train.label_smoothing)
 
     def dataset_class(self, source: SourceConfig) -> type:
         datasets = {**SCENE_DATASETS, **SWEEP_DATASETS}
@@ -128,13 +138,9 @@ class SegmentationTask(Task):
         return model(batch.sparse_tensor())
 
     def loss(self, model: nn.Module, batch: SceneBatch) -> Tensor:
-        logits = self.forward(model, batch)
-        # mean over labelled points (outside a limited annotation's points none is), and 0 (not NaN)
+        # over labelled points (outside a limited annotation's points none is), and 0 (not NaN)
         # for a crop without any
-        target = batch.labelled_segment
-        total = F.cross_entropy(logits.float(), target, ignore_index=-1, reduction="sum",
-                                label_smoothing=self.config.train.label_smoothing)
-        return total / (target >= 0).sum().clamp(min=1)
+        return self.criterion(self.forward(model, batch).float(), batch.labelled_segment, scene=batch.batch)
 
     def evaluate_batch(self, model: nn.Module, batch: SceneBatch, confusion: ConfusionMatrix) -> None:
         prediction = self.forward(model, batch).argmax(1)
