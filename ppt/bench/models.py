@@ -548,27 +548,39 @@ def dapt_case(points: torch.Tensor, labels: torch.Tensor, repeats: int, warmup: 
     return case
 
 
+# --quick: every model at a reduced width and depth as well as on smaller data, so that the pass
+# takes minutes on a CPU; the issues' targets and the docs' figures are of the full sizes.
+QUICK_SPUNET = dict(base_channels=16, channels=(16, 32, 64, 64, 64, 48, 32, 32), layers=(1,) * 8)
+QUICK_PTV3 = dict(stride=(2, 2), enc_depths=(1, 1, 1), enc_channels=(16, 32, 64), enc_num_head=(1, 2, 4),
+                  enc_patch_size=(128,) * 3, dec_depths=(1, 1), dec_channels=(16, 32), dec_num_head=(1, 2),
+                  dec_patch_size=(128,) * 2)
+QUICK_POINT_MAE = dict(depth=4, dim=128, heads=4)
+QUICK_POINT_MAE_PARTSEG = dict(depth=4, trans_dim=128, num_heads=4)
+
+
 def cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Iterator[Case]:
     repeats, warmup = (3, 1) if quick else (5, 1)
+    spunet, ptv3, point_mae, partseg = ((QUICK_SPUNET, QUICK_PTV3, QUICK_POINT_MAE, QUICK_POINT_MAE_PARTSEG) if quick
+                                        else ({}, {}, {}, {}))
     rooms = room_batch(quick)
-    yield spunet_case(rooms, device, repeats, warmup)
+    yield spunet_case(rooms, device, repeats, warmup, **spunet)
     sweep = sweep_batch(quick)
     yield spunet_case(sweep, device, repeats, warmup, name="SpUNet-S train step, LiDAR sweep",
-                      num_classes=SWEEP_CLASSES, optimizer=_adamw)
+                      num_classes=SWEEP_CLASSES, optimizer=_adamw, **spunet)
     yield kernel_map_case(sweep, device, repeats, warmup)
-    yield spunet_compiled_case(rooms, device, repeats, warmup)
+    yield spunet_compiled_case(rooms, device, repeats, warmup, **spunet)
     ptv3_batch = ptv3_room(quick)
-    yield from ptv3_cases(ptv3_batch, device, repeats, warmup)
-    yield ptv3_compiled_case(ptv3_batch, device, repeats, warmup)
+    yield from ptv3_cases(ptv3_batch, device, repeats, warmup, **ptv3)
+    yield ptv3_compiled_case(ptv3_batch, device, repeats, warmup, **ptv3)
     points, labels = object_batch(quick)
-    yield dapt_case(points.to(device), labels.to(device), repeats, warmup)
-    yield point_mae_compiled_case(points.to(device), repeats, warmup)
+    yield dapt_case(points.to(device), labels.to(device), repeats, warmup, **point_mae)
+    yield point_mae_compiled_case(points.to(device), repeats, warmup, **point_mae)
     from ppt.bench.partseg import partseg_dapt_case
     from ppt.bench.pointmlp import pointmlp_cases
     from ppt.bench.ppt_step import ppt_step_cases
     from ppt.bench.unipre3d import unipre3d_cases
 
-    yield partseg_dapt_case(device, quick, repeats, warmup)
+    yield partseg_dapt_case(device, quick, repeats, warmup, **partseg)
     yield from pointmlp_cases(device, dtype, quick)
     yield from ppt_step_cases(device, dtype, quick)
     yield from unipre3d_cases(device, dtype, quick)

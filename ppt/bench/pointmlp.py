@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from ppt.bench.harness import Baseline, Case
 from ppt.models import PointMLP
-from ppt.models.pointmlp import use_point_ops
+from ppt.models.pointmlp import POINTMLP_ELITE, use_point_ops
 
 __all__ = ["pointmlp_cases", "official_farthest_point_sample", "official_knn_point"]
 
@@ -141,4 +141,5 @@ def pointmlp_cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Ite
     points, labels = object_batch(quick)  # the DAPT case's objects (2,048 points, random order): the first 1,024
     points, labels = points[:, :POINTS].to(device), labels.to(device)
     yield grouping_case(points, *((2, 1) if quick else (5, 1)))
-    yield pointmlp_case(points, labels, *((2, 1) if quick else (3, 1)))
+    # --quick: PointMLP-elite's widths and blocks (the target is the full PointMLP's)
+    yield pointmlp_case(points, labels, *((2, 1) if quick else (3, 1)), **(POINTMLP_ELITE if quick else {}))

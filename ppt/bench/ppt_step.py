@@ -59,20 +59,21 @@ def make_batch(quick: bool, device: torch.device) -> tuple[SparseTensor, torch.T
 class PlainStep(nn.Module):
     """SpUNet-S (batch norm) and a linear head over the 25 classes of the largest dataset."""
 
-    def __init__(self) -> None:
+    def __init__(self, **widths) -> None:
         super().__init__()
-        self.backbone = SpUNet(in_channels=6, num_classes=0)
+        self.backbone = SpUNet(in_channels=6, num_classes=0, **widths)
         self.head = nn.Linear(self.backbone.out_channels, len(STRUCTURED3D_CLASSES))
 
 
-def make_models(device: torch.device) -> tuple[PlainStep, PointPromptTraining]:
+def make_models(device: torch.device, **widths) -> tuple[PlainStep, PointPromptTraining]:
+    """The two models on ``device``; ``widths`` (base_channels, channels, layers) replace SpUNet-S's."""
     torch.manual_seed(0)
-    plain = PlainStep()
+    plain = PlainStep(**widths)
     names = tuple(dict.fromkeys(n for names in CLASS_NAMES.values() for n in names))
     text = TextTable(F.normalize(torch.randn(len(names), TEXT_DIM, generator=torch.Generator().manual_seed(1)), dim=1),
                      names, {"provider": "random", "dim": TEXT_DIM})
     prompted = PointPromptTraining(CONDITIONS, CLASS_NAMES, in_channels=6, head="lang", adapter="pdnorm", text=text,
-                                   zero_init=True)
+                                   zero_init=True, **widths)
     state = prompted.backbone.state_dict()
     for key, value in plain.backbone.state_dict().items():  # PDNorm rows = the BN's, every condition
         state[key] = value.expand_as(state[key]).clone() if state[key].dim() == value.dim() + 1 else value
@@ -121,8 +122,10 @@ def _features_alone(model: PointPromptTraining, x: SparseTensor, room: torch.Ten
 def ppt_step_cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Iterator[Case]:
     if dtype != torch.float32:
         return
+    from ppt.bench.models import QUICK_SPUNET
+
     x, room = make_batch(quick, device)
-    plain, prompted = make_models(device)
+    plain, prompted = make_models(device, **(QUICK_SPUNET if quick else {}))
     params = dict(rooms=3, voxels=int(x.features.shape[0]), text_dim=TEXT_DIM, ppt_trainable=trainable(prompted),
                   plain_trainable=trainable(plain))
     single_target = labels(room, ("ScanNet",) * 3)

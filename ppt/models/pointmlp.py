@@ -28,7 +28,8 @@ from torch import Tensor, nn
 
 from ppt.ops import farthest_point_sample, knn
 
-__all__ = ["PointMLP", "pointmlp_elite", "PointMLPPartSeg", "PointMLPEncoder", "PointMLPSegmentationBackbone",
+__all__ = ["PointMLP", "pointmlp_elite", "POINTMLP_ELITE", "PointMLPPartSeg", "PointMLPEncoder",
+           "PointMLPSegmentationBackbone",
            "ACTIVATIONS", "use_point_ops"]
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -289,13 +290,16 @@ class PointMLP(PointMLPEncoder):
         return self.classifier(pooled) if self.num_classes else pooled
 
 
+POINTMLP_ELITE = dict(embed_dim=32, groups=1, res_expansion=0.25, activation="relu", bias=False, use_xyz=False,
+                      normalize="anchor", dim_expansion=(2, 2, 2, 1), pre_blocks=(1, 1, 2, 1), pos_blocks=(1, 1, 2, 1),
+                      k_neighbors=(24, 24, 24, 24), reducers=(2, 2, 2, 2))
+"""The official ``pointMLPElite`` settings (apart from ``points``, 1024)."""
+
+
 def pointmlp_elite(num_classes: int = 40, **overrides) -> PointMLP:
     """PointMLP-elite (official ``pointMLPElite``: 32 channels, residual expansion 0.25, stages
     widening 2, 2, 2, 1 with 1, 1, 2, 1 blocks; 716,232 parameters for 40 classes)."""
-    settings = dict(points=1024, embed_dim=32, groups=1, res_expansion=0.25, activation="relu", bias=False,
-                    use_xyz=False, normalize="anchor", dim_expansion=(2, 2, 2, 1), pre_blocks=(1, 1, 2, 1),
-                    pos_blocks=(1, 1, 2, 1), k_neighbors=(24, 24, 24, 24), reducers=(2, 2, 2, 2))
-    return PointMLP(num_classes, **{**settings, **overrides})
+    return PointMLP(num_classes, **{"points": 1024, **POINTMLP_ELITE, **overrides})
 
 
 class PointNetFeaturePropagation(nn.Module):
