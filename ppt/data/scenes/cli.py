@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from ppt.data.scenes.rooms.flavors import FLAVORS
+from ppt.data.scenes.rooms.variants import COLOR_MODES
 from ppt.data.synth_cli import SynthCommand, positive_float, positive_int
 
 __all__ = ["SYNTH_ROOMS", "DATA_EFFICIENT"]
@@ -14,15 +15,23 @@ __all__ = ["SYNTH_ROOMS", "DATA_EFFICIENT"]
 
 def _synth_rooms(args: argparse.Namespace) -> int:
     from ppt.data.scenes.rooms import write_synthetic_rooms
+    from ppt.data.scenes.rooms.variants import RoomVariant, parse_relabel
 
-    folders = write_synthetic_rooms(args.out, args.flavor, args.scenes, seed=args.seed, density=args.density)
+    try:
+        variant = RoomVariant(capture=args.capture, relabel=parse_relabel(args.relabel), colors=args.colors)
+        folders = write_synthetic_rooms(args.out, args.flavor, args.scenes, seed=args.seed, density=args.density,
+                                        variant=variant)
+    except ValueError as error:
+        print(f"ppt data synth-rooms: {error}", file=sys.stderr)
+        return 2
     splits: dict[str, int] = {}
     for folder in folders:
         split = folder.relative_to(args.out).parts[0]
         splits[split] = splits.get(split, 0) + 1
     flavor = FLAVORS[args.flavor]
     print(f"wrote {len(folders)} {args.flavor} rooms ({len(flavor.class_names)} classes) to {args.out}: "
-          + ", ".join(f"{split} {count}" for split, count in sorted(splits.items())))
+          + ", ".join(f"{split} {count}" for split, count in sorted(splits.items()))
+          + (f"; variant: {variant.describe()}" if variant.describe() else ""))
     return 0
 
 
@@ -35,7 +44,15 @@ SYNTH_ROOMS = SynthCommand(
     options={"--flavor": dict(required=True, choices=sorted(FLAVORS), help="which dataset to imitate"),
              "--scenes": dict(required=True, type=positive_int, help="number of rooms to write"),
              "--density": dict(type=positive_float, default=1.0,
-                               help="multiplier of the flavor's points per square metre (default 1.0)")})
+                               help="multiplier of the flavor's points per square metre (default 1.0)"),
+             "--capture": dict(choices=sorted(FLAVORS), default=None,
+                               help="generate the rooms and capture of this flavor instead, written in --flavor's "
+                                    "layout and label set (default: --flavor's own)"),
+             "--relabel": dict(action="append", default=[], metavar="KIND=CLASS",
+                               help="label an object kind as another class of the label set, a labelling "
+                                    "convention (e.g. cabinet=otherfurniture); repeatable"),
+             "--colors": dict(choices=COLOR_MODES, default="keep",
+                              help="keep the colours, permute their channels (RGB -> GBR) or write none (zeros)")})
 
 
 def _data_efficient(args: argparse.Namespace) -> int:

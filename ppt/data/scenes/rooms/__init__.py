@@ -26,7 +26,8 @@ standing against a wall, faces looking down below eye height) are left out for e
 Modules, in the order a room is made: :mod:`.flavors` (the dataset imitated, colours),
 :mod:`.furniture` (pieces of boxes and sheets), :mod:`.layouts` (shell, openings, furniture on
 the floor plan), :mod:`.capture` (surface sampling, visibility, colours and capture effects),
-:mod:`.room` (:func:`synthesize_room`), :mod:`.writers` (datasets on disk).
+:mod:`.room` (:func:`synthesize_room`), :mod:`.writers` (datasets on disk), :mod:`.variants`
+(controlled departures of a written dataset from its flavor).
 """
 
 from ppt.data.scenes.rooms.flavors import FLAVORS, RoomFlavor

@@ -11,9 +11,10 @@ import numpy as np
 import torch
 
 from ppt.data.scenes.data_efficient import write_data_efficient_lists
-from ppt.data.scenes.rooms.flavors import S3DIS, SCANNET, SCANNET200_LABELS, STRUCTURED3D, resolve_flavor
+from ppt.data.scenes.rooms.flavors import S3DIS, SCANNET, SCANNET200_LABELS, STRUCTURED3D, RoomFlavor, resolve_flavor
 from ppt.data.scenes.rooms.furniture import randint
-from ppt.data.scenes.rooms.room import synthesize_room
+from ppt.data.scenes.rooms.room import SyntheticRoom, synthesize_room
+from ppt.data.scenes.rooms.variants import RoomVariant
 from ppt.data.scenes.scannet import ScanNet
 from ppt.data.scenes.scannet200 import SCANNET200_CLASSES
 
@@ -43,7 +44,15 @@ def _save(folder: Path, arrays: Mapping[str, np.ndarray]) -> None:
         np.save(folder / f"{name}.npy", array)
 
 
-def _write_scannet(out: Path, scenes: int, seed: int, density: float) -> list[Path]:
+def _room(layout: RoomFlavor, variant: RoomVariant, seed: int, density: float,
+          origin: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> tuple[SyntheticRoom, np.ndarray, np.ndarray]:
+    """One room of ``variant``'s capture flavor for a dataset of ``layout``: the room, its labels in
+    ``layout``'s class order (the variant's relabelling applied) and its colours (the variant's)."""
+    room = synthesize_room(variant.capture_flavor(layout), seed=seed, density=density, origin=origin)
+    return room, room.labels(layout.class_names, variant.label_table(layout)), variant.apply_colors(room.color)
+
+
+def _write_scannet(out: Path, scenes: int, seed: int, density: float, variant: RoomVariant) -> list[Path]:
     # ScanNet v2: 1201 train / 312 val / 100 test scans; test scans come without labels.
     written = []
     splits = ("train", "val", "test")
@@ -51,10 +60,10 @@ def _write_scannet(out: Path, scenes: int, seed: int, density: float) -> list[Pa
     index = 0
     for split, count in zip(splits, _split_counts(scenes, (0.745, 0.193, 0.062))):
         for _ in range(count):
-            room = synthesize_room(SCANNET, seed=_scene_seed(seed, index), density=density)
-            arrays = {"coord": room.coord, "color": room.color, "normal": room.normal}
+            room, segment, color = _room(SCANNET, variant, _scene_seed(seed, index), density)
+            arrays = {"coord": room.coord, "color": color, "normal": room.normal}
             if split != "test":  # as Pointcept's preprocess_scannet.py writes them
-                arrays["segment20"] = room.segment.astype(np.int16)
+                arrays["segment20"] = segment.astype(np.int16)
                 arrays["segment200"] = room.labels(SCANNET200_CLASSES, SCANNET200_LABELS)  # int64, as Pointcept's
                 arrays["instance"] = room.instance.astype(np.int64)
             folder = out / split / f"scene{index:04d}_00"
@@ -67,7 +76,7 @@ def _write_scannet(out: Path, scenes: int, seed: int, density: float) -> list[Pa
     return written
 
 
-def _write_s3dis(out: Path, scenes: int, seed: int, density: float) -> list[Path]:
+def _write_s3dis(out: Path, scenes: int, seed: int, density: float, variant: RoomVariant) -> list[Path]:
     # Rooms go round the areas so that Area_5 (the held-out area) has one as soon as there are two.
     written = []
     _make_folders(out, [f"Area_{area}" for area in range(1, 7)])
@@ -77,17 +86,17 @@ def _write_s3dis(out: Path, scenes: int, seed: int, density: float) -> list[Path
         area = area_cycle[index % len(area_cycle)]
         # Rooms of an area lie side by side in the area's frame, as in S3DIS.
         slot = index // len(area_cycle)
-        room = synthesize_room(S3DIS, seed=_scene_seed(seed, index), density=density, origin=(12.0 * slot, 0.0, 0.0))
+        room, segment, color = _room(S3DIS, variant, _scene_seed(seed, index), density, (12.0 * slot, 0.0, 0.0))
         number = per_area_type.get((area, room.room_type), 0) + 1
         per_area_type[(area, room.room_type)] = number
         folder = out / f"Area_{area}" / f"{room.room_type}_{number}"
-        _save(folder, {"coord": room.coord, "color": room.color, "normal": room.normal,
-                       "segment": room.segment.astype(np.int16)[:, None], "instance": room.instance.astype(np.int16)[:, None]})
+        _save(folder, {"coord": room.coord, "color": color, "normal": room.normal,
+                       "segment": segment.astype(np.int16)[:, None], "instance": room.instance.astype(np.int16)[:, None]})
         written.append(folder)
     return written
 
 
-def _write_structured3d(out: Path, scenes: int, seed: int, density: float) -> list[Path]:
+def _write_structured3d(out: Path, scenes: int, seed: int, density: float, variant: RoomVariant) -> list[Path]:
     # Structured3D: scenes 0-2999 train, 3000-3249 val, 3250-3499 test; each scene is a house of
     # rooms. ``scenes`` counts rooms (the samples), grouped into houses of one to three rooms.
     written = []
@@ -102,11 +111,11 @@ def _write_structured3d(out: Path, scenes: int, seed: int, density: float) -> li
                     scene_id += 1
                 g = torch.Generator().manual_seed(_scene_seed(seed, index, 1))
                 rooms_in_scene, room_in_scene = randint(g, 1, 3), 0
-            room = synthesize_room(STRUCTURED3D, seed=_scene_seed(seed, index), density=density,
-                                   origin=(8.0 * room_in_scene, 0.0, 0.0))
+            room, segment, color = _room(STRUCTURED3D, variant, _scene_seed(seed, index), density,
+                                         (8.0 * room_in_scene, 0.0, 0.0))
             folder = out / split / f"scene_{scene_id:05d}" / f"room_{room_in_scene}"
-            _save(folder, {"coord": room.coord, "color": room.color, "normal": room.normal,
-                           "segment": room.segment.astype(np.int16)[:, None]})
+            _save(folder, {"coord": room.coord, "color": color, "normal": room.normal,
+                           "segment": segment.astype(np.int16)[:, None]})
             written.append(folder)
             room_in_scene += 1
             index += 1
@@ -122,16 +131,23 @@ _WRITERS = {"scannet": _write_scannet, "s3dis": _write_s3dis, "structured3d": _w
 
 
 def write_synthetic_rooms(out: str | PathLike, flavor: str, scenes: int, *, seed: int = 0,
-                          density: float = 1.0) -> list[Path]:
+                          density: float = 1.0, variant: RoomVariant | None = None) -> list[Path]:
     """Write ``scenes`` synthetic rooms of ``flavor`` under ``out`` in the dataset's layout (split
     folders as the real dataset has them) and return the scene folders written.
 
     The result loads with :class:`ppt.data.ScanNet`, :class:`ppt.data.S3DIS` or
-    :class:`ppt.data.Structured3D`. Deterministic in ``seed``; ``density`` scales the flavor's
-    points per square metre.
+    :class:`ppt.data.Structured3D`. Deterministic in ``seed``; ``density`` scales the capture
+    flavor's points per square metre; ``variant`` (:class:`~ppt.data.scenes.rooms.variants.RoomVariant`)
+    departs from the flavor in a controlled way: rooms and capture of another flavor, a kind
+    relabelled, colours permuted or absent (ScanNet's ``segment200.npy`` keeps the standard
+    ScanNet200 labelling).
     """
-    resolve_flavor(flavor)
+    layout = resolve_flavor(flavor)
     if scenes < 1:
         raise ValueError(f"write_synthetic_rooms: scenes must be >= 1, got {scenes}")
-    out = Path(out)
-    return _WRITERS[flavor](out, scenes, seed, density)
+    variant = RoomVariant() if variant is None else variant
+    try:
+        variant.check(layout)
+    except ValueError as error:
+        raise ValueError(f"write_synthetic_rooms: {error}") from None
+    return _WRITERS[layout.name](Path(out), scenes, seed, density, variant)
