@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Issue 22's UniPre3D sanity gate (docs/unipre3d.md "Sanity gate: overfitting"): the object-level model
+# with the reduced transformer of the DAPT experiment (4 blocks x 128, 4 heads; 128 groups of 32 points,
+# 4 views of 128 x 128 per step) trained on 4 synthetic render objects (one per class), under the
+# official Gaussian scale floor (log-scale >= -1) and a lowered one (>= -5). One torch thread.
+# Run from the repository root; outputs in ${OUT:-runs/unipre3d-overfit}.
+set -euo pipefail
+export OMP_NUM_THREADS=1
+python bench/experiments/unipre3d_overfit.py --out "${OUT:-runs/unipre3d-overfit}" --steps 800 --eval-every 100 \
+  --setting official: --setting floor-5:unipre3d.min_log_scale=-5 \
+  --set model.depth=4 --set model.dim=128 --set model.heads=4
