@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ppt.bench.harness import Baseline, Case
+from ppt.bench.spconv_reference import QUICK_SPUNET
 from ppt.data import S3DIS_CLASSES, SCANNET_CLASSES, STRUCTURED3D_CLASSES
 from ppt.data.synthetic import indoor_room
 from ppt.models import PointPromptTraining, SpUNet
@@ -122,8 +123,6 @@ def _features_alone(model: PointPromptTraining, x: SparseTensor, room: torch.Ten
 def ppt_step_cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Iterator[Case]:
     if dtype != torch.float32:
         return
-    from ppt.bench.models import QUICK_SPUNET
-
     x, room = make_batch(quick, device)
     plain, prompted = make_models(device, **(QUICK_SPUNET if quick else {}))
     params = dict(rooms=3, voxels=int(x.features.shape[0]), text_dim=TEXT_DIM, ppt_trainable=trainable(prompted),

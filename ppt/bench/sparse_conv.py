@@ -29,7 +29,8 @@ Run: ``ppt bench sparse_conv [--quick] [--device cpu|cuda] [--dtype ...]``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from types import ModuleType
 
 import torch
@@ -39,7 +40,7 @@ from torch import nn
 import ppt.nn as pnn
 import ppt.spconv
 from ppt.bench.harness import Baseline, Case, Unavailable, torch_threads
-from ppt.bench.spconv_reference import PointceptSpUNet, spconv_or_reason
+from ppt.bench.spconv_reference import QUICK_SPUNET, PointceptSpUNet, spconv_or_reason
 from ppt.data.synthetic import indoor_room
 from ppt.ops import voxelize
 from ppt.sparse import SparseTensor
@@ -329,6 +330,8 @@ def cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Iterator[Cas
     indices, shape = room_sites(quick, device)
     generator = torch.Generator().manual_seed(0)
     for network in NETWORKS:
+        if quick and network.build is PointceptOnSites:
+            network = replace(network, build=partial(PointceptOnSites, **QUICK_SPUNET))
         features = torch.randn(indices.shape[0], network.in_channels, generator=generator).to(device=device, dtype=dtype)
         labels = None
         if "train step" in network.passes:

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ppt.bench.harness import bench_extra_hint
 
-__all__ = ["PointceptSpUNet", "import_spconv", "spconv_or_reason"]
+__all__ = ["PointceptSpUNet", "QUICK_SPUNET", "import_spconv", "spconv_or_reason"]
 
 SPCONV_CUDA_HINT = ("pip install spconv-cu126 (the wheel matching your CUDA 12.x; uninstall the CPU wheel "
                     "spconv first)")
@@ -77,6 +77,11 @@ def _basic_block(spconv: ModuleType) -> type:
             return out.replace_feature(self.relu(out.features))
 
     return BasicBlock
+
+
+QUICK_SPUNET = dict(base_channels=16, channels=(16, 32, 64, 64, 64, 48, 32, 32), layers=(1,) * 8)
+"""The SpUNet widths of ``ppt bench --quick`` (SpUNet-S's shape, a quarter of its channels, one block
+a stage), in every case that trains a whole SpUNet, so the quick pass takes minutes on a CPU."""
 
 
 class PointceptSpUNet(nn.Module):
