@@ -46,6 +46,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader
@@ -174,8 +175,18 @@ def _flatten(content: dict, prefix: str = "") -> dict:
     return flat
 
 
+def _with_defaults(saved: dict) -> dict:
+    """A run's saved config with the settings added to ppt since it was written at their defaults,
+    so that resuming a run of an older ppt compares settings, not versions (a key the schema no
+    longer has is left for the comparison to report)."""
+    try:
+        return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(RecipeConfig), saved), resolve=True)
+    except OmegaConfBaseException:
+        return saved
+
+
 def _check_same_run(saved: dict, current: dict, where: Path) -> None:
-    old, new = _flatten(saved), _flatten(current)
+    old, new = _flatten(_with_defaults(saved)), _flatten(current)
     changed = [key for key in sorted(set(old) | set(new))
                if old.get(key) != new.get(key) and key not in RESUMABLE_CHANGES]
     if changed:

