@@ -1,0 +1,205 @@
+"""Issue 22 item 3: PPT on synthetic datasets built so that its mechanisms matter.
+
+Two datasets share the generator's rooms and sensor (ScanNet's capture, ``--capture scannet``) and
+differ in one controlled way (``ppt.data.scenes.rooms.variants``); A is sampled twice as often as B:
+
+- ``conflict`` (conflicting conventions): A in Structured3D's layout files cabinets as *cabinet*;
+  B in ScanNet's layout files them as *otherfurniture* (``relabel cabinet=otherfurniture``). Both
+  label sets hold both names, so restricting each dataset's softmax to its classes does not remove
+  the conflict. Affected: B's IoU of cabinet (absent from B's labels after the relabel, so its
+  otherfurniture) and otherfurniture.
+- ``shift`` (capture shift, the same rooms and labels): A in ScanNet's layout as captured; B in
+  Structured3D's layout with no colour and half the sampling density (``colors none``,
+  ``density x0.5``). Affected: B's mIoU.
+
+Arms (``ppt-segmentation`` recipes with sources A and B; one model widths for all, ``--set``):
+``single`` (B alone), ``naive`` (shared batch norm, one head over the union), ``ppt`` (PDNorm +
+language-guided head), ``decoupled`` (a head per dataset, no prompts), ``pdnorm-unionized``
+(PDNorm, union head), ``add`` (additive prompt adapter, language-guided head). Every arm runs
+``--steps`` steps with evaluation every ``--eval-every`` steps, for each seed.
+
+Expected before running (the issue's hypotheses): on ``conflict`` the naive arm, which cannot
+tell the datasets apart, labels B's cabinets toward A's majority convention, so B's
+otherfurniture IoU falls below ``single``; PPT, whose prompts know the dataset, stays near
+``single``. On ``shift`` the naive arm's shared statistics mix the two captures and B's mIoU
+falls below ``single``; PPT's per-dataset normalisation stays near it.
+
+Writes ``OUT/<scenario>/data`` (the datasets), ``OUT/<scenario>/recipes`` (one YAML per arm),
+``OUT/<scenario>/runs/<arm>-seed<S>`` (each ``ppt train`` run; finished runs are skipped, so a
+rerun resumes by run), ``OUT/<scenario>/results.json`` / ``results.md`` (per arm and evaluation
+step: mean ± std over seeds) and ``OUT/<scenario>/curves.png``.
+
+Tiny check::
+
+    python bench/experiments/ppt_mechanisms.py --out runs/ppt-mechanisms-tiny --steps 2 --eval-every 2 --seeds 0 \\
+        --scenes 4 --density 0.05 --set model.base_channels=8 --set "model.channels=[8,8,8,8,8,8,8,8]" \\
+        --set "model.layers=[1,1,1,1,1,1,1,1]"
+
+The runs of docs/ppt.md: ``bench/results/ppt-mechanisms/run.sh``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from ppt.data.scenes.rooms import write_synthetic_rooms
+from ppt.data.scenes.rooms.variants import RoomVariant
+from ppt.engine.config import config_to_dict, load_recipe
+
+
+@dataclass(frozen=True)
+class Dataset:
+    layout: str
+    variant: RoomVariant
+    seed: int
+    density_scale: float = 1.0
+
+
+SCENARIOS = {
+    "conflict": (Dataset("structured3d", RoomVariant(capture="scannet"), seed=100),
+                 Dataset("scannet", RoomVariant(relabel={"cabinet": "otherfurniture"}), seed=200),
+                 ("otherfurniture", "cabinet")),
+    "shift": (Dataset("scannet", RoomVariant(), seed=100),
+              Dataset("structured3d", RoomVariant(capture="scannet", colors="none"), seed=200, density_scale=0.5),
+              ()),
+}
+# arm -> (base recipe, model.ppt settings); the base's sources are replaced by A and B (single: B only)
+ARMS = {
+    "single": ("single-scannet", {}),
+    "naive": ("naive-joint", {}),
+    "ppt": ("ppt-joint", {}),
+    "decoupled": ("ppt-joint", {"head": "decoupled", "adapter": "none"}),
+    "pdnorm-unionized": ("ppt-joint", {"head": "unionized", "adapter": "pdnorm"}),
+    "add": ("ppt-joint", {"head": "lang", "adapter": "add"}),
+}
+
+
+def write_data(folder: Path, scenario: str, scenes: int, density: float) -> dict[str, Path]:
+    roots = {}
+    for name, dataset in zip("ab", SCENARIOS[scenario][:2]):
+        root = folder / f"{name}-{dataset.layout}"
+        if not root.is_dir():
+            write_synthetic_rooms(root, dataset.layout, scenes, seed=dataset.seed,
+                                  density=density * dataset.density_scale, variant=dataset.variant)
+        roots[name] = root
+    return roots
+
+
+def write_recipe(path: Path, arm: str, scenario: str, roots: dict[str, Path], overrides: list[str]) -> None:
+    base, settings = ARMS[arm]
+    config = config_to_dict(load_recipe(base, overrides))
+    a, b = SCENARIOS[scenario][:2]
+    sources = {b.layout: {"dataset": b.layout, "root": str(roots["b"]), "ratio": 1.0}}
+    if arm != "single":
+        sources = {a.layout: {"dataset": a.layout, "root": str(roots["a"]), "ratio": 2.0}, **sources}
+    config["data"]["sources"] = sources
+    config["model"]["ppt"].update(settings)
+    config["description"] = f"issue 22 {scenario}: {arm}"
+    OmegaConf.save(OmegaConf.create(config), path)
+
+
+def evaluations(run: Path) -> list[dict]:
+    lines = (run / "log.jsonl").read_text().splitlines()
+    return [record for record in map(json.loads, lines) if "eval" in record]
+
+
+def summarize(folder: Path, scenario: str, arms: list[str], seeds: list[int]) -> dict:
+    a, b, affected = SCENARIOS[scenario]
+    table = {}
+    for arm in arms:
+        per_step: dict[int, dict[str, list[float]]] = {}
+        for seed in seeds:
+            for record in evaluations(folder / "runs" / f"{arm}-seed{seed}"):
+                metrics = per_step.setdefault(record["step"], {})
+                for source, values in record["eval"].items():
+                    keys = ["mIoU", *(f"IoU/{name}" for name in affected)] if source == b.layout else ["mIoU"]
+                    for key in keys:  # a class absent from the ground truth and the predictions has no IoU
+                        if isinstance(values.get(key), float) and math.isfinite(values[key]):
+                            metrics.setdefault(f"{source} {key}", []).append(100 * values[key])
+        table[arm] = {step: {key: {"mean": statistics.mean(v), "std": statistics.pstdev(v), "n": len(v)}
+                             for key, v in metrics.items()} for step, metrics in sorted(per_step.items())}
+    return table
+
+
+def markdown(table: dict) -> str:
+    keys = sorted({key for steps in table.values() for metrics in steps.values() for key in metrics})
+    lines = ["| arm | step | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+    for arm, steps in table.items():
+        for step, metrics in steps.items():
+            cells = [f"{metrics[k]['mean']:.1f} ± {metrics[k]['std']:.1f} (n={metrics[k]['n']})" if k in metrics else ""
+                     for k in keys]
+            lines.append(f"| {arm} | {step} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(table: dict, scenario: str, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    b, affected = SCENARIOS[scenario][1], SCENARIOS[scenario][2]
+    keys = [f"{b.layout} mIoU", *(f"{b.layout} IoU/{name}" for name in affected)]
+    figure, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
+    for axis, key in zip(axes[0], keys):
+        for arm, steps in table.items():
+            points = [(step, metrics[key]["mean"]) for step, metrics in steps.items() if key in metrics]
+            if points:
+                axis.plot(*zip(*points), "o-", ms=3, label=arm)
+        axis.set(xlabel="step", ylabel=f"{key} (%)", title=f"{scenario}: dataset B")
+    axes[0][0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), nargs="+", default=sorted(SCENARIOS))
+    parser.add_argument("--arms", choices=list(ARMS), nargs="+", default=list(ARMS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--scenes", type=int, default=40, help="rooms per dataset")
+    parser.add_argument("--density", type=float, default=0.3, help="points per square metre, times the flavor's")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="recipe override for every arm (model widths, grid, ...)")
+    args = parser.parse_args(argv)
+    for scenario in args.scenario:
+        folder = args.out / scenario
+        (folder / "recipes").mkdir(parents=True, exist_ok=True)
+        roots = write_data(folder / "data", scenario, args.scenes, args.density)
+        for seed in args.seeds:
+            for arm in args.arms:
+                run = folder / "runs" / f"{arm}-seed{seed}"
+                if (run / "last.safetensors").is_file():
+                    continue
+                recipe = folder / "recipes" / f"{arm}.yaml"
+                write_recipe(recipe, arm, scenario, roots, args.set)
+                command = [sys.executable, "-m", "ppt", "train", str(recipe), "--out", str(run), "--no-progress",
+                           "--set", f"train.seed={seed}", "--set", f"train.steps={args.steps}",
+                           "--set", f"train.eval_every={args.eval_every}", "--set", "train.checkpoint_every=0"]
+                print(f"{scenario} {arm} seed {seed}: {' '.join(command)}", flush=True)
+                subprocess.run(command, check=True)
+        table = summarize(folder, scenario, args.arms, args.seeds)
+        (folder / "results.json").write_text(json.dumps({"scenario": scenario, "seeds": args.seeds,
+                                                         "steps": args.steps, "overrides": args.set,
+                                                         "table": table}, indent=1) + "\n")
+        (folder / "results.md").write_text(markdown(table))
+        plot(table, scenario, folder / "curves.png")
+        print(markdown(table), end="")
+        print(f"wrote {folder / 'results.json'}, {folder / 'results.md'}, {folder / 'curves.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
