@@ -18,7 +18,8 @@ segments, keeping the weights at every ``--milestones`` step, and reports on the
   patches as predicted (placed at their centres) and as they are.
 
 Writes ``OUT/sanity.json`` and ``OUT/sanity.png`` (floors and model Chamfer, probe accuracy) and
-``OUT/reconstruction.png``. Resumes: finished segments and snapshots are kept.
+``OUT/reconstruction.png``. Resumes: finished segments and snapshots are kept, and a segment cut
+short continues from its last checkpoint (every 250 steps).
 
 Tiny check::
 
@@ -44,6 +45,7 @@ import torch.nn.functional as F
 
 from ppt.data.objects.synthetic import SCANOBJECTNN_CLASSES, synthesize_object
 from ppt.engine.builders import build_model
+from ppt.engine.checkpoint import read_meta
 from ppt.engine.config import load_recipe
 from ppt.engine.tasks import create_task
 from ppt.models import load_weights
@@ -58,13 +60,14 @@ def pretrain(out: Path, milestones: list[int], overrides: list[str]) -> dict[int
     weights kept at each (``OUT/pretrain/step-<N>.safetensors``)."""
     run = out / "pretrain"
     snapshots = {step: run / f"step-{step}.safetensors" for step in milestones}
-    settings = [f"train.steps={milestones[-1]}", f"train.eval_every={milestones[0]}", "train.checkpoint_every=0",
+    # checkpoints every 250 steps, so that a segment cut short resumes from the last of them
+    settings = [f"train.steps={milestones[-1]}", f"train.eval_every={milestones[0]}", "train.checkpoint_every=250",
                 *overrides]
-    done = 0
+    last = run / "last.safetensors"
     for step in milestones:
         if snapshots[step].is_file():
-            done = step
             continue
+        done = read_meta(last).step if last.is_file() else 0
         command = [sys.executable, "-m", "ppt", "train", RECIPE, "--out", str(run), "--no-progress",
                    "--stop-after", str(step - done)]
         if done:
@@ -73,8 +76,7 @@ def pretrain(out: Path, milestones: list[int], overrides: list[str]) -> dict[int
             command += ["--set", item]
         print(f"pre-training steps {done} -> {step}: {' '.join(command)}", flush=True)
         subprocess.run(command, check=True)
-        shutil.copyfile(run / "last.safetensors", snapshots[step])
-        done = step
+        shutil.copyfile(last, snapshots[step])
     return snapshots
 
 

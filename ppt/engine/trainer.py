@@ -69,7 +69,7 @@ __all__ = ["train", "TrainResult", "resolve_device", "Precision", "RunFolderErro
 
 # Keys a resumed run may change without changing its results.
 RESUMABLE_CHANGES = ("data.num_workers", "data.val_batch_size", "train.log_every", "train.tensorboard",
-                     "description")
+                     "train.checkpoint_every", "description")
 
 
 class RunFolderError(ValueError):

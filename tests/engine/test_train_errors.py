@@ -188,6 +188,8 @@ def test_resume_accepts_a_run_saved_before_settings_were_added(tmp_path):
              "data": {**current["data"], "sources": {name: {k: v for k, v in source.items() if k != "point_cloud_range"}
                                                      for name, source in current["data"]["sources"].items()}}}
     _check_same_run(saved, current, tmp_path)
+    # how often a run saves does not change what it computes
+    _check_same_run({**saved, "train": {**saved["train"], "checkpoint_every": 7}}, current, tmp_path)
     with pytest.raises(RunFolderError, match=r"train.steps: 3 -> "):
         _check_same_run({**saved, "train": {**saved["train"], "steps": 3}}, current, tmp_path)
     with pytest.raises(RunFolderError, match=r"train.retired_option: 1 -> None"):
