@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ppt.models.conditions import Condition, condition_index
 from ppt.models.point_transformer_v3 import PointTransformerV3
 from ppt.models.spunet import BasicBlock, SpUNet
 from ppt.sparse import SparseTensor
@@ -52,7 +53,6 @@ POINTCEPT_CLASS_NAMES = (
 POINTCEPT_BACKBONE_CONDITIONS = ("ScanNet", "S3DIS", "Structured3D")
 POINTCEPT_PROMPT_CONDITIONS = ("Structured3D", "ScanNet", "S3DIS")
 
-Condition = str | int | Tensor
 
 
 def check_restricted_target(logits: Tensor, target: Tensor, allowed: Tensor, ignore_index: int, caller: str) -> Tensor:
@@ -354,17 +354,7 @@ class PointPromptTraining(nn.Module):
 
     def _condition(self, condition: Condition, rows: int) -> int | Tensor:
         """A condition index, or an ``(rows,)`` int64 tensor of them (validated)."""
-        if isinstance(condition, Tensor) and condition.dim() == 0:
-            condition = int(condition)
-        if isinstance(condition, str):
-            if condition not in self.conditions:
-                raise ValueError(f"PointPromptTraining: unknown condition {condition!r}, expected one of {self.conditions}")
-            return self.conditions.index(condition)
-        if isinstance(condition, int):
-            if not 0 <= condition < len(self.conditions):
-                raise ValueError(f"PointPromptTraining: condition index must be in [0, {len(self.conditions)}), got "
-                                 f"{condition}")
-            return condition
+        return condition_index(condition, self.conditions, rows, "PointPromptTraining")
         if not isinstance(condition, Tensor) or condition.dtype != torch.int64 or condition.shape != (rows,):
             got = f"{condition.dtype} {tuple(condition.shape)}" if isinstance(condition, Tensor) else type(condition).__name__
             raise ValueError(f"PointPromptTraining: condition must be a name, an index or an int64 tensor of shape "

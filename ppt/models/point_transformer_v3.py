@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ppt.models.conditions import Condition, condition_index
 from ppt.models.point_transformer import DropPath, Mlp
 from ppt.nn import SubMConv3d
 from ppt.ops import sparse_max_pool
@@ -57,7 +58,6 @@ __all__ = ["PointTransformerV3", "ConditionNorm"]
 
 _BN_EPS, _BN_MOMENTUM = 1e-3, 0.01
 
-Condition = int | str | Tensor | None
 
 
 class ConditionNorm(nn.Module):
@@ -474,24 +474,7 @@ class PointTransformerV3(nn.Module):
         if condition is None:
             raise ValueError(f"PointTransformerV3 with PDNorm needs a condition (one of {self.pdnorm_conditions}, "
                              "its index, or an (N,) int64 index per point)")
-        if isinstance(condition, Tensor) and condition.dim() == 0:
-            condition = int(condition)
-        if isinstance(condition, str):
-            if condition not in self.pdnorm_conditions:
-                raise ValueError(f"PointTransformerV3: unknown condition {condition!r}, expected one of "
-                                 f"{self.pdnorm_conditions}")
-            return self.pdnorm_conditions.index(condition)
-        if isinstance(condition, int):
-            if not 0 <= condition < len(self.pdnorm_conditions):
-                raise ValueError(f"PointTransformerV3: condition must be in [0, {len(self.pdnorm_conditions)}), got "
-                                 f"{condition}")
-            return condition
-        if condition.dtype != torch.int64 or condition.shape != (rows,):
-            raise ValueError(f"PointTransformerV3: a condition tensor must be int64 of shape ({rows},), got "
-                             f"{condition.dtype} {tuple(condition.shape)}")
-        if rows and (int(condition.min()) < 0 or int(condition.max()) >= len(self.pdnorm_conditions)):
-            raise ValueError(f"PointTransformerV3: condition ids must be in [0, {len(self.pdnorm_conditions)})")
-        return condition
+        return condition_index(condition, self.pdnorm_conditions, rows, "PointTransformerV3")
 
     def forward(self, x: SparseTensor, condition: Condition = None, context: Tensor | None = None, *,
                 after_stem: Callable[[SparseTensor], SparseTensor] | None = None):
