@@ -25,8 +25,8 @@ otherfurniture IoU falls below ``single``; PPT, whose prompts know the dataset, 
 falls below ``single``; PPT's per-dataset normalisation stays near it.
 
 Writes ``OUT/<scenario>/data`` (the datasets), ``OUT/<scenario>/recipes`` (one YAML per arm),
-``OUT/<scenario>/runs/<arm>-seed<S>`` (each ``ppt train`` run; finished runs are skipped, so a
-rerun resumes by run), ``OUT/<scenario>/results.json`` / ``results.md`` (per arm and evaluation
+``OUT/<scenario>/runs/<arm>-seed<S>`` (each ``ppt train`` run, checkpointed at every evaluation;
+a rerun skips finished runs and resumes a cut one from its last checkpoint), ``OUT/<scenario>/results.json`` / ``results.md`` (per arm and evaluation
 step: mean ± std over seeds) and ``OUT/<scenario>/curves.png``.
 
 Tiny check::
@@ -107,6 +107,10 @@ def write_recipe(path: Path, arm: str, scenario: str, roots: dict[str, Path], ov
     OmegaConf.save(OmegaConf.create(config), path)
 
 
+def finished(run: Path, steps: int) -> bool:
+    return (run / "log.jsonl").is_file() and any(record["step"] == steps for record in evaluations(run))
+
+
 def evaluations(run: Path) -> list[dict]:
     lines = (run / "log.jsonl").read_text().splitlines()
     return [record for record in map(json.loads, lines) if "eval" in record]
@@ -181,13 +185,16 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             for arm in args.arms:
                 run = folder / "runs" / f"{arm}-seed{seed}"
-                if (run / "last.safetensors").is_file():
+                if finished(run, args.steps):
                     continue
                 recipe = folder / "recipes" / f"{arm}.yaml"
                 write_recipe(recipe, arm, scenario, roots, args.set)
                 command = [sys.executable, "-m", "ppt", "train", str(recipe), "--out", str(run), "--no-progress",
                            "--set", f"train.seed={seed}", "--set", f"train.steps={args.steps}",
-                           "--set", f"train.eval_every={args.eval_every}", "--set", "train.checkpoint_every=0"]
+                           "--set", f"train.eval_every={args.eval_every}",
+                           "--set", f"train.checkpoint_every={args.eval_every}"]
+                if (run / "last.state.pt").is_file():
+                    command.append("--resume")
                 print(f"{scenario} {arm} seed {seed}: {' '.join(command)}", flush=True)
                 subprocess.run(command, check=True)
         table = summarize(folder, scenario, args.arms, args.seeds)
