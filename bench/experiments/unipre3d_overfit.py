@@ -13,7 +13,8 @@ renders carry the objects' colour layout.
 
 Writes ``OUT/overfit.json`` (settings, floors, PSNR per evaluation), ``OUT/overfit.png`` (PSNR
 curves and the floor) and ``OUT/renders-<setting>.png`` (targets and final renders of one view per
-object). Each setting's result is kept, so a rerun continues with the missing ones.
+object). Each setting's result (with its own ``--steps``) is kept, so a rerun continues with the missing
+ones and settings of different lengths share one file.
 
 Tiny check::
 
@@ -106,7 +107,7 @@ def run_setting(name: str, overrides: list[str], args: argparse.Namespace) -> di
     model.eval()
     with torch.no_grad():
         renders = task.level.render(model, evaluation)[0]
-    return {"overrides": overrides, "objects": picks, "floor_psnr": floor, "curve": curve,
+    return {"overrides": overrides, "steps": args.steps, "objects": picks, "floor_psnr": floor, "curve": curve,
             "final_renders": renders[:, 0].clamp(0, 1).numpy().tolist(),
             "targets": evaluation.images[:, 0].numpy().tolist()}
 
@@ -130,10 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / "overfit.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {"recipe": RECIPE, "settings": {}}
-    results.update(common_overrides=args.set, objects=args.objects, steps=args.steps)
+    results.update(common_overrides=args.set, objects=args.objects)
     for name, overrides in args.setting:
         if name in results["settings"] and results["settings"][name]["overrides"] == overrides \
-                and results["settings"][name]["curve"][-1]["step"] == args.steps:
+                and results["settings"][name]["steps"] == args.steps:
             continue
         result = run_setting(name, overrides, args)
         renders, targets = np.asarray(result.pop("final_renders")), np.asarray(result.pop("targets"))
