@@ -122,25 +122,39 @@ def summarize(folder: Path, scenario: str, arms: list[str], seeds: list[int]) ->
     for arm in arms:
         per_step: dict[int, dict[str, list[float]]] = {}
         for seed in seeds:
-            for record in evaluations(folder / "runs" / f"{arm}-seed{seed}"):
+            run = folder / "runs" / f"{arm}-seed{seed}"
+            if not (run / "log.jsonl").is_file():  # not started yet
+                continue
+            for record in evaluations(run):
                 metrics = per_step.setdefault(record["step"], {})
                 for source, values in record["eval"].items():
                     keys = ["mIoU", *(f"IoU/{name}" for name in affected)] if source == b.layout else ["mIoU"]
                     for key in keys:  # a class absent from the ground truth and the predictions has no IoU
                         if isinstance(values.get(key), float) and math.isfinite(values[key]):
-                            metrics.setdefault(f"{source} {key}", []).append(100 * values[key])
-        table[arm] = {step: {key: {"mean": statistics.mean(v), "std": statistics.pstdev(v), "n": len(v)}
+                            metrics.setdefault(f"{source} {key}", {})[seed] = 100 * values[key]
+        table[arm] = {step: {key: {"mean": statistics.mean(v.values()), "std": statistics.pstdev(v.values()),
+                                   "n": len(v), "per_seed": v}
                              for key, v in metrics.items()} for step, metrics in sorted(per_step.items())}
     return table
 
 
 def markdown(table: dict) -> str:
+    """Mean ± population std over seeds per arm and evaluation step, then each seed's value at the
+    last evaluation."""
     keys = sorted({key for steps in table.values() for metrics in steps.values() for key in metrics})
     lines = ["| arm | step | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for arm, steps in table.items():
         for step, metrics in steps.items():
             cells = [f"{metrics[k]['mean']:.1f} ± {metrics[k]['std']:.1f} (n={metrics[k]['n']})" if k in metrics else ""
                      for k in keys]
+            lines.append(f"| {arm} | {step} | " + " | ".join(cells) + " |")
+    lines += ["", "Per seed at the last evaluation:", "", "| arm | step | " + " | ".join(keys) + " |",
+              "|---|---|" + "---|" * len(keys)]
+    for arm, steps in table.items():
+        if steps:
+            step, metrics = max(steps.items())
+            cells = [", ".join(f"s{seed} {value:.1f}" for seed, value in metrics[k]["per_seed"].items())
+                     if k in metrics else "" for k in keys]
             lines.append(f"| {arm} | {step} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -165,6 +179,27 @@ def plot(table: dict, scenario: str, path: Path) -> None:
     plt.close(figure)
 
 
+def train_arms(folder: Path, scenario: str, args: argparse.Namespace) -> None:
+    """Every arm and seed of one scenario not finished yet, seed by seed."""
+    (folder / "recipes").mkdir(parents=True, exist_ok=True)
+    roots = write_data(folder / "data", scenario, args.scenes, args.density)
+    for seed in args.seeds:
+        for arm in args.arms:
+            run = folder / "runs" / f"{arm}-seed{seed}"
+            if finished(run, args.steps):
+                continue
+            recipe = folder / "recipes" / f"{arm}.yaml"
+            write_recipe(recipe, arm, scenario, roots, args.set)
+            command = [sys.executable, "-m", "ppt", "train", str(recipe), "--out", str(run), "--no-progress",
+                       "--set", f"train.seed={seed}", "--set", f"train.steps={args.steps}",
+                       "--set", f"train.eval_every={args.eval_every}",
+                       "--set", f"train.checkpoint_every={args.eval_every}"]
+            if (run / "last.state.pt").is_file():
+                command.append("--resume")
+            print(f"{scenario} {arm} seed {seed}: {' '.join(command)}", flush=True)
+            subprocess.run(command, check=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -177,26 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--density", type=float, default=0.3, help="points per square metre, times the flavor's")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="recipe override for every arm (model widths, grid, ...)")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="train nothing: recompute the tables and curves from the runs' log.jsonl under OUT "
+                             "(e.g. the logs committed in bench/results/ppt-mechanisms)")
     args = parser.parse_args(argv)
     for scenario in args.scenario:
         folder = args.out / scenario
-        (folder / "recipes").mkdir(parents=True, exist_ok=True)
-        roots = write_data(folder / "data", scenario, args.scenes, args.density)
-        for seed in args.seeds:
-            for arm in args.arms:
-                run = folder / "runs" / f"{arm}-seed{seed}"
-                if finished(run, args.steps):
-                    continue
-                recipe = folder / "recipes" / f"{arm}.yaml"
-                write_recipe(recipe, arm, scenario, roots, args.set)
-                command = [sys.executable, "-m", "ppt", "train", str(recipe), "--out", str(run), "--no-progress",
-                           "--set", f"train.seed={seed}", "--set", f"train.steps={args.steps}",
-                           "--set", f"train.eval_every={args.eval_every}",
-                           "--set", f"train.checkpoint_every={args.eval_every}"]
-                if (run / "last.state.pt").is_file():
-                    command.append("--resume")
-                print(f"{scenario} {arm} seed {seed}: {' '.join(command)}", flush=True)
-                subprocess.run(command, check=True)
+        if not args.summary_only:
+            train_arms(folder, scenario, args)
         table = summarize(folder, scenario, args.arms, args.seeds)
         (folder / "results.json").write_text(json.dumps({"scenario": scenario, "seeds": args.seeds,
                                                          "steps": args.steps, "overrides": args.set,
