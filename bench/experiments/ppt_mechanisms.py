@@ -25,9 +25,11 @@ otherfurniture IoU falls below ``single``; PPT, whose prompts know the dataset, 
 falls below ``single``; PPT's per-dataset normalisation stays near it.
 
 Writes ``OUT/<scenario>/data`` (the datasets), ``OUT/<scenario>/recipes`` (one YAML per arm),
-``OUT/<scenario>/runs/<arm>-seed<S>`` (each ``ppt train`` run, checkpointed at every evaluation;
-a rerun skips finished runs and resumes a cut one from its last checkpoint), ``OUT/<scenario>/results.json`` / ``results.md`` (per arm and evaluation
-step: mean ± std over seeds) and ``OUT/<scenario>/curves.png``.
+``OUT/<scenario>/runs/<arm>-seed<S>`` (each ``ppt train`` run, checkpointed at every evaluation; a
+rerun skips finished runs and resumes a cut one from its last checkpoint),
+``OUT/<scenario>/results.json`` / ``results.md`` (per arm and evaluation step: mean ± population
+std over seeds, and each seed at the last evaluation), ``OUT/<scenario>/curves.png`` (dataset B's
+metrics against steps) and ``OUT/<scenario>/bars.png`` (at the last evaluation, one dot per seed).
 
 Tiny check::
 
@@ -179,6 +181,35 @@ def plot(table: dict, scenario: str, path: Path) -> None:
     plt.close(figure)
 
 
+def plot_bars(table: dict, scenario: str, path: Path) -> None:
+    """Dataset B's mIoU and affected-class IoUs per arm at each arm's last evaluation: bars of the
+    mean over seeds, one dot per seed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    b, affected = SCENARIOS[scenario][1], SCENARIOS[scenario][2]
+    keys = [f"{b.layout} mIoU", *(f"{b.layout} IoU/{name}" for name in affected)]
+    arms = [arm for arm, steps in table.items() if steps]
+    figure, axis = plt.subplots(figsize=(max(5.0, 1.2 + 0.55 * len(arms) * len(keys)), 3.5))
+    width = 0.8 / len(keys)
+    for k, key in enumerate(keys):
+        for a, arm in enumerate(arms):
+            metrics = max(table[arm].items())[1]
+            if key not in metrics:
+                continue
+            x = a + (k - (len(keys) - 1) / 2) * width
+            axis.bar(x, metrics[key]["mean"], width, color=f"C{k}", label=key if a == 0 else None)
+            values = list(metrics[key]["per_seed"].values())
+            axis.plot([x] * len(values), values, "k.", ms=4)
+    axis.set_xticks(range(len(arms)), arms, fontsize=8)
+    axis.set(ylabel="IoU (%) at the last evaluation", title=f"{scenario}: dataset B, mean and seeds")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def train_arms(folder: Path, scenario: str, args: argparse.Namespace) -> None:
     """Every arm and seed of one scenario not finished yet, seed by seed."""
     (folder / "recipes").mkdir(parents=True, exist_ok=True)
@@ -226,8 +257,10 @@ def main(argv: list[str] | None = None) -> int:
                                                          "table": table}, indent=1) + "\n")
         (folder / "results.md").write_text(markdown(table))
         plot(table, scenario, folder / "curves.png")
+        plot_bars(table, scenario, folder / "bars.png")
         print(markdown(table), end="")
-        print(f"wrote {folder / 'results.json'}, {folder / 'results.md'}, {folder / 'curves.png'}")
+        print(f"wrote {folder / 'results.json'}, {folder / 'results.md'}, {folder / 'curves.png'}, "
+              f"{folder / 'bars.png'}")
     return 0
 
 
