@@ -21,6 +21,10 @@ backbone against a randomly initialised one (``scratch``) on synthetic objects o
 - **Paired tests** over seeds (paired t-test, scipy's ``ttest_rel``): each pre-trained arm against
   scratch, and ``conv`` against ``none``, per shot count, for the probe and the fine-tuning.
 
+``--extra-backbone NAME=PATH`` adds a backbone pre-trained elsewhere (e.g. ``ppt train pointmae-pretrain``
+of the same transformer, a positive control that the probe and fine-tuning can see a pre-training
+effect at all) as one more arm of the probe and the fine-tuning.
+
 The classification objects are a fresh synthetic OBJ_ONLY pool (``ppt.data.write_synthetic_objects``,
 ``--pool-per-class`` training and ``--test-per-class`` test objects per class, seed 1000): the
 generator of the render objects (there without sensor noise), other instances.
@@ -272,6 +276,10 @@ def save_png(image: torch.Tensor, path: Path) -> None:
     Image.fromarray((image.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()).save(path)
 
 
+OPTIONAL_KEYS = {"cls_token", "cls_pos"}
+"""Backbone keys a checkpoint may lack (a Point-MAE pre-training encoder has no cls token)."""
+
+
 def build_backbone(args: argparse.Namespace, backbone: Path | None, seed: int):
     from ppt.engine.config import load_recipe
     from ppt.models import PointMAE, load_weights
@@ -282,8 +290,8 @@ def build_backbone(args: argparse.Namespace, backbone: Path | None, seed: int):
                      depth=model_config.depth, dim=model_config.dim, heads=model_config.heads)
     if backbone is not None:
         report = load_weights(model, backbone)
-        if report.missing or report.unexpected:
-            raise RuntimeError(f"{backbone} does not load one to one into the probe's backbone: {report}")
+        if set(report.missing) - OPTIONAL_KEYS or report.unexpected:
+            raise RuntimeError(f"{backbone} does not load into the probe's backbone: {report}")
     return model.eval()
 
 
@@ -366,7 +374,8 @@ def finetune_accuracy(run: Path, steps: int) -> float | None:
 def summarize(out: Path) -> dict:
     state = json.loads((out / "transfer.json").read_text())
     settings = state["settings"]
-    arms, seeds, shots = ["scratch", *settings["arms"]], settings["seeds"], settings["shots"]
+    arms = ["scratch", *settings["arms"], *settings.get("extra_backbones", {})]
+    seeds, shots = settings["seeds"], settings["shots"]
     summary = {"settings": settings, "pretrain": {}, "probe": {}, "finetune": {}, "tests": {}}
     for arm in settings["arms"]:
         records = evaluations(out / f"pretrain-{arm}")
@@ -391,7 +400,7 @@ def summarize(out: Path) -> dict:
             values = {seed: finetune_accuracy(out / "finetune" / f"{arm}-{k}shot-seed{seed}", settings["finetune_steps"])
                       for seed in seeds}
             summary["finetune"][arm][f"{k}-shot"] = {seed: v for seed, v in values.items() if v is not None}
-    pairs = [(arm, "scratch") for arm in settings["arms"]]
+    pairs = [(arm, "scratch") for arm in arms[1:]]
     if {"none", "conv"} <= set(settings["arms"]):
         pairs.append(("conv", "none"))
     for measure in ("probe", "finetune"):
@@ -553,6 +562,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finetune-batch-size", type=int, default=8)
     parser.add_argument("--finetune-set", action="append", default=[], metavar="KEY=VALUE",
                         help="fine-tuning override (repeatable)")
+    parser.add_argument("--extra-backbone", action="append", default=[], metavar="NAME=PATH",
+                        help="one more arm of the probe and the fine-tuning: backbone weights from elsewhere")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--shots", type=int, nargs="+", default=[5, 10])
     parser.add_argument("--pool-per-class", type=int, default=32, help="training objects per class in the pool")
@@ -568,6 +579,11 @@ def main(argv: list[str] | None = None) -> int:
     args.pretrain_set = GATE_SETTING if args.pretrain_set is None else args.pretrain_set
     if any(item.startswith("model.") for item in args.pretrain_set):
         parser.error("--pretrain-set: model.* settings shape the backbone that fine-tuning loads; give them with --set")
+    extra = dict(item.split("=", 1) for item in args.extra_backbone if "=" in item)
+    if len(extra) != len(args.extra_backbone) or any(not Path(path).is_file() for path in extra.values()):
+        parser.error(f"--extra-backbone: NAME=PATH with an existing weights file, got {args.extra_backbone}")
+    if set(extra) & {"scratch", *(arm_name(arm) for arm in args.arms)}:
+        parser.error("--extra-backbone: a NAME apart from scratch and the --arms")
     if len({arm_name(arm) for arm in args.arms}) != len(args.arms):
         parser.error("--arms: one arm per 2D branch")
     if max(args.shots) > args.pool_per_class:
@@ -580,14 +596,16 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     state_path = args.out / "transfer.json"
     settings = {key: value for key, value in vars(args).items()
-                if key not in ("out", "summary", "logs_to", "jobs", "threads")}
+                if key not in ("out", "summary", "logs_to", "jobs", "threads", "extra_backbone")}
     settings["arms"] = [arm_name(arm) for arm in args.arms]
     settings["arm_encoders"] = args.arms
+    settings["extra_backbones"] = {name: str(Path(path).resolve()) for name, path in extra.items()}
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}
     old = state.get("settings", settings)
-    arm_keys = ("arms", "arm_encoders")
+    arm_keys = ("arms", "arm_encoders", "extra_backbones")
     if ({k: v for k, v in old.items() if k not in arm_keys} != {k: v for k, v in settings.items() if k not in arm_keys}
-            or not set(old["arm_encoders"]) <= set(settings["arm_encoders"])):
+            or not set(old["arm_encoders"]) <= set(settings["arm_encoders"])
+            or not old.get("extra_backbones", {}).items() <= settings["extra_backbones"].items()):
         parser.error(f"{state_path} holds another setting ({old}); choose another --out (only arms may be added)")
     state["settings"] = settings
 
@@ -611,6 +629,7 @@ def main(argv: list[str] | None = None) -> int:
             from ppt.engine.tasks.unipre3d import export_backbone
             export_backbone(run / "last.safetensors", backbones[arm])
     print(f"pre-training: {time.perf_counter() - started:.0f} s", flush=True)
+    backbones.update({name: Path(path) for name, path in settings["extra_backbones"].items()})
 
     # 2. novel views and the render grid
     state.setdefault("novel_views", {})
@@ -626,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     # 3. the classification objects, the linear probe
     write_pool(args.out, args.pool_per_class, args.test_per_class)
     state.setdefault("probe", {})
-    for arm in ["scratch", *runs]:
+    for arm in ["scratch", *backbones]:
         if arm not in state["probe"]:
             started = time.perf_counter()
             state["probe"][arm] = probe(args, arm, backbones.get(arm))
@@ -638,7 +657,7 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         for shots in args.shots:
             root = write_shots(args.out, shots, seed)
-            for arm in ["scratch", *runs]:
+            for arm in ["scratch", *backbones]:
                 run = args.out / "finetune" / f"{arm}-{shots}shot-seed{seed}"
                 jobs.append(train_job(f"fine-tuning {arm} {shots}-shot seed {seed}", FINETUNE_RECIPE, run,
                                       args.finetune_steps, finetune_overrides(args, root, seed, backbones.get(arm))))
