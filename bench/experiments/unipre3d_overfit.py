@@ -74,8 +74,9 @@ def run_setting(name: str, overrides: list[str], args: argparse.Namespace) -> di
     source = next(iter(config.data.sources.values()))
     dataset = task.dataset(source, source.train_split, train=True)
     picks = one_per_class(dataset, args.objects)
+    # the training items' transform (data.augment=false: only unipre3d.object_frame's, if any)
     every_view = ShapeNetRenders(dataset.root, dataset.split, views=None, num_points=dataset.num_points,
-                                 seed=dataset.seed, image_size=dataset.image_size)
+                                 seed=dataset.seed, image_size=dataset.image_size, transform=dataset.transform)
     torch.manual_seed(config.train.seed)
     model = task.build_model().train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, eps=config.optim.eps,

@@ -42,8 +42,8 @@ from ppt.data.objects import (MODELNET40_CLASSES, SCANOBJECTNN_CLASSES, Compose,
 from ppt.data.objects import (SHAPENETPART_CATEGORIES, SHAPENETPART_PART_NAMES, SHAPENETPART_PARTS,
                               SHAPENETPART_SYNSETS, PartBatch, PartSample, ShapeNetPart, category_part_mask,
                               collate_parts)
-from ppt.data.renders import (RenderBatch, RenderSample, RotateWithCameras, ShapeNetRenders, collate_renders,
-                              write_synthetic_renders)
+from ppt.data.renders import (NormalizeWithCameras, RenderBatch, RenderSample, RotateWithCameras, ShapeNetRenders,
+                              collate_renders, write_synthetic_renders)
 from ppt.data.safe_pickle import UnsafePickleError, load_array_pickle
 from ppt.data.samplers import PPT_RATIOS, MultiDatasetBatchSampler
 from ppt.data.scenes import (IGNORE_INDEX, S3DIS, S3DIS_CLASSES, SCANNET_CLASSES, STRUCTURED3D_CLASSES,
@@ -65,7 +65,8 @@ __all__ = [
     "normalize_unit_sphere", "NormalizeUnitSphere", "FarthestPointSubsample", "RandomFarthestPointSubsample",
     "RandomSubsample", "ShufflePoints", "ScaleAndTranslate", "Compose",
     "write_synthetic_objects", "MultiDatasetBatchSampler", "PPT_RATIOS",
-    "ShapeNetRenders", "RenderSample", "RenderBatch", "RotateWithCameras", "collate_renders", "write_synthetic_renders",
+    "ShapeNetRenders", "RenderSample", "RenderBatch", "RotateWithCameras", "NormalizeWithCameras", "collate_renders",
+    "write_synthetic_renders",
     "ScanNetFrames", "FrameSample", "FrameBatch", "collate_frames", "write_synthetic_frames",
     "ScanNet200", "SCANNET200_CLASSES", "SCANNET200_CLASS_GROUPS",
     "SweepDataset", "SemanticKITTI", "NuScenes", "Waymo", "SEMANTIC_KITTI_CLASSES", "NUSCENES_CLASSES", "WAYMO_CLASSES",

@@ -30,6 +30,8 @@ __all__ = [
 
 TASKS = tuple(TASK_FAMILIES)
 BEST_METRICS = ("mIoU", "mAcc", "allAcc", "PSNR", "instance_mIoU", "class_mIoU")
+OBJECT_FRAMES = ("cameras", "unit-y-up")
+"""Values of ``unipre3d.object_frame``."""
 SPUNET_MODELS = ("spunet", "ppt", "unipre3d-scene")  # model.name values built on a SpUNet (model.channels, layers)
 LOSS_NAMES = ("ce", "lovasz")  # train.loss terms
 LOSS_TASKS = ("segmentation", "ppt-segmentation")  # the tasks that read train.loss
@@ -367,10 +369,14 @@ class UniPre3DConfig:
     or ``none``); the Gaussian head's ``head_hidden``, ``offset_scale``
     (unset: the level's, 1.0 objects / 0.2 scenes), ``min_log_scale``/``max_log_scale`` and
     ``sh_degree``; the loss weights of object and background pixels; ``preview_objects``: rows of
-    the render grid (objects or scenes)."""
+    the render grid (objects or scenes). ``object_frame`` (objects): ``cameras`` (the official
+    frame: the cloud centred, unscaled, in the cameras' axes) or ``unit-y-up`` (the frame of ppt's
+    object datasets: the unit sphere, the stored clouds' ``y`` up; the cameras follow,
+    :class:`ppt.data.NormalizeWithCameras`)."""
 
     views: int = 4
     image_size: int = 128
+    object_frame: str = "cameras"
     frame_size: List[int] = field(default_factory=lambda: [160, 120])
     reference_distance: int = 5
     image_encoder: str = "conv"
@@ -488,6 +494,8 @@ def _out_of_range(recipe: RecipeConfig) -> list[tuple[str, Any, str]]:
         *_loss_checks(train.loss),
         ("data.synthetic.azimuth_steps", data.synthetic.azimuth_steps,
          data.synthetic.azimuth_steps is None or data.synthetic.azimuth_steps >= 1, ">= 1 or unset"),
+        ("unipre3d.object_frame", recipe.unipre3d.object_frame, recipe.unipre3d.object_frame in OBJECT_FRAMES,
+         " or ".join(repr(frame) for frame in OBJECT_FRAMES)),
     ]
     if model.name in SPUNET_MODELS:
         channels, layers = list(model.channels), list(model.layers)

@@ -9,9 +9,11 @@ import torch
 from PIL import Image
 
 from ppt.cli import main
-from ppt.data import RenderBatch, RenderSample, RotateWithCameras, ShapeNetRenders, collate_renders, write_synthetic_renders
-from ppt.data.renders.shapenet_renders import focal_from_fov, to_camera_frame
+from ppt.data import (NormalizeWithCameras, RenderBatch, RenderSample, RotateWithCameras, ShapeNetRenders,
+                      collate_renders, normalize_unit_sphere, write_synthetic_renders)
+from ppt.data.renders.shapenet_renders import focal_from_fov, from_camera_frame, to_camera_frame
 from ppt.ops import rasterize_gaussians
+from ppt.ops._reference import quat_to_rotmat
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -142,8 +144,9 @@ def test_synthetic_renders_load_and_agree_with_their_clouds(tmp_path):
     assert sorted(p.name for p in (folders[0] / "easy").iterdir())[:2] == ["00.png", "00.txt"]
     dataset = ShapeNetRenders(tmp_path, split="train", views=3, num_points=128, image_size=32)
     assert len(dataset) == 11
-    for index in range(len(dataset)):
-        sample = dataset[index]
+    moved = ShapeNetRenders(tmp_path, split="train", views=3, num_points=128, image_size=32,
+                            transform=NormalizeWithCameras())
+    for sample in [*(dataset[i] for i in range(len(dataset))), *(moved[i] for i in range(len(moved)))]:
         assert sample.images.shape == (3, 32, 32, 3)
         foreground = sample.images.amax(dim=-1) > 0.02
         assert 0.03 < foreground.float().mean() < 0.8  # an object on a black background
@@ -154,6 +157,79 @@ def test_synthetic_renders_load_and_agree_with_their_clouds(tmp_path):
         v = (projected[..., 1] / projected[..., 2]).floor().long().clamp(0, 31)
         hits = foreground[torch.arange(3)[:, None], v, u]
         assert hits.float().mean() > 0.95, sample.name
+    # in the object datasets' frame: the stored (y-up) cloud on the unit sphere
+    stored = torch.from_numpy(from_camera_frame(dataset[0].points.double().numpy()))
+    torch.testing.assert_close(moved[0].points, normalize_unit_sphere(stored).float(), atol=1e-5, rtol=1e-5)
+
+
+def _pixels_and_depths(sample):
+    camera = sample.points @ sample.viewmats[:, :3, :3].transpose(1, 2) + sample.viewmats[:, None, :3, 3]
+    projected = camera @ sample.Ks.transpose(1, 2)
+    return projected[..., :2] / projected[..., 2:], camera[..., 2]
+
+
+def _rotation_to_quat(rotation):
+    """wxyz quaternion of a rotation matrix whose trace exceeds -1."""
+    w = math.sqrt(1.0 + float(rotation.trace())) / 2
+    return torch.tensor([w, (rotation[2, 1] - rotation[1, 2]) / (4 * w), (rotation[0, 2] - rotation[2, 0]) / (4 * w),
+                         (rotation[1, 0] - rotation[0, 1]) / (4 * w)])
+
+
+def _quat_product(a, b):
+    w1, x1, y1, z1 = a.unbind(-1)
+    w2, x2, y2, z2 = b.unbind(-1)
+    return torch.stack([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+                        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2], dim=-1)
+
+
+def test_normalize_with_cameras_moves_cloud_and_cameras_and_renders_the_same(tmp_path):
+    cameras = [np.eye(4), np.eye(4)]
+    cameras[0][:3, 3] = [0.1, 0.0, -2.5]
+    cameras[1][:3, :3] = _turn_about_y(0.9)
+    cameras[1][:3, 3] = cameras[1][:3, :3] @ np.array([0.0, 0.2, -2.2])
+    rng = np.random.default_rng(4)
+    cloud = 0.3 * rng.normal(size=(60, 3)) + np.array([0.2, -0.1, 0.05])
+    _write_object(tmp_path, "s", "m", cameras, cloud)
+    sample = ShapeNetRenders(tmp_path, split="test", views=None, num_points=60)[0]
+    moved = NormalizeWithCameras()(sample)
+
+    # the stored cloud's frame (y up), centred on the unit sphere
+    np.testing.assert_allclose(np.sort(moved.points.numpy(), axis=0),
+                               np.sort(normalize_unit_sphere(torch.from_numpy(cloud)).numpy(), axis=0), atol=1e-5)
+    np.testing.assert_allclose(from_camera_frame(to_camera_frame(cloud)), cloud)
+    rotations = moved.viewmats[:, :3, :3]
+    torch.testing.assert_close(rotations @ rotations.transpose(1, 2), torch.eye(3).expand(2, 3, 3), atol=1e-6, rtol=0)
+    # every point keeps its pixel, its depth scales with the cloud
+    scale, rotation, centre = NormalizeWithCameras().similarity(sample.points)
+    (pixels, depths), (moved_pixels, moved_depths) = _pixels_and_depths(sample), _pixels_and_depths(moved)
+    torch.testing.assert_close(moved_pixels, pixels, atol=1e-3, rtol=1e-5)
+    torch.testing.assert_close(moved_depths, scale * depths, atol=1e-5, rtol=1e-5)
+    # Gaussians in the old frame and their images under the similarity render the same images
+    count = 40
+    generator = torch.Generator().manual_seed(0)
+    means = sample.points[:count]
+    quats = torch.nn.functional.normalize(torch.randn(count, 4, generator=generator), dim=-1)
+    scales = 0.01 + 0.05 * torch.rand(count, 3, generator=generator)
+    opacities = 0.3 + 0.6 * torch.rand(count, generator=generator)
+    colours = torch.rand(count, 3, generator=generator)
+    turn = _rotation_to_quat(rotation)
+    torch.testing.assert_close(quat_to_rotmat(turn[None].double())[0], rotation)
+    images, alphas, _ = rasterize_gaussians(means, quats, scales, opacities, colours, sample.viewmats, sample.Ks,
+                                            128, 128)
+    moved_images, moved_alphas, _ = rasterize_gaussians(
+        (scale * (means.double() - centre) @ rotation.T).float(), _quat_product(turn.float(), quats), scale * scales,
+        opacities, colours, moved.viewmats, moved.Ks, 128, 128)
+    assert float(alphas.amax()) > 0.5
+    torch.testing.assert_close(moved_images, images, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(moved_alphas, alphas, atol=1e-4, rtol=1e-4)
+    # only the scale, no turn
+    kept_axes = NormalizeWithCameras(radius=0.5, stored_axes=False)(sample)
+    torch.testing.assert_close(kept_axes.points, 0.5 * normalize_unit_sphere(sample.points), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="radius must be > 0"):
+        NormalizeWithCameras(radius=0.0)
+    flat = RenderSample(torch.zeros(5, 3), sample.images, sample.viewmats, sample.Ks, "flat")
+    with pytest.raises(ValueError, match="no scale to normalise"):
+        NormalizeWithCameras()(flat)
 
 
 def test_cli(tmp_path, capsys):

@@ -9,7 +9,9 @@ from safetensors.torch import load_file
 from ppt.cli import main
 from ppt.engine import create_task, load_recipe, read_meta, read_train_state, train
 from ppt.engine.config import ConfigError
-from ppt.engine.tasks.unipre3d import export_backbone
+from ppt.data import normalize_unit_sphere
+from ppt.data.renders.shapenet_renders import from_camera_frame
+from ppt.engine.tasks.unipre3d import export_backbone, psnr
 from ppt.models import PointMAE, load_weights
 
 BACKBONE = ["model.depth=1", "model.dim=24", "model.heads=2", "model.num_groups=8", "model.group_size=8"]
@@ -68,6 +70,48 @@ def test_two_steps_log_loss_psnr_previews_and_evaluate_the_average(pretrained):
                                      autocast=contextlib.nullcontext)
     assert scores["average"]["shapenet"]["PSNR"] == pytest.approx(evaluation["PSNR"], rel=1e-5)
     assert abs(scores["raw"]["shapenet"]["PSNR"] - evaluation["PSNR"]) > 1e-3
+
+
+def test_evaluation_reports_the_psnr_of_the_views_the_2d_branch_did_not_see(pretrained):
+    config, out, result = pretrained
+    task = create_task(config)
+    dataset = task.dataset(config.data.sources["shapenet"], "val", train=False)
+    model = task.build_model()
+    model.load_state_dict(load_file(out / "last.safetensors"))
+    model.eval()
+    with torch.no_grad():
+        renders, targets = task.level.render(model, task.collate([dataset[i] for i in range(len(dataset))]))
+    values = psnr(renders, targets)  # (objects, views); view 0 is the reference view
+    assert values.shape == (3, 2)
+    evaluation = result.metrics["shapenet"]
+    assert evaluation["PSNR"] == pytest.approx(float(values.mean()), rel=1e-5)
+    assert evaluation["PSNR/novel"] == pytest.approx(float(values[:, 1:].mean()), rel=1e-5)
+    assert evaluation["PSNR/novel"] != pytest.approx(evaluation["PSNR"], rel=1e-6)
+
+
+def test_object_frame_puts_clouds_and_cameras_in_the_object_datasets_frame(cache_dir):
+    settings = [f"data.cache_dir={cache_dir}", *TINY_RENDERS]
+    plain = create_task(load_recipe("unipre3d-object", settings))
+    moved = create_task(load_recipe("unipre3d-object", [*settings, "unipre3d.object_frame=unit-y-up"]))
+    source = plain.config.data.sources["shapenet"]
+    before, after = (task.dataset(source, "val", train=False)[0] for task in (plain, moved))
+    stored = torch.from_numpy(from_camera_frame(before.points.double().numpy()))
+    torch.testing.assert_close(after.points, normalize_unit_sphere(stored).float(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(_pixels(after), _pixels(before), atol=1e-3, rtol=1e-5)  # same pixels
+    # training items are augmented first (about the cameras' vertical), then moved
+    trained = moved.dataset(source, "train", train=True)[0]
+    torch.testing.assert_close(trained.points.norm(dim=1).max(), torch.tensor(1.0))
+    with pytest.raises(ConfigError, match="unipre3d.object_frame must be 'cameras' or 'unit-y-up'"):
+        load_recipe("unipre3d-object", ["unipre3d.object_frame=unit"])
+    scene = load_recipe("unipre3d-scene", [f"data.cache_dir={cache_dir}", "unipre3d.object_frame=unit-y-up"])
+    with pytest.raises(ValueError, match="setting of the object level"):
+        create_task(scene).dataset(scene.data.sources["scannet"], "train", train=True)
+
+
+def _pixels(sample):
+    camera = sample.points @ sample.viewmats[:, :3, :3].transpose(1, 2) + sample.viewmats[:, None, :3, 3]
+    projected = camera @ sample.Ks.transpose(1, 2)
+    return projected[..., :2] / projected[..., 2:]
 
 
 def test_export_backbone_loads_into_the_fine_tuning_classifier(pretrained, tmp_path, cache_dir, capsys):

@@ -31,8 +31,9 @@ from ppt.data.seeded_dataset import SeededDataset
 from ppt.ops import farthest_point_sample
 
 __all__ = [
-    "RenderSample", "RenderBatch", "collate_renders", "ShapeNetRenders", "RotateWithCameras", "SHAPENET_RENDER_FOV",
-    "focal_from_fov", "intrinsics", "to_camera_frame", "read_camera_to_world",
+    "RenderSample", "RenderBatch", "collate_renders", "ShapeNetRenders", "RotateWithCameras", "NormalizeWithCameras",
+    "SHAPENET_RENDER_FOV", "focal_from_fov", "intrinsics", "to_camera_frame", "from_camera_frame",
+    "read_camera_to_world",
 ]
 
 SHAPENET_RENDER_FOV = 49.13434264120263
@@ -65,6 +66,16 @@ def to_camera_frame(points: np.ndarray) -> np.ndarray:
     """The official axis change from the stored clouds' frame to the cameras' frame:
     ``(x, y, z) -> (-z, x, -y)`` (``dataset/shapenet.py``'s ``_transform_point_data``)."""
     return np.stack([-points[:, 2], points[:, 0], -points[:, 1]], axis=1)
+
+
+def from_camera_frame(points: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`to_camera_frame`, back to the stored clouds' frame (``y`` up for
+    ShapeNet and the synthetic renders): ``(x, y, z) -> (y, -z, -x)``."""
+    return np.stack([points[:, 1], -points[:, 2], -points[:, 0]], axis=1)
+
+
+_FROM_CAMERA_FRAME = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, -1.0], [-1.0, 0.0, 0.0]], dtype=torch.float64)
+""":func:`from_camera_frame` as a rotation matrix (determinant 1)."""
 
 
 def read_camera_to_world(path: Path) -> np.ndarray:
@@ -166,6 +177,46 @@ class RotateWithCameras:
         points = (sample.points.double() @ rotation.T).float()
         viewmats = (sample.viewmats.double() @ inverse).float()
         return dataclasses.replace(sample, points=points, viewmats=viewmats)
+
+
+class NormalizeWithCameras:
+    """Put the cloud in the frame of ppt's object datasets, the cameras following it: centre it on its
+    mean, scale it so that its farthest point lies at ``radius`` and, with ``stored_axes``, turn it
+    back from the cameras' frame into the stored clouds' frame (:func:`from_camera_frame`: ``y`` up
+    for ShapeNet and the synthetic renders, as the synthetic ScanObjectNN / ModelNet objects).
+
+    The map ``p -> s R (p - c)`` is a similarity, so the cameras stay rigid: each world-to-camera
+    matrix becomes ``[R_cam R^T | s (R_cam c + t_cam)]``, whose camera coordinates are the old ones
+    times ``s``. Every point keeps its pixels and its depth order, and Gaussians drawn in the new frame
+    (means mapped, scales times ``s``, rotations turned by ``R``) render exactly as in the old one
+    (the projection divides the scale out). Apply it after :class:`RotateWithCameras`, whose
+    vertical is the cameras' ``z``.
+    """
+
+    def __init__(self, radius: float = 1.0, stored_axes: bool = True) -> None:
+        if not radius > 0:
+            raise ValueError(f"NormalizeWithCameras: radius must be > 0, got {radius}")
+        self.radius, self.stored_axes = float(radius), bool(stored_axes)
+
+    def similarity(self, points: Tensor) -> tuple[float, Tensor, Tensor]:
+        """``(s, R, c)`` of the map ``p -> s R (p - c)`` for a cloud ``(P, 3)`` (float64 ``R``, ``c``)."""
+        points = points.double()
+        centre = points.mean(dim=0)
+        extent = float((points - centre).norm(dim=1).max()) if len(points) else 0.0
+        if not extent > 0:
+            raise ValueError(f"NormalizeWithCameras: the cloud's {len(points)} points coincide (or are not finite); "
+                             "there is no scale to normalise")
+        rotation = _FROM_CAMERA_FRAME if self.stored_axes else torch.eye(3, dtype=torch.float64)
+        return self.radius / extent, rotation, centre
+
+    def __call__(self, sample: RenderSample, generator: torch.Generator | None = None) -> RenderSample:
+        scale, rotation, centre = self.similarity(sample.points)
+        points = (scale * (sample.points.double() - centre) @ rotation.T).float()
+        viewmats = sample.viewmats.double().clone()
+        rotations, translations = viewmats[:, :3, :3], viewmats[:, :3, 3]
+        viewmats[:, :3, 3] = scale * (translations + rotations @ centre)
+        viewmats[:, :3, :3] = rotations @ rotation.T
+        return dataclasses.replace(sample, points=points, viewmats=viewmats.float())
 
 
 def read_image(path: Path, size: int | tuple[int, int]) -> np.ndarray:

@@ -66,6 +66,9 @@ class PretrainLevel(ABC):
     datasets: tuple[str, ...] = ()
     backbone_prefix: str = "backbone."
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    reference_in_targets: bool = False
+    """Whether view 0 of the targets is the 2D branch's reference view (objects), so that only views
+    ``1 ..`` are novel; scenes render target frames apart from their reference frames."""
 
     @abstractmethod
     def dataset(self, config: RecipeConfig, source: SourceConfig, split: str, *, train: bool,
@@ -103,21 +106,27 @@ class ObjectLevel(PretrainLevel):
     """Objects: :class:`ppt.data.ShapeNetRenders` (``dataset: shapenet-renders``; synthetic renders
     of ``ppt data synth-renders`` without a root) and :class:`ppt.models.UniPre3D` (the Point-MAE
     transformer, Gaussians at its group centres). Training clouds turn with their cameras
-    (:class:`ppt.data.RotateWithCameras`) when ``data.augment``."""
+    (:class:`ppt.data.RotateWithCameras`) when ``data.augment``; then, with ``unipre3d.object_frame:
+    unit-y-up``, every cloud moves into the object datasets' frame with its cameras
+    (:class:`ppt.data.NormalizeWithCameras`)."""
 
     datasets = ("shapenet-renders",)
+    reference_in_targets = True
 
     def dataset(self, config: RecipeConfig, source: SourceConfig, split: str, *, train: bool,
                 is_main: bool = True) -> Dataset:
-        from ppt.data import RotateWithCameras, ShapeNetRenders
+        from ppt.data import Compose, NormalizeWithCameras, RotateWithCameras, ShapeNetRenders
 
         settings = config.unipre3d
         if source.frames_root:
             raise ValueError("frames_root is a setting of scannet-frames sources; shapenet-renders reads root only")
         root = Path(source.root).expanduser() if source.root else self.synthetic_root(config, is_main=is_main)
+        transforms = [RotateWithCameras()] if train and config.data.augment else []
+        if settings.object_frame == "unit-y-up":
+            transforms.append(NormalizeWithCameras())
         return ShapeNetRenders(root, split, views=settings.views, num_points=config.data.num_points,
                                seed=config.train.seed, image_size=settings.image_size,
-                               transform=RotateWithCameras() if train and config.data.augment else None)
+                               transform=Compose(transforms) if transforms else None)
 
     @staticmethod
     def synthetic_root(config: RecipeConfig, *, is_main: bool = True) -> Path:
@@ -215,6 +224,9 @@ class SceneLevel(PretrainLevel):
                 is_main: bool = True) -> Dataset:
         from ppt.data import ScanNetFrames
 
+        if config.unipre3d.object_frame != "cameras":
+            raise ValueError(f"unipre3d.object_frame={config.unipre3d.object_frame!r} is a setting of the object "
+                             "level; the scene level keeps the frames' world coordinates (object_frame=cameras)")
         if config.data.augment:
             raise ValueError("the unipre3d scene level has no augmentation (a moved cloud would leave its frames, and "
                              "the official scene recipe uses none); set data.augment=false")
@@ -300,8 +312,8 @@ def level_of(config: RecipeConfig) -> PretrainLevel:
 class UniPre3DTask(Task):
     """Gaussian-splatting pre-training: the loss is the squared error of the renders weighted
     ``unipre3d.foreground_weight`` on object pixels and ``unipre3d.background_weight`` on the
-    level's background (:func:`ppt.models.weighted_l2_loss`); evaluation reports that loss and the
-    mean PSNR of the views."""
+    level's background (:func:`ppt.models.weighted_l2_loss`); evaluation reports that loss, the
+    mean PSNR of the views and that of the views the 2D branch did not see (``PSNR/novel``)."""
 
     headline_metrics = ("PSNR", "loss")
 
@@ -362,18 +374,27 @@ class UniPre3DTask(Task):
     def evaluate(self, model: nn.Module, datasets: dict[str, Dataset], *, device: torch.device, autocast: Autocast,
                  rank: int = 0, world_size: int = 1, progress: Callable[[Iterable], Iterable] | None = None
                  ) -> dict[str, dict[str, float]]:
-        """Per source: the loss (mean over batches weighted by their size) and the mean PSNR of all views."""
-        def add_batch(model: nn.Module, batch, totals: Totals) -> None:
-            loss, values = self._loss_and_psnr(model, batch)  # values: the PSNR of every view
-            totals.add(loss * values.shape[0], values.shape[0], values.sum(), values.numel())
+        """Per source: the loss (mean over batches weighted by their size), the mean PSNR of all views
+        and ``PSNR/novel``, the mean PSNR of the views the 2D branch did not see (objects: views
+        ``1 ..``, view 0 being the reference view; scenes: every target frame). Without novel views
+        (objects with ``unipre3d.views=1``) ``PSNR/novel`` is left out."""
+        skip = 1 if self.level.reference_in_targets else 0
 
-        sums = self.accumulate_shards(model, datasets, lambda _: Totals(4, device=device), add_batch, device=device,
+        def add_batch(model: nn.Module, batch, totals: Totals) -> None:
+            loss, values = self._loss_and_psnr(model, batch)  # values: the PSNR of every view, (B, V)
+            novel = values[:, skip:]
+            totals.add(loss * values.shape[0], values.shape[0], values.sum(), values.numel(), novel.sum(),
+                       novel.numel())
+
+        sums = self.accumulate_shards(model, datasets, lambda _: Totals(6, device=device), add_batch, device=device,
                                       autocast=autocast, rank=rank, world_size=world_size, progress=progress)
         results = {}
         for name, totals in sums.items():
-            loss_sum, objects, psnr_sum, views = totals.tolist()
+            loss_sum, objects, psnr_sum, views, novel_sum, novel_views = totals.tolist()
             results[name] = {"loss": loss_sum / objects if objects else math.nan,
                              "PSNR": psnr_sum / views if views else math.nan, "count": objects}
+            if novel_views:
+                results[name]["PSNR/novel"] = novel_sum / novel_views
         return results
 
     def write_previews(self, model: nn.Module, *, step: int, out: Path, device: torch.device) -> None:
