@@ -14,7 +14,8 @@ renders carry the objects' colour layout.
 Writes ``OUT/overfit.json`` (settings, floors, PSNR per evaluation), ``OUT/overfit.png`` (PSNR
 curves and the floor) and ``OUT/renders-<setting>.png`` (targets and final renders of one view per
 object). Each setting's result (with its own ``--steps``) is kept, so a rerun continues with the missing
-ones and settings of different lengths share one file.
+ones and settings of different lengths share one file; a setting cut short continues from its last
+evaluation (``OUT/state-<setting>.pt``: weights, optimizer, schedule, random state, curve).
 
 Tiny check::
 
@@ -36,6 +37,7 @@ import torch
 
 from ppt.data import ShapeNetRenders
 from ppt.engine.config import load_recipe
+from ppt.engine.optim import WarmupCosine
 from ppt.engine.tasks import create_task
 from ppt.engine.tasks.unipre3d import psnr
 
@@ -81,10 +83,25 @@ def run_setting(name: str, overrides: list[str], args: argparse.Namespace) -> di
     model = task.build_model().train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, eps=config.optim.eps,
                                   betas=tuple(config.optim.betas), weight_decay=config.optim.weight_decay)
+    # constant, or cosine from the recipe's lr to 0 over the setting's steps (--cosine)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, WarmupCosine(args.steps, 0, 0.0) if args.cosine else WarmupCosine(args.steps, 0, 1.0))
     background = torch.tensor(task.level.background)
     evaluation = task.collate([every_view[i] for i in picks])
     floor = float(silhouette_floor(evaluation.images, background).mean())
-    curve, started = [], time.perf_counter()
+    curve, elapsed, first_step = [], 0.0, 1
+    state_path = args.out / f"state-{name}.pt"
+    identity = {"overrides": overrides, "steps": args.steps, "cosine": args.cosine, "common": args.set}
+    if state_path.is_file():
+        state = torch.load(state_path, weights_only=True)
+        if state["identity"] == identity:  # the same setting, cut short: continue it
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["schedule"])
+            torch.set_rng_state(state["rng"])
+            curve, elapsed, first_step = state["curve"], state["elapsed_s"], state["step"] + 1
+            print(f"{name}: continuing from step {state['step']} ({state_path})", flush=True)
+    started = time.perf_counter() - elapsed
 
     def evaluate(step: int) -> None:
         model.eval()
@@ -94,21 +111,29 @@ def run_setting(name: str, overrides: list[str], args: argparse.Namespace) -> di
         curve.append({"step": step, "psnr": float(psnr(renders, evaluation.images).mean()),
                       "time_s": round(time.perf_counter() - started, 1)})
         print(f"{name} step {step}: PSNR {curve[-1]['psnr']:.2f} dB (floor {floor:.2f})", flush=True)
+        torch.save({"identity": identity, "step": step, "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                    "rng": torch.get_rng_state(), "curve": curve, "elapsed_s": time.perf_counter() - started},
+                   state_path)
 
-    evaluate(0)
-    for step in range(1, args.steps + 1):
+    if first_step == 1:
+        evaluate(0)
+    for step in range(first_step, args.steps + 1):
         dataset.set_epoch(step)
         loss = task.loss(model, task.collate([dataset[i] for i in picks]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip or float("inf"))
         optimizer.step()
+        schedule.step()
         if step % args.eval_every == 0 or step == args.steps:
             evaluate(step)
     model.eval()
     with torch.no_grad():
         renders = task.level.render(model, evaluation)[0]
-    return {"overrides": overrides, "steps": args.steps, "objects": picks, "floor_psnr": floor, "curve": curve,
+    state_path.unlink()
+    return {"overrides": overrides, "steps": args.steps, "cosine": args.cosine, "objects": picks, "floor_psnr": floor,
+            "curve": curve,
             "final_renders": renders[:, 0].clamp(0, 1).numpy().tolist(),
             "targets": evaluation.images[:, 0].numpy().tolist()}
 
@@ -121,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objects", type=int, default=4)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--cosine", action="store_true",
+                        help="decay the learning rate from the recipe's to 0 over --steps (cosine); default constant")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="recipe override for every setting")
     args = parser.parse_args(argv)
@@ -135,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     results.update(common_overrides=args.set, objects=args.objects)
     for name, overrides in args.setting:
         if name in results["settings"] and results["settings"][name]["overrides"] == overrides \
-                and results["settings"][name]["steps"] == args.steps:
+                and results["settings"][name]["steps"] == args.steps \
+                and results["settings"][name].get("cosine", False) == args.cosine:
             continue
         result = run_setting(name, overrides, args)
         renders, targets = np.asarray(result.pop("final_renders")), np.asarray(result.pop("targets"))
