@@ -483,7 +483,7 @@ def summarize(out: Path, bench: Path | None = None, figure: Path | None = None) 
               "|---|---|---|---|---:|---|---:|---:|"]
     for row in rows:
         p = row["parameters"]
-        delta = (f"{100 * (statistics.fmean(row['test']) - statistics.fmean(full['test'])):+.1f}"
+        delta = (f"{round(100 * (statistics.fmean(row['test']) - statistics.fmean(full['test'])), 1) + 0.0:+.1f}"
                  if full is not None else "—")
         per_seed = ", ".join(f"{100 * a:.1f}" for a in row["test"])
         b = row["bench"]
@@ -546,17 +546,23 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
-    for row in rows:
-        x = row["parameters"]["trainable"]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.4))
+    positions = range(len(rows))
+    full = next((row for row in rows if row["arm"] == "full"), None)
+    if full is not None:
+        middle = 100 * statistics.fmean(full["test"])
+        left.axhspan(middle - 2, middle + 2, color="tab:blue", alpha=0.12, label="full fine-tuning ± 2 points")
+    for x, row in zip(positions, rows):
         accuracies = [100 * a for a in row["test"]]
-        marker = "s" if row["arm"] in ("scratch", "random_frozen") else "o"
-        left.errorbar(x, statistics.fmean(accuracies), yerr=statistics.pstdev(accuracies), fmt=marker, capsize=3)
-        left.scatter([x] * len(accuracies), accuracies, s=8, color="0.5", zorder=3)
-        left.annotate(row["arm"], (x, statistics.fmean(accuracies)), textcoords="offset points", xytext=(5, 4),
-                      fontsize=8)
-    left.set_xscale("log")
-    left.set(xlabel="trainable parameters (head included)", ylabel="test accuracy (%): mean ± std, seeds grey")
+        control = row["arm"] in ("scratch", "random_frozen")
+        left.errorbar(x, statistics.fmean(accuracies), yerr=statistics.pstdev(accuracies), fmt="s" if control else "o",
+                      color="0.4" if control else "tab:blue", capsize=3)
+        left.scatter([x] * len(accuracies), accuracies, s=10, color="0.6", zorder=3)
+    left.set_xticks(list(positions), [f"{row['arm']}\n{row['parameters']['trainable_without_head']:,} + head"
+                                      for row in rows], rotation=30, fontsize=7)
+    left.set_ylabel("test accuracy (%): mean ± std, seeds grey")
+    if full is not None:
+        left.legend(fontsize=8)
     with_bench = [row for row in rows if row["bench"]]
     if with_bench:
         names = [row["arm"] for row in with_bench]
