@@ -559,7 +559,7 @@ def dapt_case(points: torch.Tensor, labels: torch.Tensor, repeats: int, warmup: 
 # The DAPT transfer experiment (bench/experiments/dapt_transfer.py): its transformer and the
 # settings every method shares there, and its batch (quick: a smaller batch of the same model).
 TRANSFER_MODEL = dict(num_groups=32, group_size=32, depth=4, dim=128, heads=4, drop_path=0.1, adapter_dropout=0.0)
-TRANSFER_OBJECTS = {False: dict(batch=32, points=512), True: dict(batch=4, points=512)}
+TRANSFER_OBJECTS = {False: dict(batch=32, points=512), True: dict(batch=2, points=512)}
 TRANSFER_CASE = "fine-tuning step at the transfer size"
 
 
