@@ -23,7 +23,8 @@
 # The backbone: the sanity gate's 3000-step pre-training (bash bench/results/pointmae-sanity/run.sh,
 # OUT=runs/pointmae-sanity), the milestone that passed the gate; BACKBONE=... picks another
 # pointmae-pretrain checkpoint of the same transformer. Without one, the script pre-trains it
-# (3000 steps into OUT/pretrain, about 2 h more on one core, outside the budget above).
+# (3000 steps into OUT/pretrain: the sanity gate took 68 min per 1000 steps on one thread of the busy
+# machine; outside the budget above).
 set -euo pipefail
 OUT=${OUT:-runs/dapt-transfer}
 BACKBONE=${BACKBONE:-runs/pointmae-sanity/pretrain/step-3000.safetensors}
