@@ -21,8 +21,9 @@
 # checkpoint (every 100 steps).
 #
 # The backbone: the sanity gate's 3000-step pre-training (bash bench/results/pointmae-sanity/run.sh,
-# OUT=runs/pointmae-sanity), the milestone that passed the gate; BACKBONE=... picks another
-# pointmae-pretrain checkpoint of the same transformer. Without one, the script pre-trains it
+# OUT=runs/pointmae-sanity), if that milestone passes the gate (docs/dapt.md), else its step-1000
+# checkpoint (BACKBONE=runs/pointmae-sanity/pretrain/step-1000.safetensors, which passed);
+# BACKBONE=... takes any pointmae-pretrain checkpoint of the same transformer. Without one, the script pre-trains it
 # (3000 steps into OUT/pretrain: the sanity gate took 68 min per 1000 steps on one thread of the busy
 # machine; outside the budget above).
 set -euo pipefail
