@@ -42,6 +42,13 @@ not counted (their size is in the case's ``params``).
   ``peft="dapt"`` against ``peft="full"`` (Point-MAE, all 22.1M parameters trained) at batch 32 x 2048
   points of synthetic ScanObjectNN-style objects, AdamW and gradient clipping as the official
   configs. Targets: DAPT's peak step memory <= 0.65x full fine-tuning's, and its step no slower.
+- ``fine-tuning step at the transfer size: <method>``: one case per method of
+  :data:`ppt.models.PEFT_METHODS` but ``full`` (linear, BitFit, LoRA, AdaptFormer, VPT-deep, DAPT)
+  against full fine-tuning, on the reduced transformer of the DAPT transfer experiment
+  (docs/dapt.md; :data:`TRANSFER_MODEL`: 4 blocks x 128, 4 heads, 32 groups of 32 points, drop path
+  0.1 and no adapter dropout for every method) at its batch, 32 x 512 points. The step time and peak
+  memory the experiment reports come from here, not from its training logs. No targets: the
+  experiment states its expectations.
 - ``part-seg DAPT vs full fine-tune train step``: :class:`ppt.models.PointMAEPartSeg` with
   ``peft="dapt"`` against ``peft="full"`` (27.1M parameters trained) at Point-MAE's part-segmentation
   batch, 16 x 2048 points of synthetic ShapeNetPart objects (:mod:`ppt.bench.partseg`). The
@@ -78,7 +85,7 @@ from ppt.data.synthetic_objects import SCANOBJECTNN_CLASSES, synthesize_object
 from ppt.data.synthetic import indoor_room
 from ppt.data.transforms import Compose, GridSample, NormalizeColor, SphereCrop
 from ppt.bench.ptv3_reference import point_dict, pointcept_ptv3
-from ppt.models import PointTransformerV3, SpUNet, create_object_classifier, load_weights
+from ppt.models import PEFT_METHODS, PointTransformerV3, SpUNet, create_object_classifier, load_weights
 from ppt.ops import conv_output_shape, sparse_kernel_map, voxelize
 from ppt.sparse import SparseTensor
 
@@ -471,9 +478,10 @@ def ptv3_compiled_case(batch: SceneBatch, device: torch.device, repeats: int, wa
 # DAPT against full fine-tuning of Point-MAE
 
 
-def object_batch(quick: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(B, N, 3)`` synthetic objects (the classes in turn) and their labels."""
-    config = OBJECTS[quick]
+def object_batch(quick: bool, sizes: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, N, 3)`` synthetic objects (the classes in turn) and their labels; ``sizes``
+    (``batch``, ``points``) defaults to :data:`OBJECTS`."""
+    config = sizes or OBJECTS[quick]
     rng = np.random.default_rng(0)
     labels = [i % len(SCANOBJECTNN_CLASSES) for i in range(config["batch"])]
     points = np.stack([synthesize_object(label, rng, config["points"])[0] for label in labels])
@@ -548,6 +556,40 @@ def dapt_case(points: torch.Tensor, labels: torch.Tensor, repeats: int, warmup: 
     return case
 
 
+# The DAPT transfer experiment (bench/experiments/dapt_transfer.py): its transformer and the
+# settings every method shares there, and its batch (quick: a smaller batch of the same model).
+TRANSFER_MODEL = dict(num_groups=32, group_size=32, depth=4, dim=128, heads=4, drop_path=0.1, adapter_dropout=0.0)
+TRANSFER_OBJECTS = {False: dict(batch=32, points=512), True: dict(batch=2, points=512)}
+TRANSFER_CASE = "fine-tuning step at the transfer size"
+
+
+def peft_cases(points: torch.Tensor, labels: torch.Tensor, repeats: int, warmup: int,
+               methods: tuple[str, ...] = PEFT_METHODS, **sizes) -> Iterator[Case]:
+    """``f"{TRANSFER_CASE}: {method}"`` for each of ``methods`` but ``full``: one train step of
+    :func:`ppt.models.create_object_classifier` with that method against full fine-tuning of the
+    same model, on ``points`` ``(B, N, 3)``; ``sizes`` default to :data:`TRANSFER_MODEL`. The
+    parameter counts give the head (``cls_head_finetune.*``) apart."""
+    sizes = {**TRANSFER_MODEL, **sizes}
+    params = dict(batch=points.shape[0], points=points.shape[1], threads=torch.get_num_threads(), **sizes)
+    for method in methods:
+        if method == "full":
+            continue
+        tuned, full = _classifier(method, points.device, sizes), _classifier("full", points.device, sizes)
+        check_full = _check_trains_exactly(full)
+        counts = {}
+        for name, c in ((method, tuned), ("full", full)):
+            head = sum(p.numel() for n, p in c.model.named_parameters() if n.startswith("cls_head_finetune."))
+            count = c.model.parameter_count()
+            counts |= {f"{name}_trainable": count.trainable, f"{name}_parameters": count.total, f"{name}_head": head,
+                       **{f"{name}_{key}": value for key, value in _state_mib(c.model, optimizer_slots=2).items()}}
+        yield Case(name=f"{TRANSFER_CASE}: {method}", run=_classification_step(tuned, points, labels),
+                   check=_check_trains_exactly(tuned),
+                   baselines=[Baseline("full fine-tune", _classification_step(full, points, labels),
+                                       check=lambda _, got, check=check_full: check(got))],
+                   params=params | {"method": method} | counts, items=(points.shape[0], "objects"), warmup=warmup,
+                   repeats=repeats, cpu_memory=True)
+
+
 # --quick: every model at a reduced width and depth as well as on smaller data, so that the pass
 # takes minutes on a CPU (SpUNet: QUICK_SPUNET); the issues' targets and the docs' figures are of the
 # full sizes.
@@ -575,6 +617,8 @@ def cases(device: torch.device, dtype: torch.dtype, quick: bool) -> Iterator[Cas
     points, labels = object_batch(quick)
     yield dapt_case(points.to(device), labels.to(device), repeats, warmup, **point_mae)
     yield point_mae_compiled_case(points.to(device), repeats, warmup, **point_mae)
+    transfer_points, transfer_labels = object_batch(quick, TRANSFER_OBJECTS[quick])
+    yield from peft_cases(transfer_points.to(device), transfer_labels.to(device), repeats, warmup)
     from ppt.bench.partseg import partseg_dapt_case
     from ppt.bench.pointmlp import pointmlp_cases
     from ppt.bench.ppt_step import ppt_step_cases

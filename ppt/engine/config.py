@@ -78,6 +78,10 @@ class SourceConfig:
     unset, ``<root>/tasks`` (where Pointcept keeps them).
     ``point_cloud_range``: LiDAR sweeps only: ``[x_min, y_min, z_min, x_max, y_max, z_max]`` of the
     ``PointClip`` transform; unset, the dataset's (Pointcept's single-dataset config); ``[]``: no clip.
+    ``holdout``: object classification datasets: the fraction of each class of ``train_split`` held out as a
+    validation split named ``holdout`` (``val_split: holdout`` validates on it); ``train_split``
+    then leaves those objects out. ``holdout_seed`` draws them, independently of ``train.seed``, so
+    every training seed sees the same split. 0: no held-out split.
     """
 
     dataset: str = "scannet"
@@ -93,6 +97,8 @@ class SourceConfig:
     limited: Optional[str] = None
     tasks_root: Optional[str] = None
     point_cloud_range: Optional[List[float]] = None
+    holdout: float = 0.0
+    holdout_seed: int = 0
 
 
 @dataclass
@@ -479,6 +485,8 @@ def _out_of_range(recipe: RecipeConfig) -> list[tuple[str, Any, str]]:
         ("optim.lr", optim.lr, optim.lr > 0, "> 0"),
         ("optim.weight_decay", optim.weight_decay, optim.weight_decay >= 0, ">= 0"),
         *((f"data.sources.{name}.ratio", source.ratio, source.ratio > 0, "> 0")
+          for name, source in data.sources.items()),
+        *((f"data.sources.{name}.holdout", source.holdout, 0 <= source.holdout < 1, "in [0, 1) (0: none)")
           for name, source in data.sources.items()),
         *((f"data.sources.{name}.limited", source.limited,
            source.limited is None or LIMITED_SETTING.match(source.limited) is not None,

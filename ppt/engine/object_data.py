@@ -21,13 +21,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ppt.data import ModelNet40, ModelNetFewShot, ScanObjectNN, ShapeNet55
-from ppt.data.objects.dataset import ObjectDataset
+from ppt.data.objects.dataset import ObjectDataset, ObjectSubset, stratified_holdout
 from ppt.data.objects.shapenet_part import SHAPENETPART_PART_NAMES, ShapeNetPart
 from ppt.data.objects.scanobjectnn import SCANOBJECTNN_CLASSES
 from ppt.data.objects.transforms import ObjectTransform
 from ppt.engine.config import SourceConfig, SyntheticConfig
 
-__all__ = ["OBJECT_DATASETS", "object_class_names", "open_object_dataset", "synthetic_object_name",
+__all__ = ["OBJECT_DATASETS", "HOLDOUT_SPLIT", "object_class_names", "open_object_dataset", "synthetic_object_name",
            "write_synthetic_object_data"]
 
 OBJECT_DATASETS = {"scanobjectnn": ScanObjectNN, "modelnet40": ModelNet40, "modelnet40_fewshot": ModelNetFewShot,
@@ -58,9 +58,28 @@ def object_class_names(source: SourceConfig) -> tuple[str, ...]:
     raise ValueError(f"object dataset must be one of {sorted(OBJECT_DATASETS)}, got {source.dataset!r}")
 
 
+HOLDOUT_SPLIT = "holdout"
+
+
 def open_object_dataset(source: SourceConfig, root: Path, split: str, transform: ObjectTransform, *, seed: int,
                         synthetic: SyntheticConfig, num_points: int) -> ObjectDataset:
-    """One split of a source. ``num_points``: points per ShapeNet-55 item (pre-training draws them)."""
+    """One split of a source. ``num_points``: points per ShapeNet-55 item (pre-training draws them).
+    With ``source.holdout > 0`` the split ``holdout`` is that fraction of each class of
+    ``source.train_split`` (:func:`ppt.data.objects.dataset.stratified_holdout` with
+    ``source.holdout_seed``), and ``source.train_split`` is the rest."""
+    if split == HOLDOUT_SPLIT or (source.holdout > 0 and split == source.train_split):
+        if source.holdout <= 0:
+            raise ValueError(f"the {HOLDOUT_SPLIT!r} split of a {source.dataset} source needs its holdout fraction "
+                             f"(data.sources.<name>.holdout) > 0, got {source.holdout}")
+        whole = _open(source, root, source.train_split, None, seed=seed, synthetic=synthetic, num_points=num_points)
+        kept, held = stratified_holdout([whole.load(i).label for i in range(len(whole))], source.holdout,
+                                        source.holdout_seed)
+        return ObjectSubset(whole, held if split == HOLDOUT_SPLIT else kept, transform, seed=seed)
+    return _open(source, root, split, transform, seed=seed, synthetic=synthetic, num_points=num_points)
+
+
+def _open(source: SourceConfig, root: Path, split: str, transform: ObjectTransform | None, *, seed: int,
+          synthetic: SyntheticConfig, num_points: int) -> ObjectDataset:
     if source.dataset == "scanobjectnn":
         return ScanObjectNN(root, split, source.variant, transform, seed=seed)
     if source.dataset == "modelnet40":

@@ -136,6 +136,28 @@ def test_dapt_case_trains_exactly_the_adapters_and_judges_memory():
         models._check_trains_exactly(dapt)(got)
 
 
+def test_peft_cases_time_every_method_against_full_fine_tuning_with_the_head_apart():
+    rng = np.random.default_rng(0)
+    points = torch.from_numpy(rng.standard_normal((2, 128, 3)).astype(np.float32))
+    sizes = dict(num_groups=8, group_size=8, depth=1, dim=24, heads=2)
+    cases = list(models.peft_cases(points, torch.tensor([0, 1]), repeats=1, warmup=0, **sizes))
+    assert [case.name for case in cases] == [f"{models.TRANSFER_CASE}: {m}" for m in
+                                             ("linear", "bitfit", "lora", "adaptformer", "vpt_deep", "dapt")]
+    for case in cases:
+        method = case.params["method"]
+        assert case.params["drop_path"] == 0.1 and case.params["adapter_dropout"] == 0.0  # the same for every method
+        # DAPT's head reads three features (cls, mean of prompts, max of patches), the others two
+        head, full_head = case.params[f"{method}_head"], case.params["full_head"]
+        assert head > full_head > 0 if method == "dapt" else head == full_head > 0
+        assert case.params[f"{method}_trainable"] < case.params["full_trainable"] == case.params["full_parameters"]
+    assert cases[0].params["linear_trainable"] == cases[0].params["linear_head"]  # linear probing trains the head only
+    result = measure(cases[-1], "models", CPU)
+    full = result.baselines[0]
+    assert result.status == "ok" and full.status == "ok" and full.checked and full.target is None
+    if LINUX_PROC:
+        assert full.memory_ratio == pytest.approx(result.ppt.peak_bytes / full.timing.peak_bytes)
+
+
 def test_compiled_cases_compare_compiled_with_eager_logits():
     torch._dynamo.reset()
     spunet = models.spunet_compiled_case(_tiny_rooms(), CPU, repeats=2, warmup=1, backend="aot_eager", **SMALL)
