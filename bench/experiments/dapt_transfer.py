@@ -315,7 +315,7 @@ def run_all(args: argparse.Namespace) -> int:
 def probe(args: argparse.Namespace) -> int:
     """Random-encoder and backbone features of the target, linear probe train -> test; OUT/probe.json."""
     import torch
-    import torch.nn.functional as F
+    from pointmae_sanity import linear_probe  # this script's folder
 
     from ppt.engine.builders import build_model
     from ppt.engine.config import load_recipe
@@ -344,29 +344,13 @@ def probe(args: argparse.Namespace) -> int:
         model.eval()
         return tuple(torch.cat([model(x[i:i + 64]) for i in range(0, len(x), 64)]) for x in (train_x, test_x))
 
-    def linear_probe(train_f: torch.Tensor, test_f: torch.Tensor, weight_decay: float = 1e-3) -> float:
-        mean, std = train_f.mean(0), train_f.std(0) + 1e-6
-        a, b = ((train_f - mean) / std).double(), ((test_f - mean) / std).double()
-        classes = len(task.class_names[name])
-        weight = torch.zeros(a.shape[1], classes, dtype=torch.float64, requires_grad=True)
-        bias = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
-        optimizer = torch.optim.LBFGS([weight, bias], max_iter=500, line_search_fn="strong_wolfe")
-
-        def closure():
-            optimizer.zero_grad()
-            loss = F.cross_entropy(a @ weight + bias, train_y) + weight_decay * weight.square().sum()
-            loss.backward()
-            return loss
-        optimizer.step(closure)
-        with torch.no_grad():
-            return float(((b @ weight + bias).argmax(1) == test_y).double().mean())
-
     rows = []
     for label, weights, seed in [("random encoder, seed 0", None, 0), ("random encoder, seed 1", None, 1),
                                  ("backbone", args.backbone, 0)]:
         if weights is None and label == "backbone":
             continue
-        accuracy = linear_probe(*features(weights, seed))
+        train_f, test_f = features(weights, seed)
+        accuracy = linear_probe(train_f, train_y, test_f, test_y)
         rows.append({"features": label, "accuracy": accuracy})
         print(f"  {label}: {100 * accuracy:.1f} %", flush=True)
     result = {"train_objects": len(train_y), "test_objects": len(test_y), "chance": 1 / len(task.class_names[name]),
