@@ -6,17 +6,19 @@ differ in one controlled way (``ppt.data.scenes.rooms.variants``); A is sampled 
 - ``conflict`` (conflicting conventions): A in Structured3D's layout files cabinets as *cabinet*;
   B in ScanNet's layout files them as *otherfurniture* (``relabel cabinet=otherfurniture``). Both
   label sets hold both names, so restricting each dataset's softmax to its classes does not remove
-  the conflict. Affected: B's IoU of cabinet (absent from B's labels after the relabel, so its
-  otherfurniture) and otherfurniture.
+  the conflict. Affected: cabinet and otherfurniture, in both datasets (cabinet is absent from B's
+  ground truth after the relabel, so there it is B's otherfurniture IoU that shows it). One more
+  arm, ``single-a`` (A alone), is the reference for A's classes.
 - ``shift`` (capture shift, the same rooms and labels): A in ScanNet's layout as captured; B in
   Structured3D's layout with no colour and half the sampling density (``colors none``,
   ``density x0.5``). Affected: B's mIoU.
 
 Arms (``ppt-segmentation`` recipes with sources A and B; one model widths for all, ``--set``):
-``single`` (B alone), ``naive`` (shared batch norm, one head over the union), ``ppt`` (PDNorm +
-language-guided head), ``decoupled`` (a head per dataset, no prompts), ``pdnorm-unionized``
-(PDNorm, union head), ``add`` (additive prompt adapter, language-guided head). Every arm runs
-``--steps`` steps with evaluation every ``--eval-every`` steps, for each seed.
+``single`` (B alone; ``single-a``, A alone, where the scenario adds it), ``naive`` (shared batch
+norm, one head over the union), ``ppt`` (PDNorm + language-guided head), ``decoupled`` (a head per
+dataset, no prompts), ``pdnorm-unionized`` (PDNorm, union head), ``add`` (additive prompt adapter,
+language-guided head). Every arm runs ``--steps`` steps with evaluation every ``--eval-every``
+steps, for each seed.
 
 Expected before running (the issue's hypotheses): on ``conflict`` the naive arm, which cannot
 tell the datasets apart, labels B's cabinets toward A's majority convention, so B's
@@ -66,17 +68,30 @@ class Dataset:
     density_scale: float = 1.0
 
 
+@dataclass(frozen=True)
+class Scenario:
+    a: Dataset
+    b: Dataset
+    affected: tuple[str, ...]
+    """classes whose IoU is reported next to each dataset's mIoU (where its ground truth has them)"""
+    extra_arms: tuple[str, ...] = ()
+    """arms beyond ARMS' defaults"""
+
+
 SCENARIOS = {
-    "conflict": (Dataset("structured3d", RoomVariant(capture="scannet"), seed=100),
-                 Dataset("scannet", RoomVariant(relabel={"cabinet": "otherfurniture"}), seed=200),
-                 ("otherfurniture", "cabinet")),
-    "shift": (Dataset("scannet", RoomVariant(), seed=100),
-              Dataset("structured3d", RoomVariant(capture="scannet", colors="none"), seed=200, density_scale=0.5),
-              ()),
+    "conflict": Scenario(Dataset("structured3d", RoomVariant(capture="scannet"), seed=100),
+                         Dataset("scannet", RoomVariant(relabel={"cabinet": "otherfurniture"}), seed=200),
+                         ("otherfurniture", "cabinet"), extra_arms=("single-a",)),
+    "shift": Scenario(Dataset("scannet", RoomVariant(), seed=100),
+                      Dataset("structured3d", RoomVariant(capture="scannet", colors="none"), seed=200,
+                              density_scale=0.5),
+                      ()),
 }
-# arm -> (base recipe, model.ppt settings); the base's sources are replaced by A and B (single: B only)
+# arm -> (base recipe, model.ppt settings); the base's sources are replaced by A and B (single: B
+# only, single-a: A only)
 ARMS = {
     "single": ("single-scannet", {}),
+    "single-a": ("single-scannet", {}),
     "naive": ("naive-joint", {}),
     "ppt": ("ppt-joint", {}),
     "decoupled": ("ppt-joint", {"head": "decoupled", "adapter": "none"}),
@@ -87,7 +102,7 @@ ARMS = {
 
 def write_data(folder: Path, scenario: str, scenes: int, density: float) -> dict[str, Path]:
     roots = {}
-    for name, dataset in zip("ab", SCENARIOS[scenario][:2]):
+    for name, dataset in zip("ab", (SCENARIOS[scenario].a, SCENARIOS[scenario].b)):
         root = folder / f"{name}-{dataset.layout}"
         if not root.is_dir():
             write_synthetic_rooms(root, dataset.layout, scenes, seed=dataset.seed,
@@ -99,10 +114,12 @@ def write_data(folder: Path, scenario: str, scenes: int, density: float) -> dict
 def write_recipe(path: Path, arm: str, scenario: str, roots: dict[str, Path], overrides: list[str]) -> None:
     base, settings = ARMS[arm]
     config = config_to_dict(load_recipe(base, overrides))
-    a, b = SCENARIOS[scenario][:2]
-    sources = {b.layout: {"dataset": b.layout, "root": str(roots["b"]), "ratio": 1.0}}
+    a, b = SCENARIOS[scenario].a, SCENARIOS[scenario].b
+    sources = {}
     if arm != "single":
-        sources = {a.layout: {"dataset": a.layout, "root": str(roots["a"]), "ratio": 2.0}, **sources}
+        sources[a.layout] = {"dataset": a.layout, "root": str(roots["a"]), "ratio": 2.0}
+    if arm != "single-a":
+        sources[b.layout] = {"dataset": b.layout, "root": str(roots["b"]), "ratio": 1.0}
     config["data"]["sources"] = sources
     config["model"]["ppt"].update(settings)
     config["description"] = f"issue 22 {scenario}: {arm}"
@@ -119,7 +136,7 @@ def evaluations(run: Path) -> list[dict]:
 
 
 def summarize(folder: Path, scenario: str, arms: list[str], seeds: list[int]) -> dict:
-    a, b, affected = SCENARIOS[scenario]
+    affected = SCENARIOS[scenario].affected
     table = {}
     for arm in arms:
         per_step: dict[int, dict[str, list[float]]] = {}
@@ -130,8 +147,8 @@ def summarize(folder: Path, scenario: str, arms: list[str], seeds: list[int]) ->
             for record in evaluations(run):
                 metrics = per_step.setdefault(record["step"], {})
                 for source, values in record["eval"].items():
-                    keys = ["mIoU", *(f"IoU/{name}" for name in affected)] if source == b.layout else ["mIoU"]
-                    for key in keys:  # a class absent from the ground truth and the predictions has no IoU
+                    # a class absent from a dataset's ground truth has no IoU there
+                    for key in ["mIoU", *(f"IoU/{name}" for name in affected)]:
                         if isinstance(values.get(key), float) and math.isfinite(values[key]):
                             metrics.setdefault(f"{source} {key}", {})[seed] = 100 * values[key]
         table[arm] = {step: {key: {"mean": statistics.mean(v.values()), "std": statistics.pstdev(v.values()),
@@ -147,8 +164,8 @@ def markdown(table: dict) -> str:
     lines = ["| arm | step | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for arm, steps in table.items():
         for step, metrics in steps.items():
-            cells = [f"{metrics[k]['mean']:.1f} ± {metrics[k]['std']:.1f} (n={metrics[k]['n']})" if k in metrics else ""
-                     for k in keys]
+            cells = [f"{metrics[k]['mean']:.1f} ± {metrics[k]['std']:.1f} (n={metrics[k]['n']})"
+                     if k in metrics else "" for k in keys]
             lines.append(f"| {arm} | {step} | " + " | ".join(cells) + " |")
     lines += ["", "Per seed at the last evaluation:", "", "| arm | step | " + " | ".join(keys) + " |",
               "|---|---|" + "---|" * len(keys)]
@@ -161,20 +178,32 @@ def markdown(table: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def reported_keys(table: dict, scenario: str) -> list[str]:
+    """B's mIoU and affected-class IoUs, then A's, where any arm has them."""
+    scenario_ = SCENARIOS[scenario]
+    present = {key for steps in table.values() for metrics in steps.values() for key in metrics}
+    keys = [f"{dataset.layout} {metric}" for dataset in (scenario_.b, scenario_.a)
+            for metric in ["mIoU", *(f"IoU/{name}" for name in scenario_.affected)]]
+    return [key for key in keys if key in present]
+
+
+def dataset_role(scenario: str, key: str) -> str:
+    return "dataset B" if key.startswith(SCENARIOS[scenario].b.layout + " ") else "dataset A"
+
+
 def plot(table: dict, scenario: str, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    b, affected = SCENARIOS[scenario][1], SCENARIOS[scenario][2]
-    keys = [f"{b.layout} mIoU", *(f"{b.layout} IoU/{name}" for name in affected)]
+    keys = reported_keys(table, scenario)
     figure, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
     for axis, key in zip(axes[0], keys):
         for arm, steps in table.items():
             points = [(step, metrics[key]["mean"]) for step, metrics in steps.items() if key in metrics]
             if points:
                 axis.plot(*zip(*points), "o-", ms=3, label=arm)
-        axis.set(xlabel="step", ylabel=f"{key} (%)", title=f"{scenario}: dataset B")
+        axis.set(xlabel="step", ylabel=f"{key} (%)", title=f"{scenario}: {dataset_role(scenario, key)}")
     axes[0][0].legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -182,32 +211,39 @@ def plot(table: dict, scenario: str, path: Path) -> None:
 
 
 def plot_bars(table: dict, scenario: str, path: Path) -> None:
-    """Dataset B's mIoU and affected-class IoUs per arm at each arm's last evaluation: bars of the
+    """Each dataset's mIoU and affected-class IoUs per arm at each arm's last evaluation: bars of the
     mean over seeds, one dot per seed."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    b, affected = SCENARIOS[scenario][1], SCENARIOS[scenario][2]
-    keys = [f"{b.layout} mIoU", *(f"{b.layout} IoU/{name}" for name in affected)]
+    keys = reported_keys(table, scenario)
     arms = [arm for arm, steps in table.items() if steps]
     figure, axis = plt.subplots(figsize=(max(5.0, 1.2 + 0.55 * len(arms) * len(keys)), 3.5))
     width = 0.8 / len(keys)
     for k, key in enumerate(keys):
+        label = f"{key} ({dataset_role(scenario, key)})"
         for a, arm in enumerate(arms):
             metrics = max(table[arm].items())[1]
             if key not in metrics:
                 continue
             x = a + (k - (len(keys) - 1) / 2) * width
-            axis.bar(x, metrics[key]["mean"], width, color=f"C{k}", label=key if a == 0 else None)
+            axis.bar(x, metrics[key]["mean"], width, color=f"C{k}", label=label)
+            label = None  # one legend entry per key
             values = list(metrics[key]["per_seed"].values())
             axis.plot([x] * len(values), values, "k.", ms=4)
     axis.set_xticks(range(len(arms)), arms, fontsize=8)
-    axis.set(ylabel="IoU (%) at the last evaluation", title=f"{scenario}: dataset B, mean and seeds")
+    axis.set(ylabel="IoU (%) at the last evaluation", title=f"{scenario}: mean and seeds")
     axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def arms_of(scenario: str, chosen: list[str] | None) -> list[str]:
+    if chosen is not None:
+        return chosen
+    return [arm for arm in ARMS if arm != "single-a" or arm in SCENARIOS[scenario].extra_arms]
 
 
 def train_arms(folder: Path, scenario: str, args: argparse.Namespace) -> None:
@@ -215,7 +251,7 @@ def train_arms(folder: Path, scenario: str, args: argparse.Namespace) -> None:
     (folder / "recipes").mkdir(parents=True, exist_ok=True)
     roots = write_data(folder / "data", scenario, args.scenes, args.density)
     for seed in args.seeds:
-        for arm in args.arms:
+        for arm in arms_of(scenario, args.arms):
             run = folder / "runs" / f"{arm}-seed{seed}"
             if finished(run, args.steps):
                 continue
@@ -235,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), nargs="+", default=sorted(SCENARIOS))
-    parser.add_argument("--arms", choices=list(ARMS), nargs="+", default=list(ARMS))
+    parser.add_argument("--arms", choices=list(ARMS), nargs="+", default=None,
+                        help="default: every arm but single-a, plus the scenario's extra arms")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--eval-every", type=int, default=250)
@@ -251,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.out / scenario
         if not args.summary_only:
             train_arms(folder, scenario, args)
-        table = summarize(folder, scenario, args.arms, args.seeds)
+        table = summarize(folder, scenario, arms_of(scenario, args.arms), args.seeds)
         (folder / "results.json").write_text(json.dumps({"scenario": scenario, "seeds": args.seeds,
                                                          "steps": args.steps, "overrides": args.set,
                                                          "table": table}, indent=1) + "\n")

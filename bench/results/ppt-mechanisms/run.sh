@@ -3,7 +3,7 @@
 # seeds 0 1 2, 1000 steps of 2 scenes with evaluation every 250, 40 rooms per dataset at 0.3 density,
 # 5 cm grid, precise BN statistics from 30 training batches before each evaluation, and the reduced
 # SpUNet of docs/training.md's 20-minute run; one torch thread per run. About 10 minutes a run
-# (36 runs: 3 hours on 2 idle cores).
+# (39 runs, conflict's 7 arms and shift's 6 times 3 seeds: about 3 h 15 min on 2 idle cores).
 # Run from the repository root; outputs in ${OUT:-runs/ppt-mechanisms}.
 set -euo pipefail
 export OMP_NUM_THREADS=1
