@@ -3,7 +3,7 @@
 # flavors (Structured3D, ScanNet, S3DIS rooms), seeds 0 1 2, the same budget for every run:
 # STEPS optimizer steps of data.batch_size scenes each (the recipes' defaults: 600 steps x 2 scenes).
 # Each run evaluates every dataset it trains on at the end; the table is the final per-dataset
-# val mIoU, mean +- std over the seeds (docs/ppt.md, "Experiment").
+# val mIoU, mean +- std over the seeds (docs/ppt.md, "Earlier comparison (superseded)").
 #
 #   bash bench/ppt_experiment.sh                     # the experiment (hours on a 2-core CPU)
 #   STEPS=3 EXTRA="--set data.synthetic.scenes=6" OUT=/tmp/ppt-exp-smoke bash bench/ppt_experiment.sh   # smoke

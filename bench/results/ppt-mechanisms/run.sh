@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 22 item 3 (docs/ppt.md "Mechanism experiments"): the conflict and shift scenarios, every arm,
+# Issue 22 item 3 (docs/ppt.md "Experiment (issue 22)"): the conflict and shift scenarios, every arm,
 # seeds 0 1 2, 1000 steps of 2 scenes with evaluation every 250, 40 rooms per dataset at 0.3 density,
 # 5 cm grid, precise BN statistics from 30 training batches before each evaluation, and the reduced
 # SpUNet of docs/training.md's 20-minute run; one torch thread per run. About 10 minutes a run
@@ -19,3 +19,10 @@ for scenario in conflict shift; do
   pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid"; done  # fails when either scenario failed
+# The runs' logs and configs (no weights) beside this script, and the tables and figures from them.
+out=${OUT:-runs/ppt-mechanisms}
+for run in "$out"/*/runs/*/; do
+  logs=bench/results/ppt-mechanisms/${run#"$out"/}
+  mkdir -p "$logs" && cp "$run"log.jsonl "$run"config.yaml "$logs"
+done
+python bench/experiments/ppt_mechanisms.py --out bench/results/ppt-mechanisms --summary-only

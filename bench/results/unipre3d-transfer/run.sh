@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 22 item 5 (docs/unipre3d.md "Experiment: does pre-training transfer?"): UniPre3D pre-trained on the
+# Issue 22 item 5 (docs/unipre3d.md "Transfer experiment"): UniPre3D pre-trained on the
 # synthetic renders (8 objects per class: 90 train / 24 val) at the overfitting gate's setting, in the
 # classification objects' frame (unipre3d.object_frame=unit-y-up), once without a 2D branch (none) and once
 # with the conv branch; the reduced transformer of the gate (4 blocks x 128, 4 heads; 128 groups of 32 points
