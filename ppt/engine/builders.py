@@ -4,6 +4,7 @@ and the synthetic data a recipe uses when it names no dataset root."""
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
 import shutil
 from collections.abc import Callable
@@ -184,15 +185,22 @@ def dataset_root(source: SourceConfig, data: DataConfig, *, is_main: bool = True
 def write_once(folder: Path, name: str, write: Callable[[Path], object], *, is_main: bool = True,
                quiet: bool = False) -> Path:
     """``folder`` of synthetic data, written by ``write`` on first use (into a temporary folder, then
-    renamed, so an interrupted write is redone) by the main process; the others wait for it."""
+    renamed, so an interrupted write is redone) by the main process; the others wait for it. Independent
+    runs sharing the cache (experiments start several at once) take turns through a lock file beside
+    ``folder``: one writes, the others wait and find it complete."""
     if is_main and not (folder / ".complete").is_file():
-        if not quiet:
-            print(f"writing synthetic {name} data to {folder} (first use; set data.root to use real data)", flush=True)
-        partial = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        write(partial)
-        (partial / ".complete").touch()
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(partial, folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with open(folder.with_name(folder.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also when the process dies
+            if not (folder / ".complete").is_file():
+                if not quiet:
+                    print(f"writing synthetic {name} data to {folder} (first use; set data.root to use real data)",
+                          flush=True)
+                partial = folder.with_name(folder.name + ".partial")
+                shutil.rmtree(partial, ignore_errors=True)
+                write(partial)
+                (partial / ".complete").touch()
+                shutil.rmtree(folder, ignore_errors=True)
+                os.replace(partial, folder)
     barrier()
     return folder

@@ -149,6 +149,10 @@ def _eval(args: argparse.Namespace) -> int:
     for name, confusion in results.items():
         split = loaded.config.data.sources[name].val_split
         print(f"\n{name} ({split} split)")
+        if isinstance(confusion, dict):  # pre-training: its validation metrics
+            print("   ".join(f"{metric} {value:.4f}" if metric != "count" else f"({value:.0f} samples)"
+                             for metric, value in confusion.items()))
+            continue
         if isinstance(confusion, PartIoU):
             print(format_part_table(confusion))
             continue
@@ -241,7 +245,9 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser(
         "eval", help="evaluate a checkpoint on its validation data (per-class table)",
         description="Evaluate a training checkpoint on its recipe's validation split: whole scenes (votes over "
-                    "test-mode grid fragments) for segmentation, every test object for classification.")
+                    "test-mode grid fragments) for segmentation, every test object for classification, and "
+                    "for pre-training checkpoints the metrics training logs (Point-MAE: Chamfer-L2 of the masked "
+                    "patches; UniPre3D: loss, PSNR of every view and of the novel views).")
     evaluate.add_argument("checkpoint", help="a .safetensors checkpoint written by ppt train")
     evaluate.add_argument("--data", help="dataset root to evaluate on (default: the recipe's)")
     evaluate.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default auto)")

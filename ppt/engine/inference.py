@@ -20,7 +20,6 @@ from ppt.engine.config import RecipeConfig, config_from_dict
 from ppt.engine.metrics import ConfusionMatrix, PartIoU
 from ppt.engine.tasks import create_task
 from ppt.engine.tasks.base import Task
-from ppt.engine.tasks.classification import ClassificationTask
 from ppt.engine.tasks.segmentation import SegmentationTask
 from ppt.engine.trainer import Precision, resolve_device
 
@@ -64,20 +63,29 @@ def load_checkpoint(path: str | PathLike, *, data_root: str | None = None, devic
                             Precision(config.train.amp, resolved))
 
 
-def evaluate_checkpoint(loaded: LoadedCheckpoint, *, progress: bool = True) -> dict[str, ConfusionMatrix | PartIoU]:
-    """Confusion matrices per data source on its validation split: whole scenes by fragment voting
-    for segmentation, every test object for classification; for part segmentation the official
-    instance / class mIoU (:class:`~ppt.engine.metrics.PartIoU`) over the objects as the official test loop draws them."""
+def evaluate_checkpoint(loaded: LoadedCheckpoint, *, progress: bool = True
+                        ) -> dict[str, ConfusionMatrix | PartIoU | dict[str, float]]:
+    """Per data source on its validation split: confusion matrices of whole scenes by fragment voting
+    for segmentation and of every test object for classification; for part segmentation the official
+    instance / class mIoU (:class:`~ppt.engine.metrics.PartIoU`) over the objects as the official test loop
+    draws them; for pre-training (tasks pretraining and unipre3d) the metrics its training run logs at
+    each evaluation (Chamfer-L2 of masks drawn with seed 0; loss, PSNR and PSNR/novel)."""
     from tqdm import tqdm
 
     from ppt.engine.tasks.part_segmentation import PartSegmentationTask
+    from ppt.engine.tasks.pretraining import PretrainingTask
+    from ppt.engine.tasks.unipre3d import UniPre3DTask
 
     task, results = loaded.task, {}
-    if not isinstance(task, (SegmentationTask, ClassificationTask, PartSegmentationTask)):
-        raise ValueError(f"ppt eval evaluates segmentation checkpoints (tasks segmentation, ppt-segmentation, "
-                         f"part-segmentation) and classification checkpoints (task classification); {loaded.path} is "
-                         f"a {loaded.config.task} checkpoint, whose validation ({', '.join(task.headline_metrics)}) is in its run's log.jsonl: "
-                         "ppt plot-log RUN draws it")
+    if isinstance(task, (PretrainingTask, UniPre3DTask)):
+        datasets = {name: task.dataset(source, source.val_split, train=False)
+                    for name, source in loaded.config.data.sources.items()}
+        bar = (lambda loader: tqdm(loader, desc="eval", leave=False)) if progress else None
+        # Point-MAE draws its masks from the global generator: a fixed seed makes two evaluations agree
+        with torch.random.fork_rng(devices=[loaded.device] if loaded.device.type == "cuda" else []):
+            torch.manual_seed(0)
+            return task.evaluate(loaded.model, datasets, device=loaded.device, autocast=loaded.precision.autocast,
+                                 progress=bar)
     for name, source in loaded.config.data.sources.items():
         if isinstance(task, PartSegmentationTask):
             metric = task.new_metric(loaded.device)

@@ -1,5 +1,7 @@
 """ppt train / eval / predict end to end on a tiny run."""
 
+import re
+
 import numpy as np
 import pytest
 from plyfile import PlyData, PlyElement
@@ -180,19 +182,18 @@ def test_log_time_continues_after_resume(tmp_path, scannet_copy, ppt_command):
     assert times[1] <= times[2] <= times[3] <= round(elapsed, 3) <= times[4] <= times[5]
 
 
-def test_eval_says_which_checkpoints_it_evaluates(tmp_path, object_overrides, ppt_command):
+def test_eval_of_a_pretraining_checkpoint_prints_its_chamfer_distance(tmp_path, object_overrides, ppt_command):
     from ppt.engine import load_recipe, train
 
     config = load_recipe("pointmae-pretrain", [*object_overrides, "model.num_groups=8", "model.decoder_depth=1",
                                                "train.steps=1"])
     train(config, tmp_path / "pre", recipe="pointmae-pretrain", progress=False)
-    run = ppt_command("eval", tmp_path / "pre" / "last.safetensors", "--no-progress")
-    assert run.returncode == 2 and run.stdout == ""
-    assert run.stderr == (f"ppt eval: ppt eval evaluates segmentation checkpoints (tasks segmentation, ppt-segmentation, "
-                          f"part-segmentation) and classification checkpoints (task classification); "
-                          f"{tmp_path / 'pre' / 'last.safetensors'} "
-                          "is a pretraining checkpoint, whose validation (chamfer) is in its run's log.jsonl: ppt "
-                          "plot-log RUN draws it\n")
+    runs = [ppt_command("eval", tmp_path / "pre" / "last.safetensors", "--no-progress") for _ in range(2)]
+    assert [run.returncode for run in runs] == [0, 0], runs[0].stderr
+    source, metrics = runs[0].stdout.splitlines()[-2:]
+    assert source == "shapenet55 (test split)"
+    assert re.fullmatch(r"chamfer \d+\.\d{4}   \(\d+ samples\)", metrics), metrics
+    assert runs[1].stdout == runs[0].stdout  # the masks are drawn with a fixed seed
 
 
 @pytest.mark.parametrize("command", [["train", "--list"], ["info"], ["bench", "models", "--help"]])

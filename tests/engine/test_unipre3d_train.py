@@ -135,6 +135,18 @@ def test_export_backbone_loads_into_the_fine_tuning_classifier(pretrained, tmp_p
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_eval_reports_the_validation_psnr_of_the_checkpoint(pretrained, capsys):
+    """``ppt eval`` of a pre-training checkpoint: the metrics its run logged for the same weights (best.safetensors
+    holds the average that the step-2 evaluation scored)."""
+    _, out, result = pretrained
+    assert main_rc(["eval", str(out / "best.safetensors"), "--no-progress"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    logged = result.metrics["shapenet"]
+    assert printed[-2:] == ["shapenet (val split)",
+                            f"loss {logged['loss']:.4f}   PSNR {logged['PSNR']:.4f}   (3 samples)   "
+                            f"PSNR/novel {logged['PSNR/novel']:.4f}"]
+
+
 def main_rc(argv):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
