@@ -30,7 +30,8 @@ Writes ``OUT/<scenario>/data`` (the datasets), ``OUT/<scenario>/recipes`` (one Y
 ``OUT/<scenario>/runs/<arm>-seed<S>`` (each ``ppt train`` run, checkpointed at every evaluation; a
 rerun skips finished runs and resumes a cut one from its last checkpoint),
 ``OUT/<scenario>/results.json`` / ``results.md`` (per arm and evaluation step: mean ± population
-std over seeds, and each seed at the last evaluation), ``OUT/<scenario>/curves.png`` (dataset B's
+std over seeds, and each seed at the last evaluation; then every class's IoU at the last evaluation,
+mean over seeds), ``OUT/<scenario>/curves.png`` (dataset B's
 metrics against steps) and ``OUT/<scenario>/bars.png`` (at the last evaluation, one dot per seed).
 
 Tiny check::
@@ -178,6 +179,30 @@ def markdown(table: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def per_class_markdown(folder: Path, arms: list[str], seeds: list[int]) -> str:
+    """Every class's IoU of each dataset at each arm's last evaluation, mean over the seeds that
+    reached it (where the losses of a dataset fall, beyond the affected classes)."""
+    iou: dict[str, dict[str, dict[str, list[float]]]] = {}  # dataset -> class -> arm -> per-seed values
+    for arm in arms:
+        for seed in seeds:
+            run = folder / "runs" / f"{arm}-seed{seed}"
+            if not (run / "log.jsonl").is_file() or not evaluations(run):
+                continue
+            for source, values in evaluations(run)[-1]["eval"].items():
+                for key, value in values.items():
+                    if key.startswith("IoU/") and isinstance(value, float) and math.isfinite(value):
+                        iou.setdefault(source, {}).setdefault(key[4:], {}).setdefault(arm, []).append(100 * value)
+    lines = []
+    for source, classes in sorted(iou.items()):
+        shown = [arm for arm in arms if any(arm in per_arm for per_arm in classes.values())]
+        lines += ["", f"{source}: IoU of every class at the last evaluation, mean over seeds:", "",
+                  "| class | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
+        for name, per_arm in classes.items():
+            cells = [f"{statistics.mean(per_arm[arm]):.1f}" if arm in per_arm else "" for arm in shown]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def reported_keys(table: dict, scenario: str) -> list[str]:
     """B's mIoU and affected-class IoUs, then A's, where any arm has them."""
     scenario_ = SCENARIOS[scenario]
@@ -292,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         (folder / "results.json").write_text(json.dumps({"scenario": scenario, "seeds": args.seeds,
                                                          "steps": args.steps, "overrides": args.set,
                                                          "table": table}, indent=1) + "\n")
-        (folder / "results.md").write_text(markdown(table))
+        (folder / "results.md").write_text(markdown(table) + per_class_markdown(folder, arms_of(scenario, args.arms),
+                                                                                args.seeds))
         plot(table, scenario, folder / "curves.png")
         plot_bars(table, scenario, folder / "bars.png")
         print(markdown(table), end="")
