@@ -119,8 +119,9 @@ def emulated_cuda(*, reverse_threads: bool | None = None) -> Iterator[EmulatedCu
     outermost one closes. The switch is process-wide: do not run CPU kernels in other threads
     meanwhile. Raises RuntimeError, saying how to build it, when the emulation module is missing.
     """
-    module = _emulation_module()
+    # a bad thread order is reported whether or not this build has the emulation module
     reverse = _thread_order_from_env() if reverse_threads is None else bool(reverse_threads)
+    module = _emulation_module()
     previous_order = module.reverse_thread_order()
     module.set_reverse_thread_order(reverse)
     session = EmulatedCuda(module, reverse)
